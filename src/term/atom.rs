@@ -1,0 +1,181 @@
+//! Atoms: short UTF-8 names, compared by their text.
+//!
+//! An Erlang atom is at most 255 *characters* (OTP "Atoms" in the Efficiency Guide, and
+//! `erl_ext_dist`: ATOM_UTF8_EXT carries up to 255 characters, so up to 1020 bytes).
+//!
+//! Representation: atoms up to [`INLINE_CAP`] bytes live inline (no allocation, which covers
+//! nearly every atom on the wire: `'$gen_call'`, `ok`, node names), longer ones share an
+//! `Arc<str>`. There is deliberately no global intern table: a peer can send any number of
+//! distinct atoms, and a table would either grow without bound or need a lock on every message.
+//! Comparing two atoms is a short byte comparison.
+
+use std::borrow::Borrow;
+use std::cmp::Ordering;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+/// Maximum number of characters (Unicode scalar values) in an atom, as in BEAM.
+pub const MAX_ATOM_CHARS: usize = 255;
+/// Maximum number of UTF-8 bytes an atom can take (255 characters of up to 4 bytes).
+pub const MAX_ATOM_BYTES: usize = MAX_ATOM_CHARS * 4;
+/// Atoms of at most this many bytes are stored inline.
+pub const INLINE_CAP: usize = 22;
+
+/// An Erlang atom.
+#[derive(Clone)]
+pub struct Atom(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Inline { len: u8, buf: [u8; INLINE_CAP] },
+    Heap(Arc<str>),
+}
+
+/// The text given for an atom is too long to be one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AtomTooLong {
+    /// Number of characters in the rejected text.
+    pub chars: usize,
+}
+
+impl fmt::Display for AtomTooLong {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "atom of {} characters exceeds the limit of {MAX_ATOM_CHARS}", self.chars)
+    }
+}
+
+impl std::error::Error for AtomTooLong {}
+
+impl Atom {
+    /// Makes an atom, checking the 255-character limit.
+    pub fn try_new(s: &str) -> Result<Atom, AtomTooLong> {
+        if s.len() > MAX_ATOM_CHARS {
+            let chars = s.chars().count();
+            if chars > MAX_ATOM_CHARS {
+                return Err(AtomTooLong { chars });
+            }
+        }
+        Ok(Self::new_unchecked(s))
+    }
+
+    /// Makes an atom from text the caller knows is at most 255 characters.
+    fn new_unchecked(s: &str) -> Atom {
+        if s.len() <= INLINE_CAP {
+            let mut buf = [0u8; INLINE_CAP];
+            buf[..s.len()].copy_from_slice(s.as_bytes());
+            Atom(Repr::Inline { len: s.len() as u8, buf })
+        } else {
+            Atom(Repr::Heap(Arc::from(s)))
+        }
+    }
+
+    /// Makes an atom from text.
+    ///
+    /// # Panics
+    /// If `s` has more than 255 characters; use [`Atom::try_new`] for untrusted text.
+    pub fn new(s: &str) -> Atom {
+        match Self::try_new(s) {
+            Ok(a) => a,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// The atom's text.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            // SAFETY-free: the inline bytes were copied from a &str, so they are valid UTF-8.
+            Repr::Inline { len, buf } => match std::str::from_utf8(&buf[..*len as usize]) {
+                Ok(s) => s,
+                Err(_) => unreachable!("inline atom bytes come from a &str"),
+            },
+            Repr::Heap(s) => s,
+        }
+    }
+
+}
+
+impl PartialEq for Atom {
+    fn eq(&self, other: &Atom) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+impl Eq for Atom {}
+
+impl PartialEq<str> for Atom {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+impl PartialEq<&str> for Atom {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl Ord for Atom {
+    /// Atoms compare by their text, byte-wise on UTF-8, as BEAM compares them.
+    fn cmp(&self, other: &Atom) -> Ordering {
+        self.as_str().as_bytes().cmp(other.as_str().as_bytes())
+    }
+}
+impl PartialOrd for Atom {
+    fn partial_cmp(&self, other: &Atom) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Hash for Atom {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
+}
+
+impl Borrow<str> for Atom {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Debug for Atom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Atom({:?})", self.as_str())
+    }
+}
+
+impl From<&str> for Atom {
+    /// # Panics
+    /// If `s` has more than 255 characters.
+    fn from(s: &str) -> Atom {
+        Atom::new(s)
+    }
+}
+
+impl From<String> for Atom {
+    fn from(s: String) -> Atom {
+        Atom::new(&s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_and_heap_compare_by_text() {
+        let short = Atom::new("ok");
+        let long = Atom::new("a_rather_long_atom_that_does_not_fit_inline");
+        assert_eq!(short.as_str(), "ok");
+        assert_eq!(long.as_str(), "a_rather_long_atom_that_does_not_fit_inline");
+        assert!(short > Atom::new("alpha"));
+        assert_eq!(long.clone(), Atom::from("a_rather_long_atom_that_does_not_fit_inline"));
+    }
+
+    #[test]
+    fn limit_is_characters_not_bytes() {
+        let s: String = std::iter::repeat('é').take(255).collect();
+        assert!(Atom::try_new(&s).is_ok());
+        let s: String = std::iter::repeat('é').take(256).collect();
+        assert_eq!(Atom::try_new(&s), Err(AtomTooLong { chars: 256 }));
+    }
+}
