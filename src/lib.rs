@@ -19,6 +19,7 @@
 //! *External Term Format* (`erts/doc/guides/erl_ext_dist.md`).
 #![warn(missing_docs)]
 
+pub mod dist;
 pub mod term;
 
 pub use term::{Atom, Term};
