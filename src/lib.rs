@@ -20,6 +20,8 @@
 #![warn(missing_docs)]
 
 pub mod dist;
+pub mod node;
 pub mod term;
 
+pub use node::{Dest, Node, Process};
 pub use term::{Atom, Term};
