@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod dist;
+pub mod gen_server;
 pub mod node;
 pub mod term;
 
