@@ -19,6 +19,7 @@
 //! *External Term Format* (`erts/doc/guides/erl_ext_dist.md`).
 #![warn(missing_docs)]
 
+pub mod apps;
 pub mod dist;
 pub mod gen_server;
 pub mod node;
