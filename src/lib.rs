@@ -23,6 +23,7 @@ pub mod apps;
 pub mod dist;
 pub mod gen_server;
 pub mod node;
+pub mod services;
 pub mod term;
 
 pub use node::{Dest, Node, Process};

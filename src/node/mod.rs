@@ -9,6 +9,7 @@
 
 mod ids;
 mod inbound;
+pub mod name;
 mod outbound;
 mod process;
 
