@@ -10,7 +10,7 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), erlnode::epmd::EpmdError> {
 //! use erlnode::epmd;
-//! // OWN
+//! let _own = epmd::ensure_epmd(epmd::epmd_port()).await?; // keep it alive
 //! let addr = std::net::SocketAddr::from(([127, 0, 0, 1], epmd::epmd_port()));
 //! let reg = epmd::register(addr, "rust", 45000, false).await?;
 //! println!("creation {}", reg.creation());
@@ -20,13 +20,13 @@
 
 pub mod client;
 pub mod proto;
-// SERVER_MOD
+pub mod server;
 
 use std::fmt;
 
 pub use client::{Registration, epmd_port, names, port_please, register};
 pub use proto::{NodeEntry, ProtoError};
-// SERVER_USE
+pub use server::{EmbeddedEpmd, EmbeddedEpmdHandle, ServerConfig, ensure_epmd};
 
 /// Errors of the EPMD client and server drivers.
 #[derive(Debug)]
