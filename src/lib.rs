@@ -21,6 +21,7 @@
 
 pub mod apps;
 pub mod dist;
+pub mod epmd;
 pub mod gen_server;
 pub mod node;
 pub mod services;
