@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod dist;
+pub mod handshake;
 pub mod term;
 
 pub use term::{Atom, Term};
