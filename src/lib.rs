@@ -23,6 +23,7 @@ pub mod apps;
 pub mod dist;
 pub mod epmd;
 pub mod gen_server;
+pub mod handshake;
 pub mod node;
 pub mod services;
 pub mod term;
