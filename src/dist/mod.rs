@@ -6,6 +6,7 @@ pub mod control;
 mod error;
 pub mod flags;
 pub mod frame;
+pub mod header;
 pub mod tick;
 
 pub use control::{AltactTarget, Control, Mfa, ProcRef, SpawnResult, lower_for_peer};
