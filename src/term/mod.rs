@@ -18,10 +18,12 @@
 
 mod atom;
 mod bigint;
+mod display;
 mod order;
 
 pub use atom::{Atom, AtomTooLong, INLINE_CAP, MAX_ATOM_BYTES, MAX_ATOM_CHARS};
 pub use bigint::{BigInt, Integer};
+pub use display::{Elixir, elixir_float, erlang_atom_is_bare, erlang_float};
 
 use bytes::Bytes;
 
