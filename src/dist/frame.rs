@@ -106,7 +106,6 @@ pub fn encode_tick(out: &mut Vec<u8>) {
 
 /// Reserves a length prefix at the end of `out`, to be filled by [`finish_frame`] once the body
 /// has been appended after it. Returns the prefix position.
-#[allow(dead_code)] // until `encode_message` lands with the codec
 pub(crate) fn begin_frame(out: &mut Vec<u8>) -> usize {
     let at = out.len();
     out.extend_from_slice(&TICK);
@@ -114,7 +113,6 @@ pub(crate) fn begin_frame(out: &mut Vec<u8>) -> usize {
 }
 
 /// Writes the length of everything appended since [`begin_frame`] returned `at`.
-#[allow(dead_code)] // until `encode_message` lands with the codec
 pub(crate) fn finish_frame(out: &mut Vec<u8>, at: usize) -> Result<(), DistError> {
     let body = out.len() - at - LENGTH_PREFIX_SIZE;
     let Ok(len) = u32::try_from(body) else {

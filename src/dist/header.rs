@@ -31,8 +31,7 @@ use bytes::Bytes;
 use super::{DistError, DistFlags};
 use crate::term::Atom;
 
-/// `VERSION_MAGIC`: the first byte of an external term and of a distribution header.
-pub const VERSION_MAGIC: u8 = 131;
+pub use crate::term::tags::VERSION_MAGIC;
 /// `DIST_HEADER` (`'D'`): a normal distribution header.
 pub const DIST_HEADER: u8 = 68;
 /// `DIST_FRAG_HEADER` (`'E'`): the first fragment of a message.
