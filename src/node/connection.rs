@@ -34,7 +34,6 @@ const READ_CHUNK: usize = 64 * 1024;
 pub(crate) struct ConnHandle {
     pub id: u64,
     pub visible: bool,
-    pub negotiated: DistFlags,
     tx: mpsc::UnboundedSender<Outbound>,
     shared: Arc<Shared>,
 }
@@ -103,7 +102,7 @@ pub(crate) fn start(
         epoch: now,
     });
     let visible = outcome.flags.contains(DistFlags::PUBLISHED);
-    let handle = ConnHandle { id, visible, negotiated: outcome.negotiated, tx, shared: shared.clone() };
+    let handle = ConnHandle { id, visible, tx, shared: shared.clone() };
     let peer = outcome.name.clone();
     let (read_half, write_half) = stream.into_split();
     let span = tracing::info_span!("conn", peer = %peer.as_str());
