@@ -19,7 +19,14 @@
 //! *External Term Format* (`erts/doc/guides/erl_ext_dist.md`).
 #![warn(missing_docs)]
 
+pub mod apps;
 pub mod dist;
+pub mod epmd;
+pub mod gen_server;
+pub mod handshake;
+pub mod node;
+pub mod services;
 pub mod term;
 
+pub use node::{Dest, Node, Process};
 pub use term::{Atom, Term};

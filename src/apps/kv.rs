@@ -1,0 +1,60 @@
+//! The article's `KV` GenServer: `{:get, key}` gives the value or `nil`, `{:set, key, value}`
+//! stores and gives `true`, `:keys` lists the keys; any other request gives
+//! `:not_implemented` and the server carries on.
+
+use std::collections::BTreeMap;
+
+use crate::gen_server::{CallReply, From, GenServer};
+use crate::node::Process;
+use crate::term::Term;
+
+/// A key-value server: any term as key, any term as value.
+#[derive(Debug, Default)]
+pub struct Kv {
+    map: BTreeMap<Term, Term>,
+}
+
+impl Kv {
+    /// An empty store.
+    pub fn new() -> Kv {
+        Kv::default()
+    }
+
+    /// Handles one request (the whole protocol, without a process: used by rpc too).
+    pub fn handle(&mut self, request: Term) -> Term {
+        match request.as_tuple() {
+            Some([op, key]) if op.is_atom("get") => self.map.get(key).cloned().unwrap_or_else(|| Term::atom("nil")),
+            Some([op, key, value]) if op.is_atom("set") => {
+                self.map.insert(key.clone(), value.clone());
+                Term::atom("true")
+            }
+            // keys in term order, as Map.keys/1 lists a small map's keys
+            None if request.is_atom("keys") => Term::List(self.map.keys().cloned().collect()),
+            _ => Term::atom("not_implemented"),
+        }
+    }
+}
+
+impl GenServer for Kv {
+    async fn handle_call(&mut self, request: Term, _from: &From, _p: &mut Process) -> CallReply {
+        CallReply::Reply(self.handle(request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tuple;
+    use crate::term::Atom;
+
+    #[test]
+    fn protocol() {
+        let mut kv = Kv::new();
+        assert_eq!(kv.handle(tuple![Atom::from("get"), Atom::from("foo")]), Term::atom("nil"));
+        assert_eq!(kv.handle(tuple![Atom::from("set"), Atom::from("foo"), 123]), Term::atom("true"));
+        assert_eq!(kv.handle(tuple![Atom::from("set"), 1, 2]), Term::atom("true"));
+        assert_eq!(kv.handle(tuple![Atom::from("get"), Atom::from("foo")]), Term::Int(123));
+        assert_eq!(kv.handle(Term::atom("keys")), Term::List(vec![Term::Int(1), Term::atom("foo")]));
+        assert_eq!(kv.handle(Term::atom("bogus")), Term::atom("not_implemented"));
+    }
+}

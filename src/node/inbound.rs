@@ -1,0 +1,142 @@
+//! Signals arriving from other nodes, applied to local processes with the same semantics as
+//! local signals, and the `noconnection` fallout of a lost connection (Erlang Reference Manual,
+//! "Processes", and `erl_dist_protocol`, "Protocol between Connected Nodes").
+
+use super::process::Watcher;
+use super::{down_message, noconnection, MonitorTarget, Node, Outbound};
+use crate::term::{Atom, Pid, Reference, Term};
+
+/// The target of a remote monitor: a pid, or a name registered on this node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProcRef {
+    /// By pid.
+    Pid(Pid),
+    /// By registered name.
+    Name(Atom),
+}
+
+impl Node {
+    /// A message from `peer` for the local pid `to`.
+    pub fn remote_send(&self, to: &Pid, msg: Term) {
+        if let Some(e) = self.lookup(to) {
+            e.deliver(msg);
+        }
+    }
+
+    /// A message from `peer` for the local name `name`.
+    pub fn remote_reg_send(&self, name: &Atom, msg: Term) {
+        self.send_to_name(name, msg);
+    }
+
+    /// A message from `peer` for a local alias; inactive aliases drop it, as on BEAM.
+    pub fn remote_alias_send(&self, alias: &Reference, msg: Term) {
+        self.deliver_to_alias(alias, msg);
+    }
+
+    /// `from` (remote) links to the local `to`. If `to` does not exist, `from` gets an exit
+    /// signal `noproc`.
+    pub fn remote_link(&self, from: &Pid, to: &Pid) {
+        let alive = self.lookup(to).is_some_and(|e| {
+            let mut st = e.state();
+            if st.alive {
+                st.links.insert(from.clone());
+            }
+            st.alive
+        });
+        if !alive {
+            self.remote(&from.node.clone(), Outbound::Exit { from: to.clone(), to: from.clone(), reason: Term::atom("noproc") });
+        }
+    }
+
+    /// `from` (remote) unlinks from the local `to`; always acknowledged.
+    pub fn remote_unlink(&self, id: u64, from: &Pid, to: &Pid) {
+        if let Some(e) = self.lookup(to) {
+            e.state().links.remove(from);
+        }
+        self.remote(&from.node.clone(), Outbound::UnlinkIdAck { id, from: to.clone(), to: from.clone() });
+    }
+
+    /// A linked remote process exited.
+    pub fn remote_exit(&self, from: &Pid, to: &Pid, reason: Term) {
+        self.link_exit_local(from, to, reason);
+    }
+
+    /// `exit(To, Reason)` from a remote process.
+    pub fn remote_exit2(&self, from: &Pid, to: &Pid, reason: Term) {
+        if let Some(e) = self.lookup(to) {
+            self.apply_exit(&e, from, reason, true);
+        }
+    }
+
+    /// A remote process monitors a local one. A missing target is answered at once with
+    /// `noproc`, naming it as the watcher named it (pid or atom).
+    pub fn remote_monitor(&self, from: &Pid, target: &ProcRef, mref: &Reference) {
+        let (entry, by_name) = match target {
+            ProcRef::Pid(p) => (self.lookup(p), None),
+            ProcRef::Name(n) => (self.whereis(n).and_then(|p| self.lookup(&p)), Some(n.clone())),
+        };
+        let installed = entry.is_some_and(|e| {
+            let mut st = e.state();
+            if st.alive {
+                st.monitored_by.insert(mref.clone(), Watcher { pid: from.clone(), by_name: by_name.clone() });
+            }
+            st.alive
+        });
+        if !installed {
+            let object = match target {
+                ProcRef::Pid(p) => Term::Pid(p.clone()),
+                ProcRef::Name(n) => Term::Atom(n.clone()),
+            };
+            self.remote(
+                &from.node.clone(),
+                Outbound::MonitorExit { from: object, to: from.clone(), reference: mref.clone(), reason: Term::atom("noproc") },
+            );
+        }
+    }
+
+    /// A remote process removes its monitor of a local one.
+    pub fn remote_demonitor(&self, target: &ProcRef, mref: &Reference) {
+        let entry = match target {
+            ProcRef::Pid(p) => self.lookup(p),
+            ProcRef::Name(n) => self.whereis(n).and_then(|p| self.lookup(&p)),
+        };
+        if let Some(e) = entry {
+            e.state().monitored_by.remove(mref);
+        }
+    }
+
+    /// A remote process that the local `to` monitored exited.
+    pub fn remote_monitor_exit(&self, to: &Pid, mref: &Reference, reason: Term) {
+        let Some(w) = self.lookup(to) else { return };
+        let Some(target) = w.state().monitors.remove(mref) else { return };
+        w.deliver(down_message(mref, &target.down_object(), reason));
+    }
+
+    /// The connection to `peer` is gone: every local process linked to a process there gets an
+    /// exit signal `noconnection`, every monitor of a process there fires `DOWN` with
+    /// `noconnection`, and monitors held by processes there are forgotten.
+    pub fn connection_lost(&self, peer: &Atom) {
+        for e in self.inner.processes.all() {
+            let (links, downs) = {
+                let mut st = e.state();
+                let links: Vec<Pid> = st.links.iter().filter(|p| &p.node == peer).cloned().collect();
+                for p in &links {
+                    st.links.remove(p);
+                }
+                let downs: Vec<(Reference, MonitorTarget)> =
+                    st.monitors.iter().filter(|(_, t)| t.node() == peer).map(|(r, t)| (r.clone(), t.clone())).collect();
+                for (r, _) in &downs {
+                    st.monitors.remove(r);
+                }
+                st.monitored_by.retain(|_, w| &w.pid.node != peer);
+                (links, downs)
+            };
+            for (mref, target) in downs {
+                e.deliver(down_message(&mref, &target.down_object(), noconnection()));
+            }
+            for from in links {
+                self.apply_exit(&e, &from, noconnection(), false);
+            }
+        }
+    }
+}

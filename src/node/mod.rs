@@ -1,0 +1,656 @@
+//! The node runtime: processes, the process table, local names, aliases, and the signal
+//! semantics of the Erlang Reference Manual ("Processes": links, monitors, exit signals),
+//! applied the same way whether the other end is local or on another node.
+//!
+//! Signals to remote processes leave through [`Outbound`]; the connection layer lowers them to
+//! the control messages the negotiated flags allow. Signals arriving from a connection enter
+//! through [`Node::deliver_remote`]. When a connection goes down, [`Node::connection_lost`]
+//! gives every local process linked to or monitoring that node `noconnection`, as BEAM does.
+
+mod ids;
+mod inbound;
+pub mod name;
+mod outbound;
+mod process;
+
+pub use inbound::ProcRef;
+pub use outbound::Outbound;
+pub use process::{normal, MonitorTarget, Process};
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+
+use ids::IdAllocator;
+use process::{Guarded, ProcessEntry, Watcher};
+
+use crate::term::{Atom, Pid, Reference, Term};
+
+/// Where a message or monitor goes: `erlang:send/2` destinations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Dest {
+    /// A process by pid (local or remote).
+    Pid(Pid),
+    /// A locally registered name.
+    Name(Atom),
+    /// A name registered on a node: `{Name, Node}`.
+    Remote(Atom, Atom),
+    /// A process alias (a reference).
+    Alias(Reference),
+}
+
+impl From<Pid> for Dest {
+    fn from(p: Pid) -> Dest {
+        Dest::Pid(p)
+    }
+}
+impl From<&Pid> for Dest {
+    fn from(p: &Pid) -> Dest {
+        Dest::Pid(p.clone())
+    }
+}
+impl From<Atom> for Dest {
+    fn from(a: Atom) -> Dest {
+        Dest::Name(a)
+    }
+}
+impl From<(Atom, Atom)> for Dest {
+    fn from((name, node): (Atom, Atom)) -> Dest {
+        Dest::Remote(name, node)
+    }
+}
+impl From<Reference> for Dest {
+    fn from(r: Reference) -> Dest {
+        Dest::Alias(r)
+    }
+}
+
+const SHARDS: usize = 16;
+
+/// Local processes by pid, sharded so that routing rarely contends.
+#[derive(Debug)]
+struct ProcessTable {
+    shards: Vec<RwLock<HashMap<(u32, u32), Arc<ProcessEntry>>>>,
+}
+
+impl ProcessTable {
+    fn new() -> ProcessTable {
+        ProcessTable { shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect() }
+    }
+
+    fn shard(&self, pid: &Pid) -> &RwLock<HashMap<(u32, u32), Arc<ProcessEntry>>> {
+        &self.shards[(pid.id as usize) % SHARDS]
+    }
+
+    fn get(&self, pid: &Pid) -> Option<Arc<ProcessEntry>> {
+        let shard = self.shard(pid).read().unwrap_or_else(|e| e.into_inner());
+        shard.get(&(pid.id, pid.serial)).cloned()
+    }
+
+    fn insert(&self, entry: Arc<ProcessEntry>) {
+        let mut shard = self.shard(&entry.pid).write().unwrap_or_else(|e| e.into_inner());
+        shard.insert((entry.pid.id, entry.pid.serial), entry);
+    }
+
+    fn remove(&self, pid: &Pid) {
+        let mut shard = self.shard(pid).write().unwrap_or_else(|e| e.into_inner());
+        shard.remove(&(pid.id, pid.serial));
+    }
+
+    fn all(&self) -> Vec<Arc<ProcessEntry>> {
+        let mut out = Vec::new();
+        for s in &self.shards {
+            out.extend(s.read().unwrap_or_else(|e| e.into_inner()).values().cloned());
+        }
+        out
+    }
+
+    fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.read().unwrap_or_else(|e| e.into_inner()).len()).sum()
+    }
+}
+
+/// Where signals for other nodes go: the connection layer implements it.
+pub(crate) trait Remote: Send + Sync + std::fmt::Debug {
+    /// Hands a signal to the connection to `node`, connecting first if needed. When no
+    /// connection can be had, the signal's local consequence (a `noconnection` exit or `DOWN`)
+    /// is the connection layer's to deliver, through [`Node::undeliverable`].
+    fn send(&self, node: &Node, to_node: &Atom, signal: Outbound);
+}
+
+/// A handle to a node. Cheap to clone; every clone is the same node.
+#[derive(Clone, Debug)]
+pub struct Node {
+    inner: Arc<NodeInner>,
+}
+
+#[derive(Debug)]
+struct NodeInner {
+    name: Atom,
+    creation: u32,
+    ids: IdAllocator,
+    processes: ProcessTable,
+    names: RwLock<HashMap<Atom, Pid>>,
+    aliases: RwLock<HashMap<Reference, Arc<ProcessEntry>>>,
+    remote: RwLock<Option<Arc<dyn Remote>>>,
+    /// Stands in as the sender of messages sent from outside any process.
+    system_pid: Pid,
+}
+
+impl Node {
+    /// A node with no connections yet: `name` is the full node name (`name@host`), `creation`
+    /// the incarnation (from EPMD when distributed).
+    pub fn new_local(name: Atom, creation: u32) -> Node {
+        let ids = IdAllocator::new(name.clone(), creation, rand::random());
+        let system_pid = ids.pid();
+        Node {
+            inner: Arc::new(NodeInner {
+                name,
+                creation,
+                ids,
+                processes: ProcessTable::new(),
+                names: RwLock::new(HashMap::new()),
+                aliases: RwLock::new(HashMap::new()),
+                remote: RwLock::new(None),
+                system_pid,
+            }),
+        }
+    }
+
+    #[allow(dead_code)] // the connection layer installs itself here
+    pub(crate) fn set_remote(&self, remote: Arc<dyn Remote>) {
+        *self.inner.remote.write().unwrap_or_else(|e| e.into_inner()) = Some(remote);
+    }
+
+    /// This node's full name (`node()`).
+    pub fn name(&self) -> &Atom {
+        &self.inner.name
+    }
+
+    /// This node's creation.
+    pub fn creation(&self) -> u32 {
+        self.inner.creation
+    }
+
+    /// A new unique reference.
+    pub fn make_ref(&self) -> Reference {
+        self.inner.ids.reference()
+    }
+
+    /// The pid used as sender for messages sent from outside any process.
+    pub fn system_pid(&self) -> &Pid {
+        &self.inner.system_pid
+    }
+
+    /// Number of live local processes.
+    pub fn process_count(&self) -> usize {
+        self.inner.processes.len()
+    }
+
+    /// `true` if `pid` names a process of this node incarnation.
+    pub fn is_local(&self, pid: &Pid) -> bool {
+        pid.node == self.inner.name && pid.creation == self.inner.creation
+    }
+
+    fn lookup(&self, pid: &Pid) -> Option<Arc<ProcessEntry>> {
+        if self.is_local(pid) { self.inner.processes.get(pid) } else { None }
+    }
+
+    /// `true` if `pid` is a live local process (`is_process_alive/1`).
+    pub fn is_alive(&self, pid: &Pid) -> bool {
+        self.lookup(pid).is_some_and(|e| e.state().alive)
+    }
+
+    // ---------------------------------------------------------------- spawning
+
+    /// Starts a process running `body`; the value it returns is its exit reason
+    /// (return [`normal()`] for a normal exit).
+    pub fn spawn<F, Fut>(&self, body: F) -> Pid
+    where
+        F: FnOnce(Process) -> Fut + Send + 'static,
+        Fut: Future<Output = Term> + Send + 'static,
+    {
+        self.spawn_with(|_| {}, body)
+    }
+
+    /// Like [`Node::spawn`], but `setup` runs on the new process's entry before its body starts
+    /// (links, monitors and names set up here cannot race with the body).
+    fn spawn_with<F, Fut>(&self, setup: impl FnOnce(&Arc<ProcessEntry>), body: F) -> Pid
+    where
+        F: FnOnce(Process) -> Fut + Send + 'static,
+        Fut: Future<Output = Term> + Send + 'static,
+    {
+        let pid = self.inner.ids.pid();
+        let (entry, rx) = ProcessEntry::new(pid.clone());
+        self.inner.processes.insert(entry.clone());
+        setup(&entry);
+        let node = self.clone();
+        let process = Process::new(node.clone(), entry.clone(), rx);
+        let guarded = Guarded::new(body(process), entry.clone());
+        tokio::spawn(async move {
+            let reason = guarded.await;
+            node.process_exited(&entry, reason);
+        });
+        pid
+    }
+
+    /// Starts a process linked to `parent` (`spawn_link/1` called by `parent`).
+    pub fn spawn_link<F, Fut>(&self, parent: &Pid, body: F) -> Pid
+    where
+        F: FnOnce(Process) -> Fut + Send + 'static,
+        Fut: Future<Output = Term> + Send + 'static,
+    {
+        let parent = parent.clone();
+        let node = self.clone();
+        self.spawn_with(move |child| node.link(&parent, &child.pid), body)
+    }
+
+    /// Starts a process monitored by `watcher` (`spawn_monitor/1`); returns its pid and the
+    /// monitor reference.
+    pub fn spawn_monitor<F, Fut>(&self, watcher: &Pid, body: F) -> (Pid, Reference)
+    where
+        F: FnOnce(Process) -> Fut + Send + 'static,
+        Fut: Future<Output = Term> + Send + 'static,
+    {
+        let watcher = watcher.clone();
+        let node = self.clone();
+        let mut mref = None;
+        let pid = self.spawn_with(|child| mref = Some(node.monitor(&watcher, Dest::Pid(child.pid.clone()))), body);
+        match mref {
+            Some(r) => (pid, r),
+            None => unreachable!("setup always runs"),
+        }
+    }
+
+    /// Runs when a process body has finished, for whatever reason: unregisters it and sends
+    /// its exit reason along every link and monitor.
+    fn process_exited(&self, entry: &Arc<ProcessEntry>, reason: Term) {
+        let state = {
+            let mut st = entry.state();
+            st.alive = false;
+            std::mem::take(&mut *st)
+        };
+        self.inner.processes.remove(&entry.pid);
+        if let Some(name) = &state.name {
+            let mut names = self.inner.names.write().unwrap_or_else(|e| e.into_inner());
+            if names.get(name) == Some(&entry.pid) {
+                names.remove(name);
+            }
+        }
+        if !state.aliases.is_empty() {
+            let mut aliases = self.inner.aliases.write().unwrap_or_else(|e| e.into_inner());
+            for a in &state.aliases {
+                aliases.remove(a);
+            }
+        }
+        for linked in state.links {
+            self.link_exit(&entry.pid, &linked, reason.clone());
+        }
+        for (mref, watcher) in state.monitored_by {
+            self.send_down(&entry.pid, &watcher, mref, reason.clone());
+        }
+        for (mref, target) in state.monitors {
+            self.drop_monitor_at_target(&entry.pid, &target, &mref);
+        }
+        tracing::trace!(pid = ?entry.pid, ?reason, "process exited");
+    }
+
+    // ---------------------------------------------------------------- names
+
+    /// Registers `pid` under `name` (`register/2`): `false` if the name is taken, the process
+    /// already has a name, or it is not a live local process.
+    pub fn register(&self, name: Atom, pid: &Pid) -> bool {
+        let Some(entry) = self.lookup(pid) else { return false };
+        let mut names = self.inner.names.write().unwrap_or_else(|e| e.into_inner());
+        let mut st = entry.state();
+        if !st.alive || st.name.is_some() || names.contains_key(&name) {
+            return false;
+        }
+        st.name = Some(name.clone());
+        names.insert(name, pid.clone());
+        true
+    }
+
+    /// Removes a local name (`unregister/1`); `false` if it was not registered.
+    pub fn unregister(&self, name: &Atom) -> bool {
+        let removed = self.inner.names.write().unwrap_or_else(|e| e.into_inner()).remove(name);
+        match removed {
+            Some(pid) => {
+                if let Some(e) = self.lookup(&pid) {
+                    e.state().name = None;
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The pid registered locally under `name` (`whereis/1`).
+    pub fn whereis(&self, name: &Atom) -> Option<Pid> {
+        self.inner.names.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+    }
+
+    /// All locally registered names (`registered/0`).
+    pub fn registered(&self) -> Vec<Atom> {
+        let mut v: Vec<Atom> = self.inner.names.read().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    // ---------------------------------------------------------------- aliases
+
+    fn alias(&self, entry: &Arc<ProcessEntry>) -> Reference {
+        let r = self.make_ref();
+        entry.state().aliases.insert(r.clone());
+        self.inner.aliases.write().unwrap_or_else(|e| e.into_inner()).insert(r.clone(), entry.clone());
+        r
+    }
+
+    fn unalias(&self, entry: &Arc<ProcessEntry>, alias: &Reference) -> bool {
+        if !entry.state().aliases.remove(alias) {
+            return false;
+        }
+        self.inner.aliases.write().unwrap_or_else(|e| e.into_inner()).remove(alias);
+        true
+    }
+
+    // ---------------------------------------------------------------- sending
+
+    /// Sends `msg` to `to` from outside any process.
+    pub fn send(&self, to: impl Into<Dest>, msg: Term) {
+        self.send_from(None, to.into(), msg);
+    }
+
+    pub(crate) fn send_from(&self, from: Option<&Pid>, to: Dest, msg: Term) {
+        match to {
+            Dest::Pid(pid) => {
+                if pid.node == self.inner.name {
+                    if let Some(e) = self.lookup(&pid) {
+                        e.deliver(msg);
+                    }
+                } else {
+                    let from = from.cloned();
+                    let node = pid.node.clone();
+                    self.remote(&node, Outbound::Send { from, to: pid, msg });
+                }
+            }
+            Dest::Name(name) => self.send_to_name(&name, msg),
+            Dest::Remote(name, node) => {
+                if node == self.inner.name {
+                    self.send_to_name(&name, msg);
+                } else {
+                    let from = from.cloned().unwrap_or_else(|| self.inner.system_pid.clone());
+                    self.remote(&node, Outbound::RegSend { from, name, msg });
+                }
+            }
+            Dest::Alias(alias) => {
+                if alias.node == self.inner.name {
+                    self.deliver_to_alias(&alias, msg);
+                } else {
+                    let from = from.cloned().unwrap_or_else(|| self.inner.system_pid.clone());
+                    let node = alias.node.clone();
+                    self.remote(&node, Outbound::AliasSend { from, alias, msg });
+                }
+            }
+        }
+    }
+
+    fn send_to_name(&self, name: &Atom, msg: Term) {
+        if let Some(pid) = self.whereis(name) {
+            if let Some(e) = self.lookup(&pid) {
+                e.deliver(msg);
+            }
+        }
+    }
+
+    fn deliver_to_alias(&self, alias: &Reference, msg: Term) {
+        let entry = self.inner.aliases.read().unwrap_or_else(|e| e.into_inner()).get(alias).cloned();
+        if let Some(e) = entry {
+            e.deliver(msg);
+        }
+    }
+
+    fn remote(&self, to_node: &Atom, signal: Outbound) {
+        let remote = self.inner.remote.read().unwrap_or_else(|e| e.into_inner()).clone();
+        match remote {
+            Some(r) => r.send(self, to_node, signal),
+            None => self.undeliverable(to_node, signal),
+        }
+    }
+
+    /// The local consequence of a signal that could not reach `to_node`: a link or monitor
+    /// request yields `noconnection`, as when the connection fails on BEAM; others vanish.
+    pub(crate) fn undeliverable(&self, to_node: &Atom, signal: Outbound) {
+        match signal {
+            Outbound::Link { from, to } => self.link_exit_local(&to, &from, noconnection()),
+            Outbound::Monitor { from, target, reference } => {
+                if let Some(w) = self.lookup(&from) {
+                    if w.state().monitors.remove(&reference).is_some() {
+                        w.deliver(down_message(&reference, &target.down_object(), noconnection()));
+                    }
+                }
+            }
+            other => tracing::debug!(node = %to_node.as_str(), signal = ?other.kind(), "no connection; signal dropped"),
+        }
+    }
+
+    // ---------------------------------------------------------------- links
+
+    /// Links `a` (a local process) with `b` (`link/1` called by `a`).
+    pub fn link(&self, a: &Pid, b: &Pid) {
+        let Some(ea) = self.lookup(a) else { return };
+        if a == b {
+            return;
+        }
+        if !self.is_local(b) {
+            if b.node == self.inner.name {
+                // a pid of an earlier incarnation of this node: it cannot exist
+                self.link_exit_local(b, a, Term::atom("noproc"));
+                return;
+            }
+            ea.state().links.insert(b.clone());
+            self.remote(&b.node.clone(), Outbound::Link { from: a.clone(), to: b.clone() });
+            return;
+        }
+        match self.lookup(b) {
+            Some(eb) => {
+                let mut sb = eb.state();
+                if sb.alive {
+                    sb.links.insert(a.clone());
+                    drop(sb);
+                    ea.state().links.insert(b.clone());
+                } else {
+                    drop(sb);
+                    self.link_exit_local(b, a, Term::atom("noproc"));
+                }
+            }
+            None => self.link_exit_local(b, a, Term::atom("noproc")),
+        }
+    }
+
+    /// Removes the link between local `a` and `b` (`unlink/1` called by `a`).
+    pub fn unlink(&self, a: &Pid, b: &Pid) {
+        let Some(ea) = self.lookup(a) else { return };
+        let had = ea.state().links.remove(b);
+        if self.is_local(b) {
+            if let Some(eb) = self.lookup(b) {
+                eb.state().links.remove(a);
+            }
+        } else if had && b.node != self.inner.name {
+            let id = unlink_id(&self.make_ref());
+            self.remote(&b.node.clone(), Outbound::UnlinkId { id, from: a.clone(), to: b.clone() });
+        }
+    }
+
+    /// `from` died with `reason` while linked to `to`.
+    fn link_exit(&self, from: &Pid, to: &Pid, reason: Term) {
+        if to.node == self.inner.name {
+            self.link_exit_local(from, to, reason);
+        } else {
+            let node = to.node.clone();
+            self.remote(&node, Outbound::Exit { from: from.clone(), to: to.clone(), reason });
+        }
+    }
+
+    /// Delivers a link exit signal from `from` to the local process `to`: the link is removed;
+    /// a trapping process gets `{'EXIT', From, Reason}`, another dies unless `Reason` is
+    /// `normal`. (A link signal with reason `kill` is an ordinary reason, unlike `exit/2`.)
+    fn link_exit_local(&self, from: &Pid, to: &Pid, reason: Term) {
+        let Some(e) = self.lookup(to) else { return };
+        let had_link = e.state().links.remove(from);
+        let noproc_on_link = reason.is_atom("noproc") || reason.is_atom("noconnection");
+        if !had_link && !noproc_on_link {
+            return;
+        }
+        self.apply_exit(&e, from, reason, false);
+    }
+
+    fn apply_exit(&self, e: &Arc<ProcessEntry>, from: &Pid, reason: Term, untrappable_kill: bool) {
+        if untrappable_kill && reason.is_atom("kill") {
+            e.kill(Term::atom("killed"));
+        } else if e.traps_exits() {
+            e.deliver(Term::Tuple(vec![Term::atom("EXIT"), Term::Pid(from.clone()), reason]));
+        } else if !reason.is_atom("normal") {
+            e.kill(reason);
+        } else if untrappable_kill && from == &e.pid {
+            // exit(self(), normal) ends the calling process
+            e.kill(reason);
+        }
+    }
+
+    /// Sends an exit signal (`exit(To, Reason)` called by `from`).
+    pub fn exit2(&self, from: &Pid, to: &Pid, reason: Term) {
+        if to.node == self.inner.name {
+            if let Some(e) = self.lookup(to) {
+                self.apply_exit(&e, from, reason, true);
+            }
+        } else {
+            let node = to.node.clone();
+            self.remote(&node, Outbound::Exit2 { from: from.clone(), to: to.clone(), reason });
+        }
+    }
+
+    // ---------------------------------------------------------------- monitors
+
+    /// `watcher` (a local process) monitors `target`; returns the reference. A target that does
+    /// not exist yields an immediate `DOWN` with reason `noproc`.
+    pub fn monitor(&self, watcher: &Pid, target: Dest) -> Reference {
+        let mref = self.make_ref();
+        let Some(w) = self.lookup(watcher) else { return mref };
+        let (target, by_name): (MonitorTarget, Option<Atom>) = match target {
+            Dest::Pid(p) => (MonitorTarget::Pid(p), None),
+            Dest::Name(n) => (MonitorTarget::Name(n.clone(), self.inner.name.clone()), Some(n)),
+            Dest::Remote(n, node) => (MonitorTarget::Name(n.clone(), node), Some(n)),
+            Dest::Alias(_) => {
+                w.deliver(down_message(&mref, &Term::atom("undefined"), Term::atom("noproc")));
+                return mref;
+            }
+        };
+        if target.node() != &self.inner.name {
+            w.state().monitors.insert(mref.clone(), target.clone());
+            let node = target.node().clone();
+            self.remote(&node, Outbound::Monitor { from: watcher.clone(), target, reference: mref.clone() });
+            return mref;
+        }
+        let local = match &target {
+            MonitorTarget::Pid(p) => self.lookup(p),
+            MonitorTarget::Name(n, _) => self.whereis(n).and_then(|p| self.lookup(&p)),
+        };
+        let installed = local.is_some_and(|t| {
+            let mut st = t.state();
+            if st.alive {
+                st.monitored_by.insert(mref.clone(), Watcher { pid: watcher.clone(), by_name: by_name.clone() });
+                drop(st);
+                w.state().monitors.insert(mref.clone(), target.clone());
+                true
+            } else {
+                false
+            }
+        });
+        if !installed {
+            w.deliver(down_message(&mref, &target.down_object(), Term::atom("noproc")));
+        }
+        mref
+    }
+
+    /// Removes a monitor held by `watcher`.
+    pub fn demonitor(&self, watcher: &Pid, mref: &Reference) {
+        let Some(w) = self.lookup(watcher) else { return };
+        let target = w.state().monitors.remove(mref);
+        if let Some(t) = target {
+            self.drop_monitor_at_target(watcher, &t, mref);
+        }
+    }
+
+    fn drop_monitor_at_target(&self, watcher: &Pid, target: &MonitorTarget, mref: &Reference) {
+        if target.node() != &self.inner.name {
+            let node = target.node().clone();
+            self.remote(
+                &node,
+                Outbound::Demonitor { from: watcher.clone(), target: target.clone(), reference: mref.clone() },
+            );
+            return;
+        }
+        // a local target: find it by pid, or by scanning names' owner
+        let entry = match target {
+            MonitorTarget::Pid(p) => self.lookup(p),
+            MonitorTarget::Name(n, _) => self.whereis(n).and_then(|p| self.lookup(&p)),
+        };
+        if let Some(t) = entry {
+            t.state().monitored_by.remove(mref);
+        } else {
+            // the name may have moved or gone; the monitor lives on whoever holds it
+            for e in self.inner.processes.all() {
+                if e.state().monitored_by.remove(mref).is_some() {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Tells `watcher` that the process `dead` (which it monitored) exited with `reason`.
+    fn send_down(&self, dead: &Pid, watcher: &Watcher, mref: Reference, reason: Term) {
+        if watcher.pid.node == self.inner.name {
+            let Some(w) = self.lookup(&watcher.pid) else { return };
+            let Some(target) = w.state().monitors.remove(&mref) else { return };
+            let object = match &target {
+                MonitorTarget::Name(..) => target.down_object(),
+                MonitorTarget::Pid(_) => Term::Pid(dead.clone()),
+            };
+            w.deliver(down_message(&mref, &object, reason));
+        } else {
+            let from = match &watcher.by_name {
+                Some(n) => Term::Atom(n.clone()),
+                None => Term::Pid(dead.clone()),
+            };
+            let node = watcher.pid.node.clone();
+            self.remote(&node, Outbound::MonitorExit { from, to: watcher.pid.clone(), reference: mref, reason });
+        }
+    }
+}
+
+/// Builds `{'DOWN', Ref, process, Object, Reason}`.
+pub fn down_message(mref: &Reference, object: &Term, reason: Term) -> Term {
+    Term::Tuple(vec![
+        Term::atom("DOWN"),
+        Term::Ref(mref.clone()),
+        Term::atom("process"),
+        object.clone(),
+        reason,
+    ])
+}
+
+/// The reason `noconnection`.
+pub fn noconnection() -> Term {
+    Term::atom("noconnection")
+}
+
+/// An unlink id in `1..2^64-1` derived from a fresh reference.
+fn unlink_id(r: &Reference) -> u64 {
+    let w = r.ids();
+    let id = ((w[1] as u64) << 32 | w[0] as u64).wrapping_add(1);
+    if id == 0 { 1 } else { id }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,345 @@
+//! Lightweight processes: a tokio task, a pid, a mailbox, and the link/monitor state BEAM keeps
+//! per process (Erlang Reference Manual, "Processes": links, monitors, exit signals, aliases).
+//!
+//! The mailbox carries only messages. Exit signals that kill are delivered out of band: the
+//! reason is stored and the task is woken and dropped at its next poll, so a process that is
+//! busy (or waiting on something other than its mailbox) still dies promptly, as on BEAM.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::{Dest, Node};
+use crate::term::{Atom, Pid, Reference, Term};
+
+/// What a monitor watches: a pid, or a registered name on some node.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum MonitorTarget {
+    /// A process by pid.
+    Pid(Pid),
+    /// A registered name on a node (the `DOWN` object is `{Name, Node}`).
+    Name(Atom, Atom),
+}
+
+impl MonitorTarget {
+    /// The object a `DOWN` message names: the pid, or `{Name, Node}`.
+    pub fn down_object(&self) -> Term {
+        match self {
+            MonitorTarget::Pid(p) => Term::Pid(p.clone()),
+            MonitorTarget::Name(n, node) => Term::Tuple(vec![Term::Atom(n.clone()), Term::Atom(node.clone())]),
+        }
+    }
+
+    /// The node the target lives on.
+    pub fn node(&self) -> &Atom {
+        match self {
+            MonitorTarget::Pid(p) => &p.node,
+            MonitorTarget::Name(_, node) => node,
+        }
+    }
+}
+
+/// Someone who monitors this process, and how they named it.
+#[derive(Clone, Debug)]
+pub(crate) struct Watcher {
+    /// The monitoring process (local or remote).
+    pub pid: Pid,
+    /// `Some(name)` when the monitor was set up by registered name.
+    pub by_name: Option<Atom>,
+}
+
+/// The mutable per-process state that other processes and connections touch.
+#[derive(Debug, Default)]
+pub(crate) struct ProcState {
+    pub alive: bool,
+    /// Active links. An unlink removes the entry at once; under the OTP 26 link protocol
+    /// (`erl_dist_protocol`, "Link Protocol") an exit signal that crosses our UNLINK_ID then
+    /// finds no link and is ignored, which is the outcome the protocol prescribes.
+    pub links: HashSet<Pid>,
+    /// Monitors this process holds: reference to target.
+    pub monitors: HashMap<Reference, MonitorTarget>,
+    /// Monitors on this process: reference to watcher.
+    pub monitored_by: HashMap<Reference, Watcher>,
+    pub name: Option<Atom>,
+    pub aliases: HashSet<Reference>,
+}
+
+/// Out-of-band kill: the reason and the waker of the process task.
+#[derive(Debug, Default)]
+struct KillSlot {
+    reason: Option<Term>,
+    waker: Option<Waker>,
+}
+
+/// The shared half of a process: reachable from the process table.
+#[derive(Debug)]
+pub(crate) struct ProcessEntry {
+    pub pid: Pid,
+    tx: mpsc::UnboundedSender<Term>,
+    trap_exit: AtomicBool,
+    state: Mutex<ProcState>,
+    kill: Mutex<KillSlot>,
+}
+
+/// Locks a mutex, recovering the data if a panicking holder poisoned it: the state is kept
+/// consistent by short, non-panicking critical sections, so the data is still valid.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ProcessEntry {
+    pub(crate) fn new(pid: Pid) -> (Arc<ProcessEntry>, mpsc::UnboundedReceiver<Term>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let state = ProcState { alive: true, ..ProcState::default() };
+        let entry = ProcessEntry {
+            pid,
+            tx,
+            trap_exit: AtomicBool::new(false),
+            state: Mutex::new(state),
+            kill: Mutex::new(KillSlot::default()),
+        };
+        (Arc::new(entry), rx)
+    }
+
+    /// Queues a message. Messages to a process that has exited vanish, as on BEAM.
+    pub(crate) fn deliver(&self, msg: Term) {
+        let _ = self.tx.send(msg);
+    }
+
+    pub(crate) fn traps_exits(&self) -> bool {
+        self.trap_exit.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_trap_exit(&self, on: bool) -> bool {
+        self.trap_exit.swap(on, Ordering::AcqRel)
+    }
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, ProcState> {
+        lock(&self.state)
+    }
+
+    /// Makes the process exit with `reason` at its next poll (the first reason wins).
+    pub(crate) fn kill(&self, reason: Term) {
+        let mut k = lock(&self.kill);
+        if k.reason.is_none() {
+            k.reason = Some(reason);
+        }
+        if let Some(w) = k.waker.take() {
+            w.wake();
+        }
+    }
+
+    fn poll_killed(&self, cx: &Context<'_>) -> Option<Term> {
+        let mut k = lock(&self.kill);
+        if let Some(r) = k.reason.take() {
+            return Some(r);
+        }
+        match &k.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => k.waker = Some(cx.waker().clone()),
+        }
+        None
+    }
+}
+
+/// Runs a process body; completes with the exit reason: the body's result, the reason of a
+/// killing exit signal, or `{panic, Message}` when the body panics.
+pub(crate) struct Guarded<F> {
+    fut: Pin<Box<F>>,
+    entry: Arc<ProcessEntry>,
+}
+
+impl<F> Guarded<F> {
+    pub(crate) fn new(fut: F, entry: Arc<ProcessEntry>) -> Guarded<F> {
+        Guarded { fut: Box::pin(fut), entry }
+    }
+}
+
+impl<F: Future<Output = Term>> Future for Guarded<F> {
+    type Output = Term;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Term> {
+        if let Some(reason) = self.entry.poll_killed(cx) {
+            return Poll::Ready(reason);
+        }
+        let fut = self.fut.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
+            Ok(p) => p,
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "panic".to_string());
+                Poll::Ready(Term::Tuple(vec![Term::atom("panic"), Term::binary(msg.as_bytes())]))
+            }
+        }
+    }
+}
+
+/// The exit reason `normal`.
+pub fn normal() -> Term {
+    Term::atom("normal")
+}
+
+/// A running process, as seen from its own body: its mailbox, and the process operations of
+/// the `erlang` module (`send`, `link`, `monitor`, `exit`, ...).
+pub struct Process {
+    node: Node,
+    entry: Arc<ProcessEntry>,
+    rx: mpsc::UnboundedReceiver<Term>,
+    /// Messages passed over by a selective receive, oldest first.
+    saved: VecDeque<Term>,
+}
+
+impl std::fmt::Debug for Process {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Process").field("pid", &self.entry.pid).finish()
+    }
+}
+
+impl Process {
+    pub(crate) fn new(node: Node, entry: Arc<ProcessEntry>, rx: mpsc::UnboundedReceiver<Term>) -> Process {
+        Process { node, entry, rx, saved: VecDeque::new() }
+    }
+
+    /// This process's pid (`self()`).
+    pub fn pid(&self) -> &Pid {
+        &self.entry.pid
+    }
+
+    /// The node this process runs on.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// Sends `msg` to `to` (`erlang:send/2`). Never fails, as on BEAM.
+    pub fn send(&self, to: impl Into<Dest>, msg: Term) {
+        self.node.send_from(Some(&self.entry.pid), to.into(), msg);
+    }
+
+    /// The next message, waiting as long as it takes.
+    pub async fn receive(&mut self) -> Term {
+        if let Some(m) = self.saved.pop_front() {
+            return m;
+        }
+        match self.rx.recv().await {
+            Some(m) => m,
+            // the sender lives in the entry this process holds, so the channel cannot close
+            None => std::future::pending().await,
+        }
+    }
+
+    /// The next message, or `None` after `timeout`.
+    pub async fn receive_timeout(&mut self, timeout: Duration) -> Option<Term> {
+        if let Some(m) = self.saved.pop_front() {
+            return Some(m);
+        }
+        tokio::time::timeout(timeout, self.rx.recv()).await.ok().flatten()
+    }
+
+    /// Selective receive: the first message (oldest first) for which `select` returns `Some`,
+    /// leaving the others in the mailbox in order; `None` after `timeout` (`None` waits forever).
+    pub async fn receive_match<T>(
+        &mut self,
+        timeout: Option<Duration>,
+        mut select: impl FnMut(&Term) -> Option<T>,
+    ) -> Option<T> {
+        for i in 0..self.saved.len() {
+            if let Some(t) = select(&self.saved[i]) {
+                self.saved.remove(i);
+                return Some(t);
+            }
+        }
+        let deadline = timeout.map(|d| tokio::time::Instant::now() + d);
+        loop {
+            let next = match deadline {
+                Some(d) => match tokio::time::timeout_at(d, self.rx.recv()).await {
+                    Ok(m) => m,
+                    Err(_) => return None,
+                },
+                None => self.rx.recv().await,
+            };
+            let Some(msg) = next else { return None };
+            if let Some(t) = select(&msg) {
+                return Some(t);
+            }
+            self.saved.push_back(msg);
+        }
+    }
+
+    /// Number of messages waiting (`process_info(self(), message_queue_len)`).
+    pub fn message_queue_len(&self) -> usize {
+        self.saved.len() + self.rx.len()
+    }
+
+    /// Sets `trap_exit`; returns the previous value (`process_flag(trap_exit, On)`).
+    pub fn trap_exit(&self, on: bool) -> bool {
+        self.entry.set_trap_exit(on)
+    }
+
+    /// Links to `pid` (`link/1`). Linking to a process that does not exist delivers an exit
+    /// signal `noproc` to this process, as BEAM does.
+    pub fn link(&self, pid: &Pid) {
+        self.node.link(&self.entry.pid, pid);
+    }
+
+    /// Removes the link to `pid` (`unlink/1`).
+    pub fn unlink(&self, pid: &Pid) {
+        self.node.unlink(&self.entry.pid, pid);
+    }
+
+    /// Monitors a process (`monitor(process, Target)`); returns the monitor reference.
+    pub fn monitor(&self, target: impl Into<Dest>) -> Reference {
+        self.node.monitor(&self.entry.pid, target.into())
+    }
+
+    /// Removes a monitor (`demonitor(Ref, [flush])`): also drops a `DOWN` for it already queued.
+    pub fn demonitor(&mut self, reference: &Reference) {
+        self.node.demonitor(&self.entry.pid, reference);
+        let is_down = |m: &Term| match m.as_tuple() {
+            Some([tag, Term::Ref(r), ..]) => tag.is_atom("DOWN") && r == reference,
+            _ => false,
+        };
+        self.saved.retain(|m| !is_down(m));
+        let mut keep = VecDeque::new();
+        while let Ok(m) = self.rx.try_recv() {
+            if !is_down(&m) {
+                keep.push_back(m);
+            }
+        }
+        self.saved.extend(keep);
+    }
+
+    /// Sends an exit signal to `pid` (`exit/2`).
+    pub fn exit(&self, pid: &Pid, reason: Term) {
+        self.node.exit2(&self.entry.pid, pid, reason);
+    }
+
+    /// Registers this process under `name` locally (`register/2`); `false` if taken.
+    pub fn register(&self, name: Atom) -> bool {
+        self.node.register(name, &self.entry.pid)
+    }
+
+    /// A new unique reference (`make_ref/0`).
+    pub fn make_ref(&self) -> Reference {
+        self.node.make_ref()
+    }
+
+    /// A new active alias of this process (`alias/0`).
+    pub fn alias(&self) -> Reference {
+        self.node.alias(&self.entry)
+    }
+
+    /// Deactivates an alias (`unalias/1`); `false` if it was not one of this process's.
+    pub fn unalias(&self, alias: &Reference) -> bool {
+        self.node.unalias(&self.entry, alias)
+    }
+}

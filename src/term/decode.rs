@@ -1,0 +1,1073 @@
+//! Decoding the External Term Format (`erts/doc/guides/erl_ext_dist.md`).
+//!
+//! Accepts every tag a modern node sends and the obsolete ones a peer may still produce
+//! (`FLOAT_EXT`, `ATOM_EXT`, `SMALL_ATOM_EXT`, `PID_EXT`, `PORT_EXT`, `REFERENCE_EXT`,
+//! `NEW_REFERENCE_EXT`, `NEW_PORT_EXT`); `FUN_EXT` (removed in OTP 23) and `LOCAL_EXT` (only
+//! meaningful to the node that wrote it) are typed "unsupported" errors.
+//!
+//! Where BEAM's `binary_to_term` is strict, so is this decoder (checked against OTP 25/27/29):
+//! non-finite floats, duplicate map keys, atoms over 255 characters or with invalid UTF-8,
+//! `BIT_BINARY_EXT` with `Bits` outside `1..=8` or an empty payload are rejected. Two deliberate
+//! differences: trailing bytes after the term are an error for [`decode`] (BEAM ignores them),
+//! and `NEWER_REFERENCE_EXT` with zero id words (which BEAM accepts but never makes) is rejected
+//! because [`Reference`] cannot hold it. Normalisations: `STRING_EXT` becomes a list of
+//! integers, a `LIST_EXT` tail that is itself a list is spliced in (as
+//! [`Term::list_with_tail`]), bignums that fit `i64` become [`Term::Int`], `BIT_BINARY_EXT`
+//! with 8 bits becomes a binary and unused trailing bits are cleared.
+//!
+//! Implementation: a hand-rolled byte cursor and an explicit stack of open containers, not nom
+//! combinators. The decoder must be iterative (a peer controls nesting depth, so recursion
+//! could overflow the stack), track exact byte offsets for errors, and the per-element loop is
+//! the hot path of every received message; nom's recursive combinator style fits none of that
+//! without cost. nom is used where it is the clearest tool: the grammar of the obsolete
+//! `FLOAT_EXT` text.
+//!
+//! Resource bounds: every element takes at least one byte, so an open container may only claim
+//! as many elements as bytes remain, counting what enclosing containers already claimed; that
+//! caps every preallocation by the input actually present. Nesting is capped by
+//! [`MAX_TERM_DEPTH`], bignums by [`MAX_BIG_BYTES`], decompression by [`MAX_DECOMPRESSED_SIZE`].
+
+use std::collections::HashSet;
+use std::fmt;
+
+use bytes::Bytes;
+
+use super::tags::*;
+use super::{Atom, BigInt, BitBinary, ExportFun, LocalFun, Map, Pid, Port, Reference, Term};
+use super::{MAX_ATOM_CHARS, MAX_REF_WORDS};
+
+/// Deepest nesting of tuples, lists, maps and fun environments accepted.
+///
+/// BEAM itself has no limit, but the Rust term model clones, drops, compares and prints terms
+/// recursively; this bound keeps those safe on a 2 MiB thread stack (tokio's and the test
+/// harness's default) even in debug builds, where they overflow at about 1500 levels.
+/// Lists nested through their tails (`[1 | [2 | ...]]`) do not count: they are spliced into
+/// one list.
+pub const MAX_TERM_DEPTH: usize = 1024;
+
+/// Largest uncompressed size a `COMPRESSED` term may declare (128 MiB).
+pub const MAX_DECOMPRESSED_SIZE: usize = 128 << 20;
+
+/// Largest bignum magnitude accepted, in bytes: BEAM's integers are limited to 2^26 bits
+/// (`1 bsl (1 bsl 26)` raises `system_limit`), i.e. 8 MiB.
+pub const MAX_BIG_BYTES: usize = 1 << 23;
+
+/// Maps up to this size are checked for duplicate keys pairwise; larger ones through a hash set.
+const MAP_PAIRWISE_MAX: usize = 16;
+
+/// How to decode one term inside a larger buffer.
+#[derive(Clone, Copy, Debug)]
+pub struct DecodeOptions<'a> {
+    /// The term starts with the version byte `131` (and may then be `COMPRESSED`).
+    pub version_byte: bool,
+    /// Atoms that `ATOM_CACHE_REF` indexes refer to: the distribution header's per-message
+    /// reference list. `None` makes any `ATOM_CACHE_REF` an error.
+    pub atom_cache: Option<&'a [Atom]>,
+}
+
+impl Default for DecodeOptions<'_> {
+    /// With the version byte, without an atom cache.
+    fn default() -> Self {
+        DecodeOptions { version_byte: true, atom_cache: None }
+    }
+}
+
+/// A malformed or unsupported encoded term.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeError {
+    /// Byte offset in the input where the problem was found (the start of the offending
+    /// field or term).
+    pub offset: usize,
+    /// What is wrong.
+    pub kind: DecodeErrorKind,
+}
+
+/// What is wrong with an encoded term.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DecodeErrorKind {
+    /// The input ends inside a term; at least `needed` more bytes were expected.
+    UnexpectedEnd {
+        /// Bytes missing for the field being read.
+        needed: usize,
+    },
+    /// The first byte is not the version byte `131`.
+    BadVersion(u8),
+    /// Bytes remain after a complete term.
+    TrailingBytes {
+        /// How many.
+        count: usize,
+    },
+    /// A tag byte this format does not define.
+    UnknownTag(u8),
+    /// A defined tag this decoder does not support (`FUN_EXT`, `LOCAL_EXT`).
+    Unsupported(u8),
+    /// `COMPRESSED` somewhere other than right after the version byte.
+    MisplacedCompressed,
+    /// A field that must be of one kind (an atom, an integer, a pid) has another tag.
+    UnexpectedTag {
+        /// What the field must be.
+        expected: &'static str,
+        /// The tag found.
+        tag: u8,
+    },
+    /// An atom's text is not valid UTF-8.
+    InvalidAtomUtf8,
+    /// An atom longer than 255 characters.
+    AtomTooLong {
+        /// Characters (or Latin-1 bytes) in it.
+        chars: usize,
+    },
+    /// `ATOM_CACHE_REF` without an atom cache to resolve it.
+    AtomCacheRefWithoutCache,
+    /// `ATOM_CACHE_REF` beyond the end of the reference list.
+    AtomCacheIndexOutOfRange {
+        /// The index.
+        index: u8,
+        /// Entries in the list.
+        len: usize,
+    },
+    /// A NaN or infinite float (BEAM has neither).
+    NonFiniteFloat,
+    /// `FLOAT_EXT` text that is not a float.
+    BadFloatText,
+    /// `BIT_BINARY_EXT` with `Bits` outside `1..=8` or no bytes.
+    BadBitBinary {
+        /// `Len`.
+        len: u32,
+        /// `Bits`.
+        bits: u8,
+    },
+    /// A reference with zero or more than five id words.
+    BadReferenceLength(u16),
+    /// An `EXPORT_EXT` arity over 255.
+    BadArity(i64),
+    /// A bignum larger than [`MAX_BIG_BYTES`].
+    BigTooLarge {
+        /// Declared magnitude bytes.
+        bytes: usize,
+    },
+    /// A container declares more elements than there are bytes left to hold them.
+    TooManyElements {
+        /// Elements declared.
+        declared: usize,
+        /// Bytes left, after those owed to enclosing containers.
+        available: usize,
+    },
+    /// Nesting deeper than [`MAX_TERM_DEPTH`].
+    TooDeep,
+    /// Two equal keys in one map (BEAM rejects such maps).
+    DuplicateMapKey,
+    /// A `COMPRESSED` term declares more than [`MAX_DECOMPRESSED_SIZE`] bytes.
+    DecompressedTooLarge {
+        /// Declared uncompressed size.
+        declared: usize,
+    },
+    /// The zlib stream is corrupt or truncated.
+    BadCompressedData,
+    /// The zlib stream inflates to a size other than the declared one.
+    DecompressedSizeMismatch {
+        /// Declared uncompressed size.
+        declared: usize,
+    },
+    /// An error inside the inflated payload of a `COMPRESSED` term; the outer offset is the
+    /// `COMPRESSED` tag, this one is within the inflated bytes.
+    InCompressed {
+        /// Offset within the inflated payload.
+        offset: usize,
+        /// The error there.
+        kind: Box<DecodeErrorKind>,
+    },
+}
+
+impl DecodeErrorKind {
+    /// `true` when the input is well-formed but uses something this decoder does not
+    /// implement (the peer is incompatible rather than misbehaving).
+    pub fn is_unsupported(&self) -> bool {
+        match self {
+            DecodeErrorKind::Unsupported(_) => true,
+            DecodeErrorKind::InCompressed { kind, .. } => kind.is_unsupported(),
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for DecodeErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use DecodeErrorKind::*;
+        match self {
+            UnexpectedEnd { needed } => write!(f, "input ends inside a term ({needed} more bytes needed)"),
+            BadVersion(v) => write!(f, "version byte is {v}, expected {VERSION_MAGIC}"),
+            TrailingBytes { count } => write!(f, "{count} bytes after the end of the term"),
+            UnknownTag(t) => write!(f, "unknown tag {t}"),
+            Unsupported(t) => write!(f, "unsupported tag {t}"),
+            MisplacedCompressed => write!(f, "COMPRESSED is only allowed right after the version byte"),
+            UnexpectedTag { expected, tag } => write!(f, "expected {expected}, found tag {tag}"),
+            InvalidAtomUtf8 => write!(f, "atom text is not valid UTF-8"),
+            AtomTooLong { chars } => write!(f, "atom of {chars} characters exceeds {MAX_ATOM_CHARS}"),
+            AtomCacheRefWithoutCache => write!(f, "ATOM_CACHE_REF without an atom cache"),
+            AtomCacheIndexOutOfRange { index, len } => {
+                write!(f, "ATOM_CACHE_REF index {index} beyond the {len} cached atoms")
+            }
+            NonFiniteFloat => write!(f, "float is NaN or infinite"),
+            BadFloatText => write!(f, "FLOAT_EXT text is not a float"),
+            BadBitBinary { len, bits } => write!(f, "BIT_BINARY_EXT with Len {len} and Bits {bits}"),
+            BadReferenceLength(n) => write!(f, "reference with {n} id words (1..={MAX_REF_WORDS} allowed)"),
+            BadArity(a) => write!(f, "fun arity {a} exceeds 255"),
+            BigTooLarge { bytes } => write!(f, "bignum of {bytes} bytes exceeds {MAX_BIG_BYTES}"),
+            TooManyElements { declared, available } => {
+                write!(f, "container declares {declared} elements but only {available} bytes remain")
+            }
+            TooDeep => write!(f, "term nested deeper than {MAX_TERM_DEPTH}"),
+            DuplicateMapKey => write!(f, "map has duplicate keys"),
+            DecompressedTooLarge { declared } => {
+                write!(f, "compressed term declares {declared} bytes, over {MAX_DECOMPRESSED_SIZE}")
+            }
+            BadCompressedData => write!(f, "corrupt or truncated zlib data"),
+            DecompressedSizeMismatch { declared } => {
+                write!(f, "compressed term does not inflate to its declared {declared} bytes")
+            }
+            InCompressed { offset, kind } => write!(f, "{kind} at byte {offset} of the inflated term"),
+        }
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "bad external term: {} at byte {}", self.kind, self.offset)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+type Result<T> = std::result::Result<T, DecodeError>;
+
+/// Decodes a whole buffer: the version byte `131`, one term (possibly `COMPRESSED`), and
+/// nothing after it. Binaries are copied out of `input`.
+pub fn decode(input: &[u8]) -> Result<Term> {
+    let (t, end) = decode_in(input, None, 0, &DecodeOptions::default())?;
+    finish(input, t, end)
+}
+
+/// Like [`decode`], but binaries in the result are zero-copy slices of `input`.
+pub fn decode_bytes(input: Bytes) -> Result<Term> {
+    let (t, end) = decode_in(&input, Some(&input), 0, &DecodeOptions::default())?;
+    finish(&input, t, end)
+}
+
+/// Decodes one term starting at `offset` (with or without the version byte, per `opts`) and
+/// returns it with the offset just past it. Binaries are zero-copy slices of `input`;
+/// `ATOM_CACHE_REF` resolves through `opts.atom_cache`.
+pub fn decode_term_at(input: &Bytes, offset: usize, opts: &DecodeOptions) -> Result<(Term, usize)> {
+    decode_in(input, Some(input), offset, opts)
+}
+
+fn finish(input: &[u8], t: Term, end: usize) -> Result<Term> {
+    if end == input.len() {
+        Ok(t)
+    } else {
+        Err(DecodeError { offset: end, kind: DecodeErrorKind::TrailingBytes { count: input.len() - end } })
+    }
+}
+
+fn decode_in(buf: &[u8], owner: Option<&Bytes>, offset: usize, opts: &DecodeOptions) -> Result<(Term, usize)> {
+    let mut d = Dec { buf, pos: offset.min(buf.len()), owner, cache: opts.atom_cache, owed: 0 };
+    if offset > buf.len() {
+        return Err(d.err_at(buf.len(), DecodeErrorKind::UnexpectedEnd { needed: offset - buf.len() + 1 }));
+    }
+    if opts.version_byte {
+        let at = d.pos;
+        let v = d.u8()?;
+        if v != VERSION_MAGIC {
+            return Err(d.err_at(at, DecodeErrorKind::BadVersion(v)));
+        }
+        if d.buf.get(d.pos) == Some(&COMPRESSED) {
+            return d.compressed();
+        }
+    }
+    let t = d.term()?;
+    Ok((t, d.pos))
+}
+
+/// An open container waiting for more elements.
+enum Frame {
+    Tuple { elems: Vec<Term>, left: usize },
+    /// Elements of a `LIST_EXT`; when `left` reaches zero the tail follows.
+    List { elems: Vec<Term>, left: usize },
+    /// A list whose elements are done; the next term is its (non-list) tail.
+    ListTail { elems: Vec<Term> },
+    Map { entries: Vec<(Term, Term)>, key: Option<Term>, left: usize, at: usize },
+    Fun { fun: Box<LocalFun>, left: usize },
+}
+
+/// What followed the last element of a `LIST_EXT`.
+enum Tail {
+    /// `NIL_EXT` or a `STRING_EXT`: the list is proper and complete.
+    Proper,
+    /// Another `LIST_EXT`: its elements continue this list.
+    More,
+    /// Anything else: decode it as the tail.
+    Other,
+}
+
+struct Dec<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    /// The buffer as `Bytes`, when binaries may be zero-copy slices of it.
+    owner: Option<&'a Bytes>,
+    cache: Option<&'a [Atom]>,
+    /// Bytes owed to elements that open containers have declared but not yet started: each
+    /// takes at least one.
+    owed: usize,
+}
+
+impl<'a> Dec<'a> {
+    #[inline]
+    fn err_at(&self, offset: usize, kind: DecodeErrorKind) -> DecodeError {
+        DecodeError { offset, kind }
+    }
+
+    #[inline]
+    fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    #[inline]
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let buf: &'a [u8] = self.buf;
+        match buf.get(self.pos..).and_then(|r| r.get(..n)) {
+            Some(s) => {
+                self.pos += n;
+                Ok(s)
+            }
+            None => Err(self.err_at(self.pos, DecodeErrorKind::UnexpectedEnd { needed: n - self.remaining() })),
+        }
+    }
+
+    #[inline]
+    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        let s = self.take(N)?;
+        let mut a = [0u8; N];
+        a.copy_from_slice(s);
+        Ok(a)
+    }
+
+    #[inline]
+    fn u8(&mut self) -> Result<u8> {
+        match self.buf.get(self.pos) {
+            Some(&b) => {
+                self.pos += 1;
+                Ok(b)
+            }
+            None => Err(self.err_at(self.pos, DecodeErrorKind::UnexpectedEnd { needed: 1 })),
+        }
+    }
+
+    #[inline]
+    fn u16(&mut self) -> Result<u16> {
+        self.array().map(u16::from_be_bytes)
+    }
+
+    #[inline]
+    fn u32(&mut self) -> Result<u32> {
+        self.array().map(u32::from_be_bytes)
+    }
+
+    #[inline]
+    fn u64(&mut self) -> Result<u64> {
+        self.array().map(u64::from_be_bytes)
+    }
+
+    #[inline]
+    fn peek(&self) -> Result<u8> {
+        match self.buf.get(self.pos) {
+            Some(&b) => Ok(b),
+            None => Err(self.err_at(self.pos, DecodeErrorKind::UnexpectedEnd { needed: 1 })),
+        }
+    }
+
+    /// `n` bytes as `Bytes`: a slice of the owner, or a copy.
+    #[inline]
+    fn bytes(&mut self, n: usize) -> Result<Bytes> {
+        let start = self.pos;
+        let s = self.take(n)?;
+        Ok(match self.owner {
+            Some(b) => b.slice(start..start + n),
+            None => Bytes::copy_from_slice(s),
+        })
+    }
+
+    /// Reserves `n` more owed bytes for a container opened at `at`.
+    #[inline]
+    fn claim(&mut self, n: usize, at: usize) -> Result<()> {
+        let available = self.remaining().saturating_sub(self.owed);
+        if n > available {
+            return Err(self.err_at(at, DecodeErrorKind::TooManyElements { declared: n, available }));
+        }
+        self.owed += n;
+        Ok(())
+    }
+
+    #[inline]
+    fn push(&self, stack: &mut Vec<Frame>, frame: Frame, at: usize) -> Result<()> {
+        if stack.len() >= MAX_TERM_DEPTH {
+            return Err(self.err_at(at, DecodeErrorKind::TooDeep));
+        }
+        stack.push(frame);
+        Ok(())
+    }
+
+    /// Decodes one complete term at the cursor.
+    fn term(&mut self) -> Result<Term> {
+        let mut stack: Vec<Frame> = Vec::new();
+        loop {
+            if !stack.is_empty() {
+                // this value fills one of the slots the top container claimed
+                self.owed = self.owed.saturating_sub(1);
+            }
+            let Some(mut value) = self.value(&mut stack)? else { continue };
+            // hand the value to the open containers, closing each that is now complete
+            loop {
+                let Some(top) = stack.last_mut() else { return Ok(value) };
+                match top {
+                    Frame::Tuple { elems, left } => {
+                        elems.push(value);
+                        *left -= 1;
+                        if *left > 0 {
+                            break;
+                        }
+                        value = Term::Tuple(std::mem::take(elems));
+                    }
+                    Frame::List { elems, left } => {
+                        elems.push(value);
+                        *left -= 1;
+                        if *left > 0 {
+                            break;
+                        }
+                        match self.list_tail(elems, left)? {
+                            Tail::Proper => value = Term::List(std::mem::take(elems)),
+                            Tail::More => break,
+                            Tail::Other => {
+                                *top = Frame::ListTail { elems: std::mem::take(elems) };
+                                break;
+                            }
+                        }
+                    }
+                    Frame::ListTail { elems } => {
+                        value = Term::list_with_tail(std::mem::take(elems), value);
+                    }
+                    Frame::Map { entries, key, left, at } => match key.take() {
+                        None => {
+                            *key = Some(value);
+                            break;
+                        }
+                        Some(k) => {
+                            entries.push((k, value));
+                            *left -= 1;
+                            if *left > 0 {
+                                break;
+                            }
+                            if has_duplicate_keys(entries) {
+                                return Err(self.err_at(*at, DecodeErrorKind::DuplicateMapKey));
+                            }
+                            value = Term::Map(Map::from_distinct_entries(std::mem::take(entries)));
+                        }
+                    },
+                    Frame::Fun { fun, left } => {
+                        fun.free_vars.push(value);
+                        *left -= 1;
+                        if *left > 0 {
+                            break;
+                        }
+                        let fun = std::mem::replace(fun, Box::new(placeholder_fun()));
+                        value = Term::LocalFun(fun);
+                    }
+                }
+                stack.pop();
+            }
+        }
+    }
+
+    /// After the last element of a `LIST_EXT`: consumes a list tail that continues or ends the
+    /// list, or leaves any other tail for the caller to decode.
+    fn list_tail(&mut self, elems: &mut Vec<Term>, left: &mut usize) -> Result<Tail> {
+        loop {
+            let at = self.pos;
+            match self.peek()? {
+                NIL_EXT => {
+                    self.pos += 1;
+                    self.owed = self.owed.saturating_sub(1);
+                    return Ok(Tail::Proper);
+                }
+                STRING_EXT => {
+                    self.pos += 1;
+                    let n = self.u16()? as usize;
+                    let s = self.take(n)?;
+                    elems.extend(s.iter().map(|&b| Term::Int(b as i64)));
+                    self.owed = self.owed.saturating_sub(1);
+                    return Ok(Tail::Proper);
+                }
+                LIST_EXT => {
+                    self.pos += 1;
+                    let n = self.u32()? as usize;
+                    if n == 0 {
+                        // LIST_EXT of no elements is just its own tail
+                        continue;
+                    }
+                    self.owed = self.owed.saturating_sub(1);
+                    self.claim(n.saturating_add(1), at)?;
+                    elems.reserve(n);
+                    *left = n;
+                    return Ok(Tail::More);
+                }
+                _ => return Ok(Tail::Other),
+            }
+        }
+    }
+
+    /// Decodes a leaf term, or opens a container (pushing a frame) and returns `None`.
+    fn value(&mut self, stack: &mut Vec<Frame>) -> Result<Option<Term>> {
+        loop {
+            let at = self.pos;
+            let tag = self.u8()?;
+            let t = match tag {
+                SMALL_INTEGER_EXT => Term::Int(self.u8()? as i64),
+                INTEGER_EXT => Term::Int(self.u32()? as i32 as i64),
+                SMALL_ATOM_UTF8_EXT | ATOM_UTF8_EXT | ATOM_EXT | SMALL_ATOM_EXT | ATOM_CACHE_REF => {
+                    Term::Atom(self.atom_body(tag, at)?)
+                }
+                SMALL_TUPLE_EXT | LARGE_TUPLE_EXT => {
+                    let n = if tag == SMALL_TUPLE_EXT { self.u8()? as usize } else { self.u32()? as usize };
+                    if n == 0 {
+                        Term::Tuple(Vec::new())
+                    } else {
+                        self.claim(n, at)?;
+                        self.push(stack, Frame::Tuple { elems: Vec::with_capacity(n), left: n }, at)?;
+                        return Ok(None);
+                    }
+                }
+                NIL_EXT => Term::List(Vec::new()),
+                STRING_EXT => {
+                    let n = self.u16()? as usize;
+                    let s = self.take(n)?;
+                    Term::List(s.iter().map(|&b| Term::Int(b as i64)).collect())
+                }
+                LIST_EXT => {
+                    let n = self.u32()? as usize;
+                    if n == 0 {
+                        // no elements: the term is its tail, which fills this same slot
+                        continue;
+                    }
+                    self.claim(n.saturating_add(1), at)?;
+                    self.push(stack, Frame::List { elems: Vec::with_capacity(n), left: n }, at)?;
+                    return Ok(None);
+                }
+                MAP_EXT => {
+                    let n = self.u32()? as usize;
+                    if n == 0 {
+                        Term::Map(Map::new())
+                    } else {
+                        self.claim(n.saturating_mul(2), at)?;
+                        let frame = Frame::Map { entries: Vec::with_capacity(n), key: None, left: n, at };
+                        self.push(stack, frame, at)?;
+                        return Ok(None);
+                    }
+                }
+                BINARY_EXT => {
+                    let n = self.u32()? as usize;
+                    Term::Binary(self.bytes(n)?)
+                }
+                NEW_FLOAT_EXT => {
+                    let f = f64::from_bits(self.u64()?);
+                    if !f.is_finite() {
+                        return Err(self.err_at(at, DecodeErrorKind::NonFiniteFloat));
+                    }
+                    Term::Float(f)
+                }
+                SMALL_BIG_EXT | LARGE_BIG_EXT => self.big(tag, at)?,
+                NEW_PID_EXT | PID_EXT => Term::Pid(self.pid_body(tag)?),
+                NEWER_REFERENCE_EXT | NEW_REFERENCE_EXT | REFERENCE_EXT => Term::Ref(self.ref_body(tag, at)?),
+                V4_PORT_EXT | NEW_PORT_EXT | PORT_EXT => Term::Port(self.port_body(tag)?),
+                BIT_BINARY_EXT => self.bit_binary(at)?,
+                EXPORT_EXT => {
+                    let module = self.atom()?;
+                    let function = self.atom()?;
+                    let a_at = self.pos;
+                    let arity = match self.integer()? {
+                        Term::Int(a @ 0..=255) => a as u8,
+                        Term::Int(a) => return Err(self.err_at(a_at, DecodeErrorKind::BadArity(a))),
+                        _ => return Err(self.err_at(a_at, DecodeErrorKind::BadArity(i64::MAX))),
+                    };
+                    Term::ExportFun(Box::new(ExportFun { module, function, arity }))
+                }
+                NEW_FUN_EXT => {
+                    let (fun, num_free) = self.fun_head()?;
+                    if num_free == 0 {
+                        Term::LocalFun(fun)
+                    } else {
+                        self.claim(num_free, at)?;
+                        self.push(stack, Frame::Fun { fun, left: num_free }, at)?;
+                        return Ok(None);
+                    }
+                }
+                FLOAT_EXT => {
+                    let text = self.take(31)?;
+                    match parse_float_text(text) {
+                        Some(f) if f.is_finite() => Term::Float(f),
+                        Some(_) => return Err(self.err_at(at, DecodeErrorKind::NonFiniteFloat)),
+                        None => return Err(self.err_at(at, DecodeErrorKind::BadFloatText)),
+                    }
+                }
+                COMPRESSED => return Err(self.err_at(at, DecodeErrorKind::MisplacedCompressed)),
+                FUN_EXT | LOCAL_EXT => return Err(self.err_at(at, DecodeErrorKind::Unsupported(tag))),
+                _ => return Err(self.err_at(at, DecodeErrorKind::UnknownTag(tag))),
+            };
+            return Ok(Some(t));
+        }
+    }
+
+    /// An atom field (node, module, function name): any atom tag or `ATOM_CACHE_REF`.
+    #[inline]
+    fn atom(&mut self) -> Result<Atom> {
+        let at = self.pos;
+        let tag = self.u8()?;
+        match tag {
+            SMALL_ATOM_UTF8_EXT | ATOM_UTF8_EXT | ATOM_EXT | SMALL_ATOM_EXT | ATOM_CACHE_REF => {
+                self.atom_body(tag, at)
+            }
+            _ => Err(self.err_at(at, DecodeErrorKind::UnexpectedTag { expected: "an atom", tag })),
+        }
+    }
+
+    fn atom_body(&mut self, tag: u8, at: usize) -> Result<Atom> {
+        match tag {
+            SMALL_ATOM_UTF8_EXT | ATOM_UTF8_EXT => {
+                let n = if tag == SMALL_ATOM_UTF8_EXT { self.u8()? as usize } else { self.u16()? as usize };
+                let text = self.take(n)?;
+                let s = std::str::from_utf8(text).map_err(|_| self.err_at(at, DecodeErrorKind::InvalidAtomUtf8))?;
+                Atom::try_new(s).map_err(|e| self.err_at(at, DecodeErrorKind::AtomTooLong { chars: e.chars }))
+            }
+            SMALL_ATOM_EXT | ATOM_EXT => {
+                let n = if tag == SMALL_ATOM_EXT { self.u8()? as usize } else { self.u16()? as usize };
+                let text = self.take(n)?;
+                if n > MAX_ATOM_CHARS {
+                    return Err(self.err_at(at, DecodeErrorKind::AtomTooLong { chars: n }));
+                }
+                Ok(match std::str::from_utf8(text) {
+                    Ok(s) if text.is_ascii() => Atom::new(s),
+                    _ => {
+                        // Latin-1: every byte is the code point of the same value
+                        let s: String = text.iter().map(|&b| b as char).collect();
+                        Atom::new(&s)
+                    }
+                })
+            }
+            _ => {
+                // ATOM_CACHE_REF
+                let index = self.u8()?;
+                let cache = self.cache.ok_or_else(|| self.err_at(at, DecodeErrorKind::AtomCacheRefWithoutCache))?;
+                cache.get(index as usize).cloned().ok_or_else(|| {
+                    self.err_at(at, DecodeErrorKind::AtomCacheIndexOutOfRange { index, len: cache.len() })
+                })
+            }
+        }
+    }
+
+    /// An integer field (`OldIndex`, `OldUniq`, an export's arity).
+    fn integer(&mut self) -> Result<Term> {
+        let at = self.pos;
+        let tag = self.u8()?;
+        match tag {
+            SMALL_INTEGER_EXT => Ok(Term::Int(self.u8()? as i64)),
+            INTEGER_EXT => Ok(Term::Int(self.u32()? as i32 as i64)),
+            SMALL_BIG_EXT | LARGE_BIG_EXT => self.big(tag, at),
+            _ => Err(self.err_at(at, DecodeErrorKind::UnexpectedTag { expected: "an integer", tag })),
+        }
+    }
+
+    fn big(&mut self, tag: u8, at: usize) -> Result<Term> {
+        let n = if tag == SMALL_BIG_EXT { self.u8()? as usize } else { self.u32()? as usize };
+        if n > MAX_BIG_BYTES {
+            return Err(self.err_at(at, DecodeErrorKind::BigTooLarge { bytes: n }));
+        }
+        // BEAM treats any non-zero sign byte as negative
+        let negative = self.u8()? != 0;
+        let digits = self.take(n)?;
+        Ok(Term::integer(BigInt::normalize(negative, digits)))
+    }
+
+    fn pid_body(&mut self, tag: u8) -> Result<Pid> {
+        let node = self.atom()?;
+        let id = self.u32()?;
+        let serial = self.u32()?;
+        let creation = if tag == NEW_PID_EXT { self.u32()? } else { self.u8()? as u32 };
+        Ok(Pid { node, id, serial, creation })
+    }
+
+    fn port_body(&mut self, tag: u8) -> Result<Port> {
+        let node = self.atom()?;
+        let id = if tag == V4_PORT_EXT { self.u64()? } else { self.u32()? as u64 };
+        let creation = if tag == PORT_EXT { self.u8()? as u32 } else { self.u32()? };
+        Ok(Port { node, id, creation })
+    }
+
+    fn ref_body(&mut self, tag: u8, at: usize) -> Result<Reference> {
+        if tag == REFERENCE_EXT {
+            let node = self.atom()?;
+            let id = self.u32()?;
+            let creation = self.u8()? as u32;
+            return Reference::new(node, creation, &[id])
+                .ok_or_else(|| self.err_at(at, DecodeErrorKind::BadReferenceLength(1)));
+        }
+        let len = self.u16()?;
+        if len == 0 || len as usize > MAX_REF_WORDS {
+            return Err(self.err_at(at, DecodeErrorKind::BadReferenceLength(len)));
+        }
+        let node = self.atom()?;
+        let creation = if tag == NEWER_REFERENCE_EXT { self.u32()? } else { self.u8()? as u32 };
+        let mut words = [0u32; MAX_REF_WORDS];
+        for w in words.iter_mut().take(len as usize) {
+            *w = self.u32()?;
+        }
+        Reference::new(node, creation, &words[..len as usize])
+            .ok_or_else(|| self.err_at(at, DecodeErrorKind::BadReferenceLength(len)))
+    }
+
+    fn bit_binary(&mut self, at: usize) -> Result<Term> {
+        let len = self.u32()?;
+        let bits = self.u8()?;
+        // BEAM (OTP 26+) rejects Bits outside 1..=8 and an empty payload (OTP 25 took
+        // Len 0, Bits 0 as <<>>, but no BEAM writes that)
+        if len == 0 || bits == 0 || bits > 8 {
+            return Err(self.err_at(at, DecodeErrorKind::BadBitBinary { len, bits }));
+        }
+        let start = self.pos;
+        let data = self.bytes(len as usize)?;
+        if bits == 8 {
+            return Ok(Term::Binary(data));
+        }
+        let mask = 0xffu8 << (8 - bits);
+        let last = self.buf[start + len as usize - 1];
+        let data = if last & !mask == 0 {
+            data
+        } else {
+            // clear the unused low bits, as the model requires
+            let mut v = data.to_vec();
+            if let Some(l) = v.last_mut() {
+                *l &= mask;
+            }
+            Bytes::from(v)
+        };
+        Ok(Term::BitBinary(BitBinary { data, bits }))
+    }
+
+    /// The fixed part of `NEW_FUN_EXT` (everything before the free variables).
+    fn fun_head(&mut self) -> Result<(Box<LocalFun>, usize)> {
+        // Size is redundant and, like BEAM, not checked
+        let _size = self.u32()?;
+        let arity = self.u8()?;
+        let uniq: [u8; 16] = self.array()?;
+        let index = self.u32()?;
+        let num_free = self.u32()? as usize;
+        let module = self.atom()?;
+        let old_index = self.integer()?;
+        let old_uniq = self.integer()?;
+        let p_at = self.pos;
+        let tag = self.u8()?;
+        let pid = match tag {
+            NEW_PID_EXT | PID_EXT => Term::Pid(self.pid_body(tag)?),
+            _ => return Err(self.err_at(p_at, DecodeErrorKind::UnexpectedTag { expected: "a pid", tag })),
+        };
+        let free_vars = Vec::with_capacity(num_free.min(self.remaining()));
+        let fun = LocalFun { arity, uniq, index, module, old_index, old_uniq, pid, free_vars };
+        Ok((Box::new(fun), num_free))
+    }
+
+    /// `COMPRESSED` right after the version byte: inflate, then decode the payload.
+    fn compressed(&mut self) -> Result<(Term, usize)> {
+        let at = self.pos;
+        self.pos += 1;
+        let declared = self.u32()? as usize;
+        if declared > MAX_DECOMPRESSED_SIZE {
+            return Err(self.err_at(at, DecodeErrorKind::DecompressedTooLarge { declared }));
+        }
+        let zdata = &self.buf[self.pos..];
+        let (inflated, consumed) = inflate(zdata, declared).map_err(|kind| self.err_at(at, kind))?;
+        let inflated = Bytes::from(inflated);
+        let mut inner = Dec { buf: &inflated, pos: 0, owner: Some(&inflated), cache: self.cache, owed: 0 };
+        let wrap = |e: DecodeError| DecodeError {
+            offset: at,
+            kind: DecodeErrorKind::InCompressed { offset: e.offset, kind: Box::new(e.kind) },
+        };
+        let t = inner.term().map_err(wrap)?;
+        if inner.pos != inflated.len() {
+            let count = inflated.len() - inner.pos;
+            return Err(wrap(DecodeError { offset: inner.pos, kind: DecodeErrorKind::TrailingBytes { count } }));
+        }
+        Ok((t, self.pos + consumed))
+    }
+}
+
+/// Inflates one zlib stream from the start of `z`, which must produce exactly `declared` bytes.
+/// Returns the bytes and how much of `z` the stream took. Memory grows with the output actually
+/// produced, never beyond `declared + 1`.
+fn inflate(z: &[u8], declared: usize) -> std::result::Result<(Vec<u8>, usize), DecodeErrorKind> {
+    use flate2::{Decompress, FlushDecompress, Status};
+    let limit = declared + 1; // one extra byte detects streams that inflate too far
+    let mut out: Vec<u8> = Vec::with_capacity(limit.min(z.len().saturating_mul(4).max(1024)));
+    let mut d = Decompress::new(true);
+    loop {
+        if out.len() == out.capacity() {
+            if out.len() >= limit {
+                return Err(DecodeErrorKind::DecompressedSizeMismatch { declared });
+            }
+            let grow = out.capacity().max(1024).min(limit - out.len());
+            out.reserve_exact(grow);
+        }
+        let (in_before, out_before) = (d.total_in(), out.len());
+        let input = z.get(in_before as usize..).unwrap_or(&[]);
+        let status = d
+            .decompress_vec(input, &mut out, FlushDecompress::None)
+            .map_err(|_| DecodeErrorKind::BadCompressedData)?;
+        match status {
+            Status::StreamEnd => break,
+            Status::Ok | Status::BufError => {
+                if d.total_in() == in_before && out.len() == out_before && out.len() < out.capacity() {
+                    // no progress with room to write: the stream is truncated
+                    return Err(DecodeErrorKind::BadCompressedData);
+                }
+            }
+        }
+    }
+    if out.len() != declared {
+        return Err(DecodeErrorKind::DecompressedSizeMismatch { declared });
+    }
+    Ok((out, d.total_in() as usize))
+}
+
+/// A stand-in left behind when a finished fun is moved out of its frame (never observed).
+fn placeholder_fun() -> LocalFun {
+    LocalFun {
+        arity: 0,
+        uniq: [0; 16],
+        index: 0,
+        module: Atom::new(""),
+        old_index: Term::Int(0),
+        old_uniq: Term::Int(0),
+        pid: Term::Int(0),
+        free_vars: Vec::new(),
+    }
+}
+
+fn has_duplicate_keys(entries: &[(Term, Term)]) -> bool {
+    if entries.len() <= MAP_PAIRWISE_MAX {
+        for (i, (k, _)) in entries.iter().enumerate() {
+            if entries[i + 1..].iter().any(|(k2, _)| k == k2) {
+                return true;
+            }
+        }
+        false
+    } else {
+        // std's randomly keyed hasher: a peer cannot pick keys that all collide
+        let mut seen: HashSet<&Term> = HashSet::with_capacity(entries.len());
+        !entries.iter().all(|(k, _)| seen.insert(k))
+    }
+}
+
+/// Parses the 31-byte `FLOAT_EXT` text: a float as `printf("%.20e")` writes it, NUL padded.
+/// BEAM accepts `[+-]digits.digits[e[+-]digits]` with nothing else before the first NUL
+/// (checked: `"1"`, `"1e5"`, `" 1.5"` and `"1.5 "` are rejected).
+fn parse_float_text(text: &[u8]) -> Option<f64> {
+    use nom::Parser;
+    use nom::character::complete::{char, digit1, one_of};
+    use nom::combinator::{all_consuming, opt, recognize};
+
+    let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
+    let s = std::str::from_utf8(&text[..end]).ok()?;
+    let sign = || opt(one_of::<_, _, nom::error::Error<&str>>("+-"));
+    let exponent = opt((one_of("eE"), sign(), digit1));
+    let mut float = all_consuming(recognize((sign(), digit1, char('.'), digit1, exponent)));
+    let (_, matched) = float.parse(s).ok()?;
+    matched.parse::<f64>().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(input: &[u8]) -> DecodeErrorKind {
+        decode(input).unwrap_err().kind
+    }
+
+    #[test]
+    fn scalars() {
+        assert_eq!(decode(&[131, 97, 7]).unwrap(), Term::Int(7));
+        assert_eq!(decode(&[131, 98, 255, 255, 255, 254]).unwrap(), Term::Int(-2));
+        assert_eq!(decode(&[131, 110, 2, 0, 1, 0]).unwrap(), Term::Int(1));
+        assert_eq!(decode(&[131, 110, 2, 2, 1, 0]).unwrap(), Term::Int(-1));
+        assert_eq!(decode(&[131, 110, 0, 1]).unwrap(), Term::Int(0));
+        assert_eq!(decode(&[131, 119, 2, b'o', b'k']).unwrap(), Term::atom("ok"));
+        assert_eq!(decode(&[131, 100, 0, 2, 0xe9, b'a']).unwrap(), Term::atom("éa"));
+    }
+
+    #[test]
+    fn old_float_text() {
+        let mut b = vec![131, 99];
+        let mut text = b"1.50000000000000000000e+00".to_vec();
+        text.resize(31, 0);
+        b.extend_from_slice(&text);
+        assert_eq!(decode(&b).unwrap(), Term::Float(1.5));
+        for bad in [&b"1"[..], b"1e5", b" 1.5", b"1.5 ", b"inf", b"1.5xyz"] {
+            let mut b = vec![131, 99];
+            let mut text = bad.to_vec();
+            text.resize(31, 0);
+            b.extend_from_slice(&text);
+            assert_eq!(err(&b), DecodeErrorKind::BadFloatText, "{bad:?}");
+        }
+        let mut b = vec![131, 99];
+        let mut text = b"1.0e999".to_vec();
+        text.resize(31, 0);
+        b.extend_from_slice(&text);
+        assert_eq!(err(&b), DecodeErrorKind::NonFiniteFloat);
+    }
+
+    #[test]
+    fn list_tails_are_spliced() {
+        // [1 | [2 | 3]] written with a LIST_EXT tail
+        let b = [131, 108, 0, 0, 0, 1, 97, 1, 108, 0, 0, 0, 1, 97, 2, 97, 3];
+        assert_eq!(decode(&b).unwrap(), Term::Improper(vec![Term::Int(1), Term::Int(2)], Box::new(Term::Int(3))));
+        // [1 | "ab"] is the proper list [1, 97, 98]
+        let b = [131, 108, 0, 0, 0, 1, 97, 1, 107, 0, 2, 97, 98];
+        assert_eq!(decode(&b).unwrap(), crate::list![1, 97, 98]);
+        // LIST_EXT with no elements is its tail (BEAM agrees)
+        assert_eq!(decode(&[131, 108, 0, 0, 0, 0, 97, 1]).unwrap(), Term::Int(1));
+        assert_eq!(decode(&[131, 107, 0, 0]).unwrap(), Term::nil());
+    }
+
+    #[test]
+    fn strictness_matches_beam() {
+        assert_eq!(err(&[131, 70, 0x7f, 0xf0, 0, 0, 0, 0, 0, 0]), DecodeErrorKind::NonFiniteFloat);
+        assert_eq!(
+            err(&[131, 116, 0, 0, 0, 2, 97, 1, 97, 1, 97, 1, 97, 2]),
+            DecodeErrorKind::DuplicateMapKey
+        );
+        assert_eq!(err(&[131, 77, 0, 0, 0, 0, 0]), DecodeErrorKind::BadBitBinary { len: 0, bits: 0 });
+        assert_eq!(err(&[131, 77, 0, 0, 0, 1, 9, 255]), DecodeErrorKind::BadBitBinary { len: 1, bits: 9 });
+        assert_eq!(decode(&[131, 77, 0, 0, 0, 1, 8, 255]).unwrap(), Term::binary([255]));
+        let bits = decode(&[131, 77, 0, 0, 0, 1, 3, 255]).unwrap();
+        assert_eq!(bits, Term::BitBinary(BitBinary { data: Bytes::from_static(&[0xe0]), bits: 3 }));
+        assert_eq!(err(&[131, 118, 0, 2, 255, 0]), DecodeErrorKind::InvalidAtomUtf8);
+        assert_eq!(err(&[131, 97, 1, 0]), DecodeErrorKind::TrailingBytes { count: 1 });
+        assert_eq!(err(&[130, 97, 1]), DecodeErrorKind::BadVersion(130));
+        assert_eq!(err(&[131, 117]), DecodeErrorKind::Unsupported(117));
+        assert_eq!(err(&[131, 121]), DecodeErrorKind::Unsupported(121));
+        assert_eq!(err(&[131, 104, 1, 80]), DecodeErrorKind::MisplacedCompressed);
+    }
+
+    #[test]
+    fn huge_counts_fail_before_allocating() {
+        let e = decode(&[131, 105, 255, 255, 255, 255, 97, 1]).unwrap_err();
+        assert_eq!(e.offset, 1);
+        assert!(matches!(e.kind, DecodeErrorKind::TooManyElements { declared: 0xffff_ffff, .. }));
+        // nested claims add up: {[x, y]} with only 3 bytes left for 2 elements + tail + ...
+        let e = decode(&[131, 104, 2, 108, 0, 0, 0, 2, 97, 1]).unwrap_err();
+        assert!(matches!(e.kind, DecodeErrorKind::TooManyElements { .. }), "{e}");
+    }
+
+    #[test]
+    fn atom_cache_refs() {
+        let input = Bytes::from_static(&[104, 2, 82, 1, 82, 0]);
+        let cache = [Atom::new("a"), Atom::new("b")];
+        let opts = DecodeOptions { version_byte: false, atom_cache: Some(&cache) };
+        let (t, end) = decode_term_at(&input, 0, &opts).unwrap();
+        assert_eq!(t, Term::Tuple(vec![Term::atom("b"), Term::atom("a")]));
+        assert_eq!(end, 6);
+        let opts = DecodeOptions { version_byte: false, atom_cache: Some(&cache[..1]) };
+        let e = decode_term_at(&input, 0, &opts).unwrap_err();
+        assert_eq!(e.offset, 2);
+        assert_eq!(e.kind, DecodeErrorKind::AtomCacheIndexOutOfRange { index: 1, len: 1 });
+        let opts = DecodeOptions { version_byte: false, atom_cache: None };
+        assert_eq!(decode_term_at(&input, 0, &opts).unwrap_err().kind, DecodeErrorKind::AtomCacheRefWithoutCache);
+    }
+
+    #[test]
+    fn term_at_offset_reports_the_end() {
+        let input = Bytes::from_static(&[0, 0, 131, 109, 0, 0, 0, 2, 7, 8, 131, 106]);
+        let (t, end) = decode_term_at(&input, 2, &DecodeOptions::default()).unwrap();
+        assert_eq!(t, Term::binary([7, 8]));
+        assert_eq!(end, 10);
+        let (t, end) = decode_term_at(&input, end, &DecodeOptions::default()).unwrap();
+        assert_eq!((t, end), (Term::nil(), 12));
+    }
+
+    #[test]
+    fn compressed_round_trip_and_errors() {
+        let t = Term::List((0..1000).map(Term::Int).collect());
+        let z = super::super::encode_compressed(&t, 6);
+        assert_eq!(decode(&z).unwrap(), t);
+        assert_eq!(decode_bytes(Bytes::from(z.clone())).unwrap(), t);
+        // wrong declared size
+        let mut bad = z.clone();
+        bad[5] ^= 1;
+        assert!(matches!(err(&bad), DecodeErrorKind::DecompressedSizeMismatch { .. }));
+        // truncated stream
+        let e = decode(&z[..z.len() - 3]).unwrap_err();
+        assert_eq!(e.offset, 1);
+        // trailing data after a compressed term is reported at the end of the zlib stream
+        let mut extra = z.clone();
+        extra.push(0);
+        assert_eq!(decode(&extra).unwrap_err(), DecodeError {
+            offset: z.len(),
+            kind: DecodeErrorKind::TrailingBytes { count: 1 }
+        });
+    }
+
+    #[test]
+    fn zero_copy_binaries() {
+        let input = Bytes::from(vec![131, 109, 0, 0, 0, 3, 1, 2, 3]);
+        let Term::Binary(b) = decode_bytes(input.clone()).unwrap() else { panic!() };
+        assert_eq!(b.as_ptr(), input[6..].as_ptr());
+    }
+
+    fn nested(depth: usize, open: &[u8], close: &[u8]) -> Vec<u8> {
+        let mut b = vec![131];
+        for _ in 0..depth {
+            b.extend_from_slice(open);
+        }
+        b.extend_from_slice(&[97, 1]);
+        for _ in 0..depth {
+            b.extend_from_slice(close);
+        }
+        b
+    }
+
+    #[test]
+    fn max_depth_is_safe_on_a_small_stack() {
+        // the term model drops, compares and hashes recursively: the limit must leave those
+        // safe on a 2 MiB thread, even in a debug build
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(|| {
+                for (open, close) in [(&[104u8, 1][..], &[][..]), (&[108, 0, 0, 0, 1][..], &[106][..])] {
+                    let ok = nested(MAX_TERM_DEPTH, open, close);
+                    let t = decode(&ok).unwrap();
+                    let t2 = t.clone();
+                    assert!(t == t2);
+                    assert!(t.cmp(&t2) == std::cmp::Ordering::Equal);
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    std::hash::Hash::hash(&t, &mut h);
+                    assert!(decode(&super::super::encode(&t)).unwrap() == t);
+                    let _ = format!("{t:?}");
+                    drop(t);
+                    drop(t2);
+                    let deep = nested(MAX_TERM_DEPTH + 1, open, close);
+                    let e = decode(&deep).unwrap_err();
+                    assert_eq!(e.kind, DecodeErrorKind::TooDeep);
+                    assert_eq!(e.offset, 1 + MAX_TERM_DEPTH * open.len());
+                }
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+}
