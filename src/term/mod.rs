@@ -20,10 +20,15 @@ mod atom;
 mod bigint;
 mod display;
 mod order;
+mod parse;
 
 pub use atom::{Atom, AtomTooLong, INLINE_CAP, MAX_ATOM_BYTES, MAX_ATOM_CHARS};
 pub use bigint::{BigInt, Integer};
 pub use display::{Elixir, elixir_float, erlang_atom_is_bare, erlang_float};
+pub use parse::{
+    MAX_BINARY_BYTES, MAX_INTEGER_DIGITS, MAX_PARSE_DEPTH, MAX_SEGMENT_BITS, ParseError,
+    parse_elixir, parse_erlang,
+};
 
 use bytes::Bytes;
 
