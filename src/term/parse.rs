@@ -1465,6 +1465,22 @@ mod tests {
                 let back = parse_elixir(&text);
                 prop_assert_eq!(back.as_ref(), Ok(&t), "{}", text);
             }
+
+            /// Arbitrary text, and text made of literal fragments, never panics either parser.
+            #[test]
+            fn garbage_never_panics(
+                text in prop_oneof![
+                    "\\PC{0,40}",
+                    prop::collection::vec(prop::sample::select(vec![
+                        "<<", ">>", "[", "]", "{", "}", "#{", "%{", "=>", ",", "|", ":", "::", "/",
+                        "\"", "'", "\\", "\\x{", "$", "?", "-", "1", "16#", "0x", "1.0e", "e",
+                        "a", "Foo", ".", "&", "fun", "~c\"", "utf8", "size(", ")", " ", "#", "%",
+                    ]), 0..30).prop_map(|v| v.concat()),
+                ]
+            ) {
+                let _ = parse_erlang(&text);
+                let _ = parse_elixir(&text);
+            }
         }
     }
 }
