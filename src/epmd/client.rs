@@ -20,7 +20,10 @@ pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The EPMD port: `ERL_EPMD_PORT` if set to a valid port, else 4369.
 pub fn epmd_port() -> u16 {
-    std::env::var("ERL_EPMD_PORT").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(EPMD_PORT)
+    std::env::var("ERL_EPMD_PORT")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(EPMD_PORT)
 }
 
 /// A live registration. The TCP connection to EPMD is the registration: dropping this value
@@ -119,10 +122,20 @@ pub async fn register<A: ToSocketAddrs>(
     send(&mut stream, &out).await?;
     let resp = read_reply(&mut stream, "ALIVE2 reply", Alive2Resp::decode).await?;
     if resp.result() != 0 {
-        return Err(EpmdError::Refused { result: resp.result() });
+        return Err(EpmdError::Refused {
+            result: resp.result(),
+        });
     }
-    tracing::debug!(name = alive, creation = resp.creation(), "registered with EPMD");
-    Ok(Registration { stream, creation: resp.creation(), name: alive.to_owned() })
+    tracing::debug!(
+        name = alive,
+        creation = resp.creation(),
+        "registered with EPMD"
+    );
+    Ok(Registration {
+        stream,
+        creation: resp.creation(),
+        name: alive.to_owned(),
+    })
 }
 
 /// Looks up `alive` (the name without `@host`) at the EPMD `epmd` (a `SocketAddr`, or
@@ -131,7 +144,9 @@ pub async fn port_please<A: ToSocketAddrs>(
     epmd: A,
     alive: &str,
 ) -> Result<Option<NodeEntry>, EpmdError> {
-    let req = Request::PortPlease2 { name: alive.to_owned() };
+    let req = Request::PortPlease2 {
+        name: alive.to_owned(),
+    };
     let (mut stream, out) = connect_with(epmd, &req).await?;
     send(&mut stream, &out).await?;
     match read_reply(&mut stream, "PORT2 reply", Port2Resp::decode).await? {
@@ -156,7 +171,9 @@ pub async fn names_reply<A: ToSocketAddrs>(epmd: A) -> Result<NamesResp, EpmdErr
     loop {
         let n = timeout_at(deadline, stream.read(&mut chunk))
             .await
-            .map_err(|_| EpmdError::Timeout { during: "NAMES reply" })??;
+            .map_err(|_| EpmdError::Timeout {
+                during: "NAMES reply",
+            })??;
         if n == 0 {
             break;
         }

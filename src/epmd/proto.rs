@@ -148,11 +148,17 @@ pub fn validate_name(bytes: &[u8]) -> Result<&str, ProtoError> {
         return Err(ProtoError::InvalidName { reason: "too long" });
     }
     if bytes.contains(&0) {
-        return Err(ProtoError::InvalidName { reason: "contains NUL" });
+        return Err(ProtoError::InvalidName {
+            reason: "contains NUL",
+        });
     }
-    let s = std::str::from_utf8(bytes).map_err(|_| ProtoError::InvalidName { reason: "not UTF-8" })?;
+    let s = std::str::from_utf8(bytes).map_err(|_| ProtoError::InvalidName {
+        reason: "not UTF-8",
+    })?;
     if s.chars().count() > MAX_NAME_CHARS {
-        return Err(ProtoError::InvalidName { reason: "more than 255 characters" });
+        return Err(ProtoError::InvalidName {
+            reason: "more than 255 characters",
+        });
     }
     Ok(s)
 }
@@ -181,7 +187,11 @@ impl NodeEntry {
     pub fn new(name: &str, port: u16, hidden: bool) -> Self {
         NodeEntry {
             port,
-            node_type: if hidden { NODE_TYPE_HIDDEN } else { NODE_TYPE_NORMAL },
+            node_type: if hidden {
+                NODE_TYPE_HIDDEN
+            } else {
+                NODE_TYPE_NORMAL
+            },
             protocol: PROTOCOL_TCP_IPV4,
             highest_version: DIST_VSN_HIGH,
             lowest_version: DIST_VSN_LOW,
@@ -193,7 +203,9 @@ impl NodeEntry {
     fn check(&self) -> Result<(), ProtoError> {
         validate_name(self.name.as_bytes())?;
         if self.extra.len() > MAX_EXTRA_LEN {
-            return Err(ProtoError::ExtraTooLong { len: self.extra.len() });
+            return Err(ProtoError::ExtraTooLong {
+                len: self.extra.len(),
+            });
         }
         Ok(())
     }
@@ -219,7 +231,9 @@ impl NodeEntry {
 
     /// Parses the fields from `r`; `Ok(None)` when `r` ends first.
     fn decode_fields(r: &mut Reader<'_>) -> Result<Option<Self>, ProtoError> {
-        let Some(head) = r.take(10) else { return Ok(None) };
+        let Some(head) = r.take(10) else {
+            return Ok(None);
+        };
         let mut h = Reader::new(head);
         let (Some(port), Some(node_type), Some(protocol), Some(high), Some(low), Some(nlen)) =
             (h.u16(), h.u8(), h.u8(), h.u16(), h.u16(), h.u16())
@@ -230,13 +244,17 @@ impl NodeEntry {
         if nlen > MAX_NAME_LEN {
             return Err(ProtoError::InvalidName { reason: "too long" });
         }
-        let Some(name) = r.take(nlen) else { return Ok(None) };
+        let Some(name) = r.take(nlen) else {
+            return Ok(None);
+        };
         let Some(elen) = r.u16() else { return Ok(None) };
         let elen = usize::from(elen);
         if elen > MAX_EXTRA_LEN {
             return Err(ProtoError::ExtraTooLong { len: elen });
         }
-        let Some(extra) = r.take(elen) else { return Ok(None) };
+        let Some(extra) = r.take(elen) else {
+            return Ok(None);
+        };
         Ok(Some(NodeEntry {
             port,
             node_type,
@@ -301,7 +319,9 @@ impl Request {
         if len > MAX_REQUEST_LEN {
             return Err(ProtoError::RequestTooLong { len });
         }
-        let Some(body) = r.take(len) else { return Ok(None) };
+        let Some(body) = r.take(len) else {
+            return Ok(None);
+        };
         Ok(Some((Self::decode_body(body)?, 2 + len)))
     }
 
@@ -324,15 +344,25 @@ impl Request {
                 if let [head @ .., 0] = name {
                     name = head;
                 }
-                Request::PortPlease2 { name: validate_name(name)?.to_owned() }
+                Request::PortPlease2 {
+                    name: validate_name(name)?.to_owned(),
+                }
             }
             NAMES_REQ | KILL_REQ => {
                 if !r.rest().is_empty() {
                     return Err(ProtoError::LengthMismatch {
-                        what: if tag == NAMES_REQ { "NAMES_REQ" } else { "KILL_REQ" },
+                        what: if tag == NAMES_REQ {
+                            "NAMES_REQ"
+                        } else {
+                            "KILL_REQ"
+                        },
                     });
                 }
-                if tag == NAMES_REQ { Request::Names } else { Request::Kill }
+                if tag == NAMES_REQ {
+                    Request::Names
+                } else {
+                    Request::Kill
+                }
             }
             tag => return Err(ProtoError::UnknownRequest { tag }),
         };
@@ -396,14 +426,23 @@ impl Alive2Resp {
         let Some(tag) = r.u8() else { return Ok(None) };
         let resp = match tag {
             ALIVE2_X_RESP => {
-                let (Some(result), Some(creation)) = (r.u8(), r.u32()) else { return Ok(None) };
+                let (Some(result), Some(creation)) = (r.u8(), r.u32()) else {
+                    return Ok(None);
+                };
                 Alive2Resp::X { result, creation }
             }
             ALIVE2_RESP => {
-                let (Some(result), Some(creation)) = (r.u8(), r.u16()) else { return Ok(None) };
+                let (Some(result), Some(creation)) = (r.u8(), r.u16()) else {
+                    return Ok(None);
+                };
                 Alive2Resp::Legacy { result, creation }
             }
-            tag => return Err(ProtoError::UnexpectedReply { expected: "ALIVE2_X_RESP", tag }),
+            tag => {
+                return Err(ProtoError::UnexpectedReply {
+                    expected: "ALIVE2_X_RESP",
+                    tag,
+                });
+            }
         };
         Ok(Some((resp, r.pos)))
     }
@@ -431,7 +470,9 @@ impl Port2Resp {
                 entry.encode_fields(out);
             }
             // A zero result would read back as Found.
-            Port2Resp::NotFound { result } => out.extend_from_slice(&[PORT2_RESP, (*result).max(1)]),
+            Port2Resp::NotFound { result } => {
+                out.extend_from_slice(&[PORT2_RESP, (*result).max(1)])
+            }
         }
         Ok(())
     }
@@ -441,13 +482,20 @@ impl Port2Resp {
         let mut r = Reader::new(buf);
         let Some(tag) = r.u8() else { return Ok(None) };
         if tag != PORT2_RESP {
-            return Err(ProtoError::UnexpectedReply { expected: "PORT2_RESP", tag });
+            return Err(ProtoError::UnexpectedReply {
+                expected: "PORT2_RESP",
+                tag,
+            });
         }
-        let Some(result) = r.u8() else { return Ok(None) };
+        let Some(result) = r.u8() else {
+            return Ok(None);
+        };
         if result != 0 {
             return Ok(Some((Port2Resp::NotFound { result }, r.pos)));
         }
-        let Some(entry) = NodeEntry::decode_fields(&mut r)? else { return Ok(None) };
+        let Some(entry) = NodeEntry::decode_fields(&mut r)? else {
+            return Ok(None);
+        };
         Ok(Some((Port2Resp::Found(entry), r.pos)))
     }
 }
@@ -543,7 +591,10 @@ impl KillResp {
             [] | [b'O' | b'N'] => Ok(None),
             [b'O', b'K', ..] => Ok(Some((KillResp::Ok, 2))),
             [b'N', b'O', ..] => Ok(Some((KillResp::No, 2))),
-            [tag, ..] => Err(ProtoError::UnexpectedReply { expected: "OK or NO", tag: *tag }),
+            [tag, ..] => Err(ProtoError::UnexpectedReply {
+                expected: "OK or NO",
+                tag: *tag,
+            }),
         }
     }
 }
@@ -571,11 +622,15 @@ impl<'a> Reader<'a> {
     }
 
     fn u16(&mut self) -> Option<u16> {
-        self.take(2).and_then(|b| b.try_into().ok()).map(u16::from_be_bytes)
+        self.take(2)
+            .and_then(|b| b.try_into().ok())
+            .map(u16::from_be_bytes)
     }
 
     fn u32(&mut self) -> Option<u32> {
-        self.take(4).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes)
+        self.take(4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_be_bytes)
     }
 
     fn rest(&mut self) -> &'a [u8] {
@@ -636,11 +691,23 @@ mod tests {
     #[test]
     fn malformed_requests() {
         assert_eq!(Request::decode(&[0, 0]), Err(ProtoError::EmptyRequest));
-        assert_eq!(Request::decode(&[0xff, 0xff]), Err(ProtoError::RequestTooLong { len: 0xffff }));
-        assert_eq!(Request::decode(&[0, 1, 99]), Err(ProtoError::UnknownRequest { tag: 99 }));
-        assert!(matches!(Request::decode(&[0, 2, 110, 0]), Err(ProtoError::LengthMismatch { .. })));
+        assert_eq!(
+            Request::decode(&[0xff, 0xff]),
+            Err(ProtoError::RequestTooLong { len: 0xffff })
+        );
+        assert_eq!(
+            Request::decode(&[0, 1, 99]),
+            Err(ProtoError::UnknownRequest { tag: 99 })
+        );
+        assert!(matches!(
+            Request::decode(&[0, 2, 110, 0]),
+            Err(ProtoError::LengthMismatch { .. })
+        ));
         // PORT_PLEASE2 with an empty name, or a NUL inside it.
-        assert!(matches!(Request::decode(&[0, 1, 122]), Err(ProtoError::InvalidName { .. })));
+        assert!(matches!(
+            Request::decode(&[0, 1, 122]),
+            Err(ProtoError::InvalidName { .. })
+        ));
         assert!(matches!(
             Request::decode(&[0, 4, 122, b'a', 0, b'b']),
             Err(ProtoError::InvalidName { .. })
@@ -648,28 +715,52 @@ mod tests {
         // ALIVE2 whose NLen overruns the frame.
         let mut b = enc(&Request::Alive2(NodeEntry::new("node", 1, false)));
         b[12] = 200;
-        assert!(matches!(Request::decode(&b), Err(ProtoError::LengthMismatch { .. })));
+        assert!(matches!(
+            Request::decode(&b),
+            Err(ProtoError::LengthMismatch { .. })
+        ));
         // ALIVE2 with bytes after Extra.
         let mut b = enc(&Request::Alive2(NodeEntry::new("node", 1, false)));
         b[1] += 1;
         b.push(0);
-        assert!(matches!(Request::decode(&b), Err(ProtoError::LengthMismatch { .. })));
+        assert!(matches!(
+            Request::decode(&b),
+            Err(ProtoError::LengthMismatch { .. })
+        ));
         // Invalid UTF-8 name.
         let mut b = enc(&Request::Alive2(NodeEntry::new("node", 1, false)));
         b[13] = 0xff;
-        assert!(matches!(Request::decode(&b), Err(ProtoError::InvalidName { .. })));
+        assert!(matches!(
+            Request::decode(&b),
+            Err(ProtoError::InvalidName { .. })
+        ));
     }
 
     #[test]
     fn encode_rejects_bad_values() {
         let long = "a".repeat(256);
         let mut out = Vec::new();
-        assert!(Request::PortPlease2 { name: long.clone() }.encode(&mut out).is_err());
-        assert!(Request::Alive2(NodeEntry::new(&long, 1, false)).encode(&mut out).is_err());
-        assert!(Request::Alive2(NodeEntry::new("", 1, false)).encode(&mut out).is_err());
+        assert!(
+            Request::PortPlease2 { name: long.clone() }
+                .encode(&mut out)
+                .is_err()
+        );
+        assert!(
+            Request::Alive2(NodeEntry::new(&long, 1, false))
+                .encode(&mut out)
+                .is_err()
+        );
+        assert!(
+            Request::Alive2(NodeEntry::new("", 1, false))
+                .encode(&mut out)
+                .is_err()
+        );
         let mut e = NodeEntry::new("a", 1, false);
         e.extra = vec![0; MAX_EXTRA_LEN + 1];
-        assert_eq!(Request::Alive2(e).encode(&mut out), Err(ProtoError::ExtraTooLong { len: 1021 }));
+        assert_eq!(
+            Request::Alive2(e).encode(&mut out),
+            Err(ProtoError::ExtraTooLong { len: 1021 })
+        );
         assert!(out.is_empty());
         // 255 four-byte characters are fine.
         let wide = "\u{1F600}".repeat(255);
@@ -681,7 +772,13 @@ mod tests {
         let x = [118, 0, 0x6b, 0x05, 0x4d, 0xc8];
         assert_eq!(
             Alive2Resp::decode(&x).unwrap(),
-            Some((Alive2Resp::X { result: 0, creation: 1795509704 }, 6))
+            Some((
+                Alive2Resp::X {
+                    result: 0,
+                    creation: 1795509704
+                },
+                6
+            ))
         );
         let old = [121, 1, 0, 99];
         let (r, n) = Alive2Resp::decode(&old).unwrap().unwrap();
@@ -689,7 +786,10 @@ mod tests {
         for n in 0..6 {
             assert_eq!(Alive2Resp::decode(&x[..n]).unwrap(), None);
         }
-        assert!(matches!(Alive2Resp::decode(&[b'N']), Err(ProtoError::UnexpectedReply { .. })));
+        assert!(matches!(
+            Alive2Resp::decode(b"N"),
+            Err(ProtoError::UnexpectedReply { .. })
+        ));
         let mut out = Vec::new();
         r.encode(&mut out);
         assert_eq!(out, old);
@@ -701,11 +801,17 @@ mod tests {
         let mut out = Vec::new();
         Port2Resp::Found(entry.clone()).encode(&mut out).unwrap();
         assert_eq!(&out[..2], [119, 0]);
-        assert_eq!(Port2Resp::decode(&out).unwrap(), Some((Port2Resp::Found(entry), out.len())));
+        assert_eq!(
+            Port2Resp::decode(&out).unwrap(),
+            Some((Port2Resp::Found(entry), out.len()))
+        );
         for n in 0..out.len() {
             assert_eq!(Port2Resp::decode(&out[..n]).unwrap(), None);
         }
-        assert_eq!(Port2Resp::decode(&[119, 1]).unwrap(), Some((Port2Resp::NotFound { result: 1 }, 2)));
+        assert_eq!(
+            Port2Resp::decode(&[119, 1]).unwrap(),
+            Some((Port2Resp::NotFound { result: 1 }, 2))
+        );
         // NLen beyond the limit is an error at once, not a wait for 64 KiB.
         assert!(matches!(
             Port2Resp::decode(&[119, 0, 0, 1, 77, 0, 0, 6, 0, 5, 0xff, 0xff]),
@@ -724,14 +830,29 @@ mod tests {
         r.encode(&mut out);
         assert_eq!(out, bytes);
         assert_eq!(NamesResp::decode(&[0, 0, 0x11, 0x11]).unwrap().names, []);
-        assert_eq!(NamesResp::decode(&[0, 0, 0x11]), Err(ProtoError::NamesReplyTruncated));
+        assert_eq!(
+            NamesResp::decode(&[0, 0, 0x11]),
+            Err(ProtoError::NamesReplyTruncated)
+        );
         let mut partial = vec![0, 0, 0x11, 0x11];
         partial.extend_from_slice(b"name a at port 1\nname b at");
-        assert_eq!(NamesResp::decode(&partial), Err(ProtoError::NamesReplyTruncated));
-        for bad in ["nome a at port 1\n", "name a at port x\n", "name a at port 70000\n", "name  at port 1\n"] {
+        assert_eq!(
+            NamesResp::decode(&partial),
+            Err(ProtoError::NamesReplyTruncated)
+        );
+        for bad in [
+            "nome a at port 1\n",
+            "name a at port x\n",
+            "name a at port 70000\n",
+            "name  at port 1\n",
+        ] {
             let mut b = vec![0, 0, 0x11, 0x11];
             b.extend_from_slice(bad.as_bytes());
-            assert_eq!(NamesResp::decode(&b), Err(ProtoError::BadNamesLine { line: 0 }), "{bad}");
+            assert_eq!(
+                NamesResp::decode(&b),
+                Err(ProtoError::BadNamesLine { line: 0 }),
+                "{bad}"
+            );
         }
     }
 
@@ -748,11 +869,28 @@ mod tests {
     }
 
     fn entry_strategy() -> impl Strategy<Value = NodeEntry> {
-        (any::<u16>(), any::<u8>(), any::<u8>(), any::<u16>(), any::<u16>(), name_strategy(),
-            proptest::collection::vec(any::<u8>(), 0..64))
-            .prop_map(|(port, node_type, protocol, highest_version, lowest_version, name, extra)| {
-                NodeEntry { port, node_type, protocol, highest_version, lowest_version, name, extra }
-            })
+        (
+            any::<u16>(),
+            any::<u8>(),
+            any::<u8>(),
+            any::<u16>(),
+            any::<u16>(),
+            name_strategy(),
+            proptest::collection::vec(any::<u8>(), 0..64),
+        )
+            .prop_map(
+                |(port, node_type, protocol, highest_version, lowest_version, name, extra)| {
+                    NodeEntry {
+                        port,
+                        node_type,
+                        protocol,
+                        highest_version,
+                        lowest_version,
+                        name,
+                        extra,
+                    }
+                },
+            )
     }
 
     proptest! {

@@ -20,6 +20,7 @@ mod atom;
 mod bigint;
 mod decode;
 mod encode;
+mod display;
 mod order;
 pub mod tags;
 
@@ -30,6 +31,7 @@ pub use decode::{
     decode_bytes, decode_term_at,
 };
 pub use encode::{encode, encode_body_to, encode_compressed, encode_to};
+pub use display::{Elixir, elixir_float, erlang_atom_is_bare, erlang_float};
 
 use bytes::Bytes;
 
