@@ -349,3 +349,31 @@ fn a_silent_peer_is_declared_down_after_net_ticktime() {
         assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(12), "declared down after {took:?}");
     });
 }
+
+#[test]
+fn node_watchers_get_nodeup_before_the_first_message_and_nodedown_after() {
+    for_each_otp_async(|otp| async move {
+        let epmd = Epmd::start(&otp);
+        let erl = BeamNode::start(&otp, &epmd, NodeOpts::erlang());
+        let node = rust_node(&epmd, "rusty").await;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Term>();
+        let watcher = node.spawn(move |mut p: Process| async move {
+            p.register(Atom::new("watcher"));
+            loop {
+                let m = p.receive().await;
+                let _ = tx.send(m);
+            }
+        });
+        node.monitor_nodes_messages(&watcher, true);
+        // the BEAM node connects and at once sends to the watcher
+        erl.eval_async(&format!("{{watcher, {}}} ! hello, ok", erl_atom(&node))).await.unwrap();
+        let first = tokio::time::timeout(T, rx.recv()).await.unwrap().unwrap();
+        assert_eq!(first.to_string(), format!("{{nodeup,{},[{{node_type,visible}}]}}", erlang_atom(erl.name())));
+        assert_eq!(tokio::time::timeout(T, rx.recv()).await.unwrap().unwrap(), Term::atom("hello"));
+        erl.kill();
+        let down = tokio::time::timeout(T, rx.recv()).await.unwrap().unwrap();
+        let [tag, n, _info] = down.as_tuple().unwrap() else { panic!("{down:?}") };
+        assert!(tag.is_atom("nodedown"));
+        assert_eq!(n, &Term::atom(erl.name()));
+    });
+}

@@ -196,6 +196,16 @@ impl Node {
         }
     }
 
+    /// `pid` gets `{nodeup, Node, [{node_type, visible | hidden}]}` and `{nodedown, Node,
+    /// [{node_type, T}, {nodedown_reason, R}]}` messages (`net_kernel:monitor_nodes/2` with
+    /// `[{node_type, all}, nodedown_reason]`): a nodeup reaches the mailbox before any message
+    /// that came over the new connection.
+    pub fn monitor_nodes_messages(&self, pid: &crate::term::Pid, on: bool) {
+        if let Some(d) = self.distribution() {
+            d.watch_nodes(pid, on);
+        }
+    }
+
     /// Closes every connection and unregisters from EPMD.
     pub fn shutdown(&self) {
         if let Some(d) = self.distribution() {
