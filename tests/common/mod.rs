@@ -411,7 +411,8 @@ impl std::error::Error for HarnessError {}
 
 /// A private `epmd` listening on a free port of 127.0.0.1; killed on drop.
 pub struct Epmd {
-    child: Child,
+    /// `None` for an EPMD this harness did not start ([`Epmd::at_port`]).
+    child: Option<Child>,
     reaped: bool,
     port: u16,
     otp: Otp,
@@ -437,13 +438,14 @@ impl Epmd {
                 .stderr(Stdio::piped());
             let child = spawn_guarded(cmd)
                 .map_err(|e| HarnessError(format!("cannot start {}: {e}", otp.tool("epmd").display())))?;
-            let mut epmd = Epmd { child, reaped: false, port, otp: otp.clone() };
+            let mut epmd = Epmd { child: Some(child), reaped: false, port, otp: otp.clone() };
             let deadline = Instant::now() + EPMD_START_TIMEOUT;
             loop {
-                if let Ok(Some(status)) = epmd.child.try_wait() {
+                let Some(child) = epmd.child.as_mut() else { unreachable!("just started") };
+                if let Ok(Some(status)) = child.try_wait() {
                     epmd.reaped = true;
                     let mut err = String::new();
-                    if let Some(mut e) = epmd.child.stderr.take() {
+                    if let Some(mut e) = child.stderr.take() {
                         let _ = e.read_to_string(&mut err);
                     }
                     last_err = format!("epmd on port {port} exited ({status}): {}", err.trim());
@@ -459,6 +461,12 @@ impl Epmd {
             }
         }
         Err(HarnessError(format!("could not start epmd: {last_err}")))
+    }
+
+    /// An EPMD someone else runs on `port` (for example one embedded in an erlnode process),
+    /// for starting nodes that register with it. Nothing is killed on drop.
+    pub fn at_port(otp: &Otp, port: u16) -> Epmd {
+        Epmd { child: None, reaped: true, port, otp: otp.clone() }
     }
 
     /// The port this EPMD listens on (what nodes get as `ERL_EPMD_PORT`).
@@ -486,7 +494,9 @@ impl Epmd {
 
     /// SIGKILLs the EPMD now.
     pub fn kill(&mut self) {
-        kill_group(&mut self.child, &mut self.reaped);
+        if let Some(child) = self.child.as_mut() {
+            kill_group(child, &mut self.reaped);
+        }
     }
 }
 
