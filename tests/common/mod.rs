@@ -29,6 +29,9 @@
 // Each test binary uses a different subset of the harness.
 #![allow(dead_code)]
 
+/// The canonical rendering the BEAM vectors are compared with (`tests/vectors.rs`).
+pub mod render;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
