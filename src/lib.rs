@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod apps;
+pub mod cli;
 pub mod dist;
 pub mod epmd;
 pub mod gen_server;

@@ -66,10 +66,10 @@ impl FrameDecoder {
     /// [`DistError::FrameTooLarge`] as soon as a length prefix beyond the limit is seen. The
     /// returned body shares `buf`'s allocation (no copy).
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, DistError> {
-        let Some(prefix) = buf.get(..LENGTH_PREFIX_SIZE) else {
+        let Some(prefix) = buf.get(..LENGTH_PREFIX_SIZE).and_then(|p| <[u8; 4]>::try_from(p).ok()) else {
             return Ok(None);
         };
-        let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
+        let len = u32::from_be_bytes(prefix) as usize;
         if len > self.max_frame_size {
             return Err(DistError::FrameTooLarge { len, max: self.max_frame_size });
         }

@@ -7,13 +7,19 @@
 //! through [`Node::deliver_remote`]. When a connection goes down, [`Node::connection_lost`]
 //! gives every local process linked to or monitoring that node `noconnection`, as BEAM does.
 
+mod connection;
+mod distribution;
 mod ids;
 mod inbound;
+mod start;
 pub mod name;
 mod outbound;
 mod process;
+mod wire;
 
+pub use distribution::{default_cookie, ConnectError, NodeEvent};
 pub use inbound::ProcRef;
+pub use start::NodeConfig;
 pub use outbound::Outbound;
 pub use process::{normal, MonitorTarget, Process};
 
@@ -110,12 +116,13 @@ impl ProcessTable {
     }
 }
 
-/// Where signals for other nodes go: the connection layer implements it.
-pub(crate) trait Remote: Send + Sync + std::fmt::Debug {
-    /// Hands a signal to the connection to `node`, connecting first if needed. When no
-    /// connection can be had, the signal's local consequence (a `noconnection` exit or `DOWN`)
-    /// is the connection layer's to deliver, through [`Node::undeliverable`].
-    fn send(&self, node: &Node, to_node: &Atom, signal: Outbound);
+/// Things a node owns only to keep them alive (EPMD registration, embedded EPMD, tasks).
+struct KeepAlive(Vec<Box<dyn std::any::Any + Send>>);
+
+impl std::fmt::Debug for KeepAlive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeepAlive({})", self.0.len())
+    }
 }
 
 /// A handle to a node. Cheap to clone; every clone is the same node.
@@ -132,7 +139,9 @@ struct NodeInner {
     processes: ProcessTable,
     names: RwLock<HashMap<Atom, Pid>>,
     aliases: RwLock<HashMap<Reference, Arc<ProcessEntry>>>,
-    remote: RwLock<Option<Arc<dyn Remote>>>,
+    dist: std::sync::OnceLock<Arc<distribution::Distribution>>,
+    /// Kept for the node's lifetime: EPMD registration, embedded EPMD.
+    keep_alive: std::sync::Mutex<KeepAlive>,
     /// Stands in as the sender of messages sent from outside any process.
     system_pid: Pid,
 }
@@ -151,15 +160,28 @@ impl Node {
                 processes: ProcessTable::new(),
                 names: RwLock::new(HashMap::new()),
                 aliases: RwLock::new(HashMap::new()),
-                remote: RwLock::new(None),
+                dist: std::sync::OnceLock::new(),
+                keep_alive: std::sync::Mutex::new(KeepAlive(Vec::new())),
                 system_pid,
             }),
         }
     }
 
-    #[allow(dead_code)] // the connection layer installs itself here
-    pub(crate) fn set_remote(&self, remote: Arc<dyn Remote>) {
-        *self.inner.remote.write().unwrap_or_else(|e| e.into_inner()) = Some(remote);
+    pub(crate) fn set_distribution(&self, dist: Arc<distribution::Distribution>) {
+        let _ = self.inner.dist.set(dist);
+    }
+
+    pub(crate) fn distribution(&self) -> Option<&Arc<distribution::Distribution>> {
+        self.inner.dist.get()
+    }
+
+    pub(crate) fn keep_alive(&self, thing: Box<dyn std::any::Any + Send>) {
+        process::lock(&self.inner.keep_alive).0.push(thing);
+    }
+
+    pub(crate) fn drop_keep_alive(&self) {
+        let things = std::mem::take(&mut process::lock(&self.inner.keep_alive).0);
+        drop(things);
     }
 
     /// This node's full name (`node()`).
@@ -411,9 +433,8 @@ impl Node {
     }
 
     fn remote(&self, to_node: &Atom, signal: Outbound) {
-        let remote = self.inner.remote.read().unwrap_or_else(|e| e.into_inner()).clone();
-        match remote {
-            Some(r) => r.send(self, to_node, signal),
+        match self.inner.dist.get() {
+            Some(d) => d.send(self, to_node, signal),
             None => self.undeliverable(to_node, signal),
         }
     }
@@ -620,8 +641,8 @@ impl Node {
             w.deliver(down_message(&mref, &object, reason));
         } else {
             let from = match &watcher.by_name {
-                Some(n) => Term::Atom(n.clone()),
-                None => Term::Pid(dead.clone()),
+                Some(n) => ProcRef::Name(n.clone()),
+                None => ProcRef::Pid(dead.clone()),
             };
             let node = watcher.pid.node.clone();
             self.remote(&node, Outbound::MonitorExit { from, to: watcher.pid.clone(), reference: mref, reason });

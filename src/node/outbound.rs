@@ -3,6 +3,7 @@
 //! `PAYLOAD_EXIT` or `EXIT`, ...; `erl_dist_protocol`, "Protocol between Connected Nodes").
 
 use super::MonitorTarget;
+use crate::dist::{ProcRef, SpawnResult};
 use crate::term::{Atom, Pid, Reference, Term};
 
 /// A signal for a process on another node. Fields are named after the control-message fields
@@ -31,9 +32,9 @@ pub enum Outbound {
     /// Remove a monitor.
     Demonitor { from: Pid, target: MonitorTarget, reference: Reference },
     /// A monitored process exited; `from` is its pid, or its name when monitored by name.
-    MonitorExit { from: Term, to: Pid, reference: Reference, reason: Term },
+    MonitorExit { from: ProcRef, to: Pid, reference: Reference, reason: Term },
     /// Answer to a spawn request.
-    SpawnReply { req_id: Reference, to: Pid, flags: u32, result: Term },
+    SpawnReply { req_id: Reference, to: Pid, flags: u32, result: SpawnResult },
 }
 
 impl Outbound {

@@ -2,3 +2,18 @@
 //! `net_kernel` (ping), and in time `global`, `rex` and `pg`.
 
 pub mod net_kernel;
+pub mod rex;
+
+use crate::node::Node;
+use crate::term::{Atom, Pid};
+
+/// Registers `pid` under `name` cluster-wide (`global:register_name/2`). Until this node
+/// speaks `global`, the name is registered locally only.
+pub async fn register_name(node: &Node, name: &Atom, pid: &Pid) -> bool {
+    node.register(name.clone(), pid)
+}
+
+/// Removes a name registered with [`register_name`].
+pub async fn unregister_name(node: &Node, name: &Atom) {
+    node.unregister(name);
+}

@@ -1,0 +1,186 @@
+//! One-shot commands: a hidden node (as `erl_call` connects) that does one thing and exits.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use super::term_cmd::{parse, render};
+use super::NodeOpts;
+use crate::node::name::NameMode;
+use crate::node::{Dest, Node, NodeConfig};
+use crate::term::{Atom, Term};
+
+/// `erlnode call DEST REQUEST`
+#[derive(Args, Debug)]
+pub struct CallArgs {
+    /// Where: '{global, kv1}', '{kv1, foo@host}'.
+    pub dest: String,
+    /// The request, e.g. '{get, foo}'.
+    pub request: String,
+    /// Milliseconds to wait for the reply.
+    #[arg(long, default_value_t = 5000)]
+    pub timeout: u64,
+    /// Elixir syntax in and out.
+    #[arg(long)]
+    pub elixir: bool,
+    /// A cluster member to resolve `{global, Name}` through (repeatable).
+    #[arg(long)]
+    pub connect: Vec<String>,
+}
+
+/// `erlnode send|cast DEST MESSAGE`
+#[derive(Args, Debug)]
+pub struct SendArgs {
+    /// Where: '{global, kv1}', '{kv1, foo@host}'.
+    pub dest: String,
+    /// The message or request.
+    pub message: String,
+    /// Elixir syntax.
+    #[arg(long)]
+    pub elixir: bool,
+    /// A cluster member to resolve `{global, Name}` through (repeatable).
+    #[arg(long)]
+    pub connect: Vec<String>,
+}
+
+/// A destination as typed: `{global, Name}` or `{Name, Node}`.
+enum Target {
+    Global(Atom),
+    Remote(Atom, Atom),
+}
+
+fn target(text: &str, elixir: bool) -> Result<Target, String> {
+    let t = parse(text, elixir)?;
+    match t.as_tuple() {
+        Some([Term::Atom(g), Term::Atom(name)]) if g == "global" => Ok(Target::Global(name.clone())),
+        Some([Term::Atom(name), Term::Atom(node)]) if node.as_str().contains('@') => {
+            Ok(Target::Remote(name.clone(), node.clone()))
+        }
+        _ => Err(format!("bad destination {text}: expected {{global, Name}} or {{Name, Node}}")),
+    }
+}
+
+/// Starts the one-shot node, named after the target's naming mode.
+async fn start(opts: &NodeOpts, toward: &str) -> Result<Node, String> {
+    let (name, mode) = match opts.given_name() {
+        Some(x) => x,
+        None => {
+            let long = toward.split_once('@').is_some_and(|(_, h)| h.contains('.'));
+            let alive = format!("erlnode_{}_{}", std::process::id(), rand::random::<u16>());
+            (alive, if long { NameMode::Long } else { NameMode::Short })
+        }
+    };
+    let mut config = NodeConfig::new(name, opts.cookie()?).hidden(true);
+    config.mode = mode;
+    Node::start(config).await.map_err(|e| e.to_string())
+}
+
+async fn connect(node: &Node, peer: &str) -> Result<Atom, String> {
+    let peer = Atom::try_new(peer).map_err(|e| e.to_string())?;
+    if node.connect(&peer).await {
+        Ok(peer)
+    } else {
+        Err(format!("cannot connect to {} (not running, unreachable, or a different cookie)", peer.as_str()))
+    }
+}
+
+/// Resolves `{global, Name}` by asking a cluster member, as `erl_call` would, through `rex`.
+async fn resolve(node: &Node, t: Target, via: &[String]) -> Result<(Dest, Atom), String> {
+    match t {
+        Target::Remote(name, peer) => {
+            let peer = connect(node, peer.as_str()).await?;
+            Ok((Dest::Remote(name, peer.clone()), peer))
+        }
+        Target::Global(name) => {
+            let Some(first) = via.first() else {
+                return Err("{global, Name} needs --connect NODE (a cluster member to ask)".into());
+            };
+            let peer = connect(node, first).await?;
+            let reply = crate::services::rex::call(
+                node,
+                &peer,
+                "global",
+                "whereis_name",
+                vec![Term::Atom(name.clone())],
+                Some(Duration::from_secs(5)),
+            )
+            .await
+            .map_err(|e| format!("asking {} for {}: {e}", peer.as_str(), name.as_str()))?;
+            match reply {
+                Term::Pid(pid) => {
+                    let owner = pid.node.clone();
+                    if owner != peer {
+                        connect(node, owner.as_str()).await?;
+                    }
+                    Ok((Dest::Pid(pid), owner))
+                }
+                _ => Err(format!("no process is registered globally as {}", name.as_str())),
+            }
+        }
+    }
+}
+
+pub(super) async fn ping(peer: &str, opts: &NodeOpts) -> Result<(), String> {
+    let node = start(opts, peer).await?;
+    let peer = Atom::try_new(peer).map_err(|e| e.to_string())?;
+    let pong = node.ping(&peer).await;
+    node.shutdown();
+    if pong {
+        println!("pong");
+        Ok(())
+    } else {
+        println!("pang");
+        Err(format!("{} did not answer", peer.as_str()))
+    }
+}
+
+pub(super) async fn call(args: CallArgs, opts: &NodeOpts) -> Result<(), String> {
+    let t = target(&args.dest, args.elixir)?;
+    let request = parse(&args.request, args.elixir)?;
+    let toward = match &t {
+        Target::Remote(_, n) => n.as_str().to_string(),
+        Target::Global(_) => args.connect.first().cloned().unwrap_or_default(),
+    };
+    let node = start(opts, &toward).await?;
+    let (dest, _) = resolve(&node, t, &args.connect).await?;
+    let result = node.call(dest, request, Some(Duration::from_millis(args.timeout))).await;
+    node.shutdown();
+    match result {
+        Ok(reply) => {
+            println!("{}", render(&reply, args.elixir));
+            Ok(())
+        }
+        Err(e) => Err(format!("call failed: {}", render(&e.reason(), args.elixir))),
+    }
+}
+
+pub(super) async fn send(args: SendArgs, opts: &NodeOpts, cast: bool) -> Result<(), String> {
+    let t = target(&args.dest, args.elixir)?;
+    let mut msg = parse(&args.message, args.elixir)?;
+    if cast {
+        msg = Term::Tuple(vec![Term::atom("$gen_cast"), msg]);
+    }
+    let toward = match &t {
+        Target::Remote(_, n) => n.as_str().to_string(),
+        Target::Global(_) => args.connect.first().cloned().unwrap_or_default(),
+    };
+    let node = start(opts, &toward).await?;
+    let (dest, peer) = resolve(&node, t, &args.connect).await?;
+    node.send(dest, msg);
+    // a round trip on the same connection: everything sent before it has been written
+    let ok = node.ping(&peer).await;
+    node.shutdown();
+    if ok { Ok(()) } else { Err(format!("{} went away", peer.as_str())) }
+}
+
+pub(super) async fn names(host: Option<String>) -> Result<(), String> {
+    let host = host.unwrap_or_else(|| "localhost".to_string());
+    let port = crate::epmd::client::epmd_port();
+    let names = crate::epmd::client::names((host.as_str(), port))
+        .await
+        .map_err(|e| format!("EPMD on {host}:{port}: {e}"))?;
+    for (name, port) in names {
+        println!("name {name} at port {port}");
+    }
+    Ok(())
+}
