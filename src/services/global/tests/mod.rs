@@ -1,1 +1,4 @@
-//! Tests of the global core.
+//! Tests of the global core: a simulated cluster of cores, and replays of BEAM traces.
+
+mod cluster;
+mod harness;
