@@ -53,22 +53,20 @@ fn two_nodes_sync_and_names_propagate_both_ways() {
 
 #[test]
 fn concurrent_registration_of_one_name_has_exactly_one_winner() {
-    for seed in 0..30 {
-        let mut c = Cluster::new(&["a@h", "b@h", "c@h"], seed);
+    let nodes = ["a@h", "b@h", "c@h"];
+    for seed in 0..200 {
+        let mut c = Cluster::new(&nodes, seed);
         c.connect("a@h", "b@h");
         c.connect("b@h", "c@h");
-        assert!(c.run_until(LIMIT, |c| fully_synced(c, &["a@h", "b@h", "c@h"])), "seed {seed}");
-        let pa = c.spawn("a@h");
-        let pc = c.spawn("c@h");
-        let oa = c.register("a@h", "x", &pa);
-        let oc = c.register("c@h", "x", &pc);
-        assert!(c.run_until(LIMIT, |c| c.result("a@h", oa).is_some() && c.result("c@h", oc).is_some() && c.quiet()));
-        let ra = c.result("a@h", oa).unwrap().clone();
-        let rc = c.result("c@h", oc).unwrap().clone();
-        let yes = Term::atom("yes");
-        assert!((ra == yes) != (rc == yes), "seed {seed}: {ra} {rc}");
-        let winner = if ra == yes { pa.clone() } else { pc.clone() };
-        for n in ["a@h", "b@h", "c@h"] {
+        assert!(c.run_until(LIMIT, |c| fully_synced(c, &nodes)), "seed {seed}");
+        let pids: Vec<_> = nodes.iter().map(|n| c.spawn(n)).collect();
+        let ops: Vec<_> = nodes.iter().zip(&pids).map(|(n, p)| c.register(n, "x", p)).collect();
+        assert!(c.run_until(LIMIT, |c| nodes.iter().zip(&ops).all(|(n, o)| c.result(n, *o).is_some()) && c.quiet()));
+        let yes: Vec<usize> =
+            (0..3).filter(|i| c.result(nodes[*i], ops[*i]) == Some(&Term::atom("yes"))).collect();
+        assert_eq!(yes.len(), 1, "seed {seed}: winners {yes:?}");
+        let winner = pids[yes[0]].clone();
+        for n in nodes {
             assert_eq!(c.core(n).whereis(&Term::atom("x")), Some(winner.clone()), "seed {seed} on {n}");
         }
     }
@@ -337,3 +335,4 @@ fn garbage_never_panics_nor_leaves_locks() {
     assert!(c.quiet());
     assert_eq!(known(&c, "a@h"), atoms(&["b@h"]));
 }
+
