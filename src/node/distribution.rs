@@ -200,6 +200,11 @@ impl Distribution {
         v
     }
 
+    /// `true` if a connection to `peer` is up.
+    pub(crate) fn is_up(&self, peer: &Atom) -> bool {
+        matches!(lock(&self.slots).get(peer), Some(Slot::Up(_)))
+    }
+
     /// Hands a signal to the connection to `to_node`, dialling if there is none.
     pub(crate) fn send(self: &Arc<Self>, node: &Node, to_node: &Atom, signal: Outbound) {
         let mut slots = lock(&self.slots);
