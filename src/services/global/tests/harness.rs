@@ -253,7 +253,7 @@ impl Cluster {
                     Dest::Remote(_, node) => (node.clone(), Event::Proc(self.gns[node].clone(), msg)),
                     Dest::Pid(p) if self.gns.get(&p.node) == Some(p) => (p.node.clone(), Event::Gns(msg)),
                     Dest::Pid(p) => (p.node.clone(), Event::Proc(p.clone(), msg)),
-                    Dest::Name(_) | Dest::Alias(_) => panic!("unexpected destination {to:?}"),
+                    Dest::Name(_) | Dest::Alias(_) | Dest::Global(_) => panic!("unexpected destination {to:?}"),
                 };
                 if !self.reachable(from, &node) {
                     if !connect {
