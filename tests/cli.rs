@@ -229,3 +229,26 @@ fn term_encode_and_decode_round_trip() {
     assert!(!bad.status.success());
     assert!(stderr(&bad).starts_with("erlnode: not a valid term"), "{}", stderr(&bad));
 }
+
+#[test]
+fn readme_walkthrough_with_serve_connecting_to_foo() {
+    for_each_otp(|otp| {
+        let epmd = Epmd::start(otp);
+        let foo = BeamNode::start(otp, &epmd, NodeOpts::elixir().prefix("foo"));
+        foo.eval("{:ok, _} = Agent.start(fn -> 42 end, name: {:global, :agent1})").unwrap();
+        let zed = Served::start(epmd.port(), &["--connect", foo.name()]);
+        let bar = BeamNode::start(otp, &epmd, NodeOpts::elixir().prefix("bar"));
+        assert_eq!(bar.eval(&format!("Node.connect({})", elixir_atom(foo.name()))).unwrap(), "true");
+        let z = elixir_atom(&zed.name);
+        assert!(wait_until(T, || bar.eval("Node.list()").unwrap_or_default().contains(&z)), "bar does not list zed");
+        assert!(wait_until(T, || bar.eval(":global.registered_names() |> Enum.sort()").as_deref() == Ok("[:agent1, :kv1, :ps1]")));
+        assert_eq!(bar.eval("GenServer.call({:global, :kv1}, {:set, :foo, 123})").unwrap(), "true");
+        assert_eq!(bar.eval("GenServer.call({:global, :kv1}, {:get, :foo})").unwrap(), "123");
+        assert_eq!(bar.eval("GenServer.call({:global, :ps1}, {:subscribe, :topic1})").unwrap(), "true");
+        // from a shell, through a cluster member
+        let o = run(erlnode(epmd.port()).args(["--cookie", DEFAULT_COOKIE, "call", "--connect", foo.name(), "{global, kv1}", "{get, foo}"]));
+        assert_eq!(stdout(&o), "123", "{}", stderr(&o));
+        bar.kill();
+        assert!(wait_until(T, || zed.has_line("for reason :noconnection")), "{:?}", zed.lines());
+    });
+}
