@@ -3,7 +3,7 @@
 //! `PAYLOAD_EXIT` or `EXIT`, ...; `erl_dist_protocol`, "Protocol between Connected Nodes").
 
 use super::MonitorTarget;
-use crate::dist::{ProcRef, SpawnResult};
+use crate::dist::{Mfa, ProcRef, SpawnResult};
 use crate::term::{Atom, Pid, Reference, Term};
 
 /// A signal for a process on another node. Fields are named after the control-message fields
@@ -35,6 +35,8 @@ pub enum Outbound {
     MonitorExit { from: ProcRef, to: Pid, reference: Reference, reason: Term },
     /// Answer to a spawn request.
     SpawnReply { req_id: Reference, to: Pid, flags: u32, result: SpawnResult },
+    /// Ask the peer to spawn `mfa` with the argument list `args`.
+    SpawnRequest { req_id: Reference, from: Pid, group_leader: Pid, mfa: Mfa, opts: Term, args: Term },
 }
 
 impl Outbound {
@@ -53,6 +55,7 @@ impl Outbound {
             Outbound::Demonitor { .. } => "demonitor",
             Outbound::MonitorExit { .. } => "monitor_exit",
             Outbound::SpawnReply { .. } => "spawn_reply",
+            Outbound::SpawnRequest { .. } => "spawn_request",
         }
     }
 }

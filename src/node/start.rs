@@ -105,7 +105,7 @@ impl std::error::Error for StartError {}
 
 /// The flags this node advertises.
 pub fn advertised_flags(hidden: bool) -> DistFlags {
-    FlagOptions { published: !hidden, spawn: false, atom_cache_and_fragments: true }.flags()
+    FlagOptions { published: !hidden, spawn: true, atom_cache_and_fragments: true }.flags()
 }
 
 impl Node {
@@ -139,6 +139,9 @@ impl Node {
         crate::gen_server::start(&node, crate::services::net_kernel::NetKernel, Some(Atom::new(crate::services::net_kernel::NAME)))
             .await
             .map_err(|r| StartError::Listen(std::io::Error::other(format!("net_kernel: {r:?}"))))?;
+        crate::services::rex::start(&node)
+            .await
+            .map_err(|r| StartError::Listen(std::io::Error::other(format!("rex: {r:?}"))))?;
         tracing::info!(node = %node.name().as_str(), port, creation, "node started");
         Ok(node)
     }

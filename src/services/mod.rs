@@ -3,6 +3,7 @@
 
 pub mod net_kernel;
 pub mod rex;
+pub mod rpc;
 
 use crate::node::Node;
 use crate::term::{Atom, Pid};
