@@ -306,3 +306,47 @@ fn erl_call_against_the_rust_node() {
         assert_eq!(out, node.name().as_str());
     });
 }
+
+/// Runs the `erlnode` binary; returns (success, stdout, stderr).
+async fn erlnode_cli(epmd: &Epmd, args: &[&str]) -> (bool, String, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_erlnode"));
+    cmd.args(["--cookie", DEFAULT_COOKIE]).args(args).env("ERL_EPMD_PORT", epmd.port().to_string());
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("erlnode runs")).await.expect("cli task");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).trim().to_string(),
+    )
+}
+
+#[test]
+fn erlnode_rpc_command() {
+    for_each_otp_async(|otp| async move {
+        let epmd = Epmd::start(&otp);
+        let erl = BeamNode::start(&otp, &epmd, NodeOpts::erlang());
+        let ex = BeamNode::start(&otp, &epmd, NodeOpts::elixir());
+        let node = rust_node(&epmd, "rpcc").await;
+        register_test_functions(&node);
+
+        let (ok, out, err) = erlnode_cli(&epmd, &["rpc", erl.name(), "lists", "reverse", "[[1, 2, 3]]"]).await;
+        assert!(ok, "{err}");
+        assert_eq!(out, "[3,2,1]");
+        let (ok, out, err) = erlnode_cli(&epmd, &["rpc", ex.name(), "Enum", "reverse", "[[1, 2]]", "--elixir"]).await;
+        assert!(ok, "{err}");
+        assert_eq!(out, "[2, 1]");
+        let (ok, out, err) = erlnode_cli(&epmd, &["rpc", ex.name(), ":erlang", "node", "--elixir"]).await;
+        assert!(ok, "{err}");
+        assert_eq!(out, elixir_atom(ex.name()));
+        // the Rust node's own functions, through the same path
+        let (ok, out, err) = erlnode_cli(&epmd, &["rpc", node.name().as_str(), "metrics", "snapshot"]).await;
+        assert!(ok, "{err}");
+        assert_eq!(out, "[{requests,42}]");
+        // failures: a nonzero status and the exception erpc raises
+        let (ok, _, err) = erlnode_cli(&epmd, &["rpc", erl.name(), "nomod", "f", "[1]"]).await;
+        assert!(!ok);
+        assert!(err.contains("rpc failed: error:{exception,undef,[{nomod,f,[1],[]}]}"), "{err}");
+        let (ok, _, err) = erlnode_cli(&epmd, &["rpc", erl.name(), "timer", "sleep", "[5000]", "--timeout", "100"]).await;
+        assert!(!ok);
+        assert!(err.contains("{erpc,timeout}"), "{err}");
+    });
+}
