@@ -35,8 +35,19 @@ pub enum Outbound {
     MonitorExit { from: ProcRef, to: Pid, reference: Reference, reason: Term },
     /// Answer to a spawn request.
     SpawnReply { req_id: Reference, to: Pid, flags: u32, result: SpawnResult },
-    /// Ask the peer to spawn `mfa` with the argument list `args`.
-    SpawnRequest { req_id: Reference, from: Pid, group_leader: Pid, mfa: Mfa, opts: Term, args: Term },
+    /// Ask the peer to spawn a process (boxed: the largest signal, and a rare one).
+    SpawnRequest { req_id: Reference, from: Pid, group_leader: Pid, what: Box<SpawnWhat> },
+}
+
+/// What a spawn request asks the peer to run.
+#[derive(Clone, Debug)]
+pub struct SpawnWhat {
+    /// `{Module, Function, Arity}`.
+    pub mfa: Mfa,
+    /// The option list.
+    pub opts: Term,
+    /// The argument list (the payload).
+    pub args: Term,
 }
 
 impl Outbound {

@@ -25,6 +25,7 @@
 //! `{spawn_reply, ReqId, ok, Pid}` or `{spawn_reply, ReqId, error, Reason}` to the requester.
 //! A lost connection answers every pending request with `noconnection`.
 
+use super::outbound::SpawnWhat;
 use super::process::Watcher;
 use super::{MonitorTarget, Node, Outbound};
 use crate::dist::control::{ERTS_DIST_SPAWN_FLAG_LINK, ERTS_DIST_SPAWN_FLAG_MONITOR};
@@ -237,9 +238,7 @@ impl Node {
             req_id: req_id.clone(),
             from: from.clone(),
             group_leader: from.clone(),
-            mfa,
-            opts: opts.to_term(),
-            args: Term::List(args),
+            what: Box::new(SpawnWhat { mfa, opts: opts.to_term(), args: Term::List(args) }),
         };
         self.remote(peer, signal);
         req_id

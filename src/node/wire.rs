@@ -37,7 +37,8 @@ pub(crate) fn encode_outbound(sig: Outbound, negotiated: DistFlags, out: &mut Ve
             (Control::PayloadMonitorPExit { from, to, reference }, Some(reason))
         }
         Outbound::SpawnReply { req_id, to, flags, result } => (Control::SpawnReply { req_id, to, flags, result }, None),
-        Outbound::SpawnRequest { req_id, from, group_leader, mfa, opts, args } => {
+        Outbound::SpawnRequest { req_id, from, group_leader, what } => {
+            let super::outbound::SpawnWhat { mfa, opts, args } = *what;
             (Control::SpawnRequest { req_id, from, group_leader, mfa, opts }, Some(args))
         }
     };
