@@ -176,6 +176,14 @@ fn beam_calls_rust_with_rpc_and_erpc() {
         );
         assert_eq!(ev(format!("rpc:sbcast([{r}], no_such_name, hi)")).await, format!("{{[],[{r}]}}"));
         assert_eq!(ev(format!("rpc:sbcast([{r}], rex, hi)")).await, format!("{{[{r}],[]}}"));
+        // what OTP 23/24 rpc:call sends: a gen_server call to rex
+        assert_eq!(ev(format!("gen_server:call({{rex, {r}}}, {{call, erlang, node, [], user}}, 5000)")).await, r);
+        assert_eq!(ev(format!("gen_server:call({{rex, {r}}}, {{call, test, fail_throw, [], user}}, 5000)")).await, "ball");
+        // features_request, as a BEAM node asks on connect
+        assert_eq!(
+            ev(format!("{{rex, {r}}} ! {{self(), features_request}}, receive {{features_reply, _, F}} -> F after 5000 -> timeout end")).await,
+            "[erpc]"
+        );
         // the Rust node is still well
         assert_eq!(ev(format!("rpc:call({r}, erlang, node, [])")).await, r);
     });
@@ -348,5 +356,31 @@ fn erlnode_rpc_command() {
         let (ok, _, err) = erlnode_cli(&epmd, &["rpc", erl.name(), "timer", "sleep", "[5000]", "--timeout", "100"]).await;
         assert!(!ok);
         assert!(err.contains("{erpc,timeout}"), "{err}");
+    });
+}
+
+#[test]
+fn rust_calls_rust() {
+    for_each_otp_async(|otp| async move {
+        let epmd = Epmd::start(&otp);
+        let server = rust_node(&epmd, "rpcs").await;
+        register_test_functions(&server);
+        let client = rust_node(&epmd, "rpcr").await;
+        let s = server.name().clone();
+        let baseline = client.process_count();
+        assert_eq!(client.rpc_call(&s, "erlang", "node", vec![], Some(T)).await, Ok(Term::Atom(s.clone())));
+        let undef = client.rpc_call(&s, "nomod", "f", vec![Term::Int(1)], Some(T)).await.unwrap_err();
+        assert_eq!(undef.rpc_result().to_string(), "{badrpc,{'EXIT',{undef,[{nomod,f,[1],[]}]}}}");
+        let err = client.rpc_call(&s, "test", "fail_error", vec![], Some(T)).await.unwrap_err();
+        assert_eq!(err.erpc_exception().1.to_string(), "{exception,boom,[{test,fail_error,0,[]}]}");
+        let slow = client.rpc_call(&s, "test", "slow", vec![Term::Int(2000)], Some(Duration::from_millis(50))).await;
+        assert_eq!(slow, Err(RpcError::timeout()));
+        let crash = client.rpc_call(&s, "test", "crash", vec![], Some(T)).await.unwrap_err();
+        assert_eq!(crash.rpc_result().to_string(), "{badrpc,{'EXIT',{panic,<<\"crashed on purpose\">>}}}");
+        // and through rex, as for a peer without SPAWN
+        let via_rex = erlnode::services::rex::call(&client, &s, "metrics", "snapshot", vec![], Some(T)).await;
+        assert_eq!(via_rex.unwrap().to_string(), "[{requests,42}]");
+        // the calling processes are gone: nothing leaks per call
+        assert!(wait_until_async(T, async || client.process_count() == baseline).await, "{} processes", client.process_count());
     });
 }
