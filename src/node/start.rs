@@ -105,7 +105,7 @@ impl std::error::Error for StartError {}
 
 /// The flags this node advertises.
 pub fn advertised_flags(hidden: bool) -> DistFlags {
-    FlagOptions { published: !hidden, spawn: false, atom_cache_and_fragments: true }.flags()
+    FlagOptions { published: !hidden, spawn: true, atom_cache_and_fragments: true }.flags()
 }
 
 impl Node {
@@ -143,6 +143,9 @@ impl Node {
             // a visible node must speak global, or :global.sync() hangs on every BEAM node
             crate::services::gns::start(&node).await;
         }
+        crate::services::rex::start(&node)
+            .await
+            .map_err(|r| StartError::Listen(std::io::Error::other(format!("rex: {r:?}"))))?;
         tracing::info!(node = %node.name().as_str(), port, creation, "node started");
         Ok(node)
     }

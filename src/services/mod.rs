@@ -5,6 +5,7 @@ pub mod global;
 pub mod gns;
 pub mod net_kernel;
 pub mod rex;
+pub mod rpc;
 
 use crate::node::Node;
 use crate::term::{Atom, Pid, Term};
