@@ -1,7 +1,8 @@
 //! What every visible node runs, so that nothing on the BEAM side waits on us in vain:
-//! `net_kernel` (ping), and in time `global`, `rex` and `pg`.
+//! `net_kernel` (ping), `pg` process groups, and in time `global` and `rex`.
 
 pub mod net_kernel;
+pub mod pg;
 pub mod rex;
 
 use crate::node::Node;
