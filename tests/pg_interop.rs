@@ -62,31 +62,43 @@ fn atom_for(beam: &BeamNode, node: &Node) -> String {
 /// written by the caller in the node's syntax), and returns `Value`.
 async fn ask(beam: &BeamNode, inbox: &mut mpsc::UnboundedReceiver<Term>, expr: &str) -> Term {
     let out = beam.eval_async(expr).await.unwrap_or_else(|e| panic!("{expr}: {e:?}"));
-    loop {
-        let m = tokio::time::timeout(T, inbox.recv()).await.expect("a reply in the inbox").expect("inbox open");
-        if let Some([tag, value]) = m.as_tuple() {
-            if tag.is_atom("reply") {
-                return value.clone();
-            }
-        }
-        panic!("unexpected inbox message {m} after {expr} -> {out}");
+    let m = tokio::time::timeout(T, inbox.recv()).await.expect("a reply in the inbox").expect("inbox open");
+    match m.as_tuple() {
+        Some([tag, value]) if tag.is_atom("reply") => value.clone(),
+        _ => panic!("unexpected inbox message {m} after {expr} -> {out}"),
     }
 }
 
 /// `pg:get_members(Scope, Group)` on an Erlang node, as pids.
-async fn erl_members(erl: &BeamNode, node: &Node, inbox: &mut mpsc::UnboundedReceiver<Term>, scope: &str, group: &str) -> Vec<Pid> {
+async fn erl_members(
+    erl: &BeamNode,
+    node: &Node,
+    inbox: &mut mpsc::UnboundedReceiver<Term>,
+    scope: &str,
+    group: &str,
+) -> Vec<Pid> {
     let expr = format!("{{inbox, {}}} ! {{reply, pg:get_members({scope}, {group})}}, ok", atom_for(erl, node));
     pids(ask(erl, inbox, &expr).await)
 }
 
 /// `:pg.get_members(Scope, Group)` on an Elixir node, as pids.
-async fn ex_members(ex: &BeamNode, node: &Node, inbox: &mut mpsc::UnboundedReceiver<Term>, scope: &str, group: &str) -> Vec<Pid> {
+async fn ex_members(
+    ex: &BeamNode,
+    node: &Node,
+    inbox: &mut mpsc::UnboundedReceiver<Term>,
+    scope: &str,
+    group: &str,
+) -> Vec<Pid> {
     let expr = format!("send({{:inbox, {}}}, {{:reply, :pg.get_members({scope}, {group})}}); :ok", atom_for(ex, node));
     pids(ask(ex, inbox, &expr).await)
 }
 
 fn pids(t: Term) -> Vec<Pid> {
-    t.as_list().unwrap_or_else(|| panic!("not a list: {t}")).iter().map(|p| p.as_pid().expect("a pid").clone()).collect()
+    t.as_list()
+        .unwrap_or_else(|| panic!("not a list: {t}"))
+        .iter()
+        .map(|p| p.as_pid().expect("a pid").clone())
+        .collect()
 }
 
 fn set(v: &[Pid]) -> HashSet<Pid> {
@@ -108,7 +120,10 @@ async fn eventually<V>(what: &str, mut f: impl AsyncFnMut() -> Option<V>) -> V {
 /// Hands `pid` to the BEAM shell process (registered as `shell`), bound as `var` there.
 async fn bind_pid(beam: &BeamNode, node: &Node, var: &str, pid: &Pid) {
     let tag = var.to_lowercase();
-    node.send(Dest::Remote(Atom::new("shell"), Atom::new(beam.name())), Term::Tuple(vec![Term::atom(&tag), Term::Pid(pid.clone())]));
+    node.send(
+        Dest::Remote(Atom::new("shell"), Atom::new(beam.name())),
+        Term::Tuple(vec![Term::atom(&tag), Term::Pid(pid.clone())]),
+    );
     let expr = match beam.lang() {
         Lang::Erlang => format!("{var} = receive {{{tag}, P}} -> P after 10000 -> timeout end, is_pid({var})"),
         Lang::Elixir => format!("{var} = receive do {{:{tag}, p}} -> p after 10000 -> :timeout end; is_pid({var})"),
@@ -117,7 +132,11 @@ async fn bind_pid(beam: &BeamNode, node: &Node, var: &str, pid: &Pid) {
 }
 
 async fn assert_erl_scope_alive(erl: &BeamNode) {
-    assert_eq!(erl.eval_async("whereis(pg) =:= PgPid").await.unwrap(), "true", "the BEAM pg scope was restarted or died");
+    assert_eq!(
+        erl.eval_async("whereis(pg) =:= PgPid").await.unwrap(),
+        "true",
+        "the BEAM pg scope was restarted or died"
+    );
 }
 
 #[test]
@@ -130,7 +149,10 @@ fn default_scope_membership_with_erl() {
         let scope = Atom::new(pg::DEFAULT_SCOPE);
         let scope_pid = pg::start_scope(&node, scope.clone()).unwrap();
         assert!(matches!(pg::start_scope(&node, scope.clone()), Err(pg::PgError::NameTaken(_))));
-        assert_eq!(erl.eval_async("register(shell, self()), PgPid = whereis(pg), is_pid(PgPid)").await.unwrap(), "true");
+        assert_eq!(
+            erl.eval_async("register(shell, self()), PgPid = whereis(pg), is_pid(PgPid)").await.unwrap(),
+            "true"
+        );
         let peer = Atom::new(erl.name());
         assert!(node.connect(&peer).await);
         let rust = atom_for(&erl, &node);
@@ -175,15 +197,14 @@ fn default_scope_membership_with_erl() {
         .await;
         assert_erl_scope_alive(&erl).await;
         let theirs = pids(ask(&erl, &mut inbox, &format!("{{inbox, {rust}}} ! {{reply, [B1]}}, ok")).await);
-        assert!(matches!(
-            pg::join(&node, &scope, Term::atom("g1"), theirs).await,
-            Err(pg::PgError::NotLocal(_))
-        ));
+        assert!(matches!(pg::join(&node, &scope, Term::atom("g1"), theirs).await, Err(pg::PgError::NotLocal(_))));
 
         // a Rust member dies: it disappears from every group on BEAM
         node.send(Dest::Pid(m1.clone()), Term::atom("stop"));
         eventually("BEAM drops the dead M1", async || {
-            (erl.eval_async("{pg:get_members(g1), pg:get_members(g2), pg:which_groups()} =:= {[B1], [], [g1]}").await.ok()?
+            (erl.eval_async("{pg:get_members(g1), pg:get_members(g2), pg:which_groups()} =:= {[B1], [], [g1]}")
+                .await
+                .ok()?
                 == "true")
                 .then_some(())
         })
@@ -192,10 +213,8 @@ fn default_scope_membership_with_erl() {
 
         // a BEAM member dies: Rust drops it
         erl.eval_async("exit(B1, kill)").await.unwrap();
-        eventually("Rust drops the dead B1", async || {
-            pg::which_groups(&node, &scope).await.is_empty().then_some(())
-        })
-        .await;
+        eventually("Rust drops the dead B1", async || pg::which_groups(&node, &scope).await.is_empty().then_some(()))
+            .await;
 
         // the BEAM node is SIGKILLed: its members disappear in Rust
         let b2 = ask(&erl, &mut inbox, &format!(
@@ -261,16 +280,21 @@ fn named_scope_with_elixir() {
         let m = spawn_member(&node);
         pg::join(&node, &scope, group.clone(), vec![m.clone()]).await.unwrap();
         eventually("Elixir sees the Rust member in {:room, \"lobby\"}", async || {
-            (ex_members(&ex, &node, &mut inbox, ":my_scope", "{:room, \"lobby\"}").await == vec![m.clone()]).then_some(())
+            (ex_members(&ex, &node, &mut inbox, ":my_scope", "{:room, \"lobby\"}").await == vec![m.clone()])
+                .then_some(())
         })
         .await;
         alive().await;
 
         // Elixir joins the same group
-        let e = ask(&ex, &mut inbox, &format!(
+        let e = ask(
+            &ex,
+            &mut inbox,
+            &format!(
             "e = spawn(fn -> receive do :stop -> :ok end end); :ok = :pg.join(:my_scope, {{:room, \"lobby\"}}, e); \
              send({{:inbox, {rust}}}, {{:reply, e}}); :ok"
-        ))
+        ),
+        )
         .await;
         let e = e.as_pid().expect("a pid").clone();
         eventually("Rust sees the Elixir member", async || {
@@ -282,7 +306,8 @@ fn named_scope_with_elixir() {
         // the Rust member dies; then the Elixir one leaves
         node.send(Dest::Pid(m.clone()), Term::atom("stop"));
         eventually("Elixir drops the dead Rust member", async || {
-            (ex_members(&ex, &node, &mut inbox, ":my_scope", "{:room, \"lobby\"}").await == vec![e.clone()]).then_some(())
+            (ex_members(&ex, &node, &mut inbox, ":my_scope", "{:room, \"lobby\"}").await == vec![e.clone()])
+                .then_some(())
         })
         .await;
         alive().await;
@@ -294,14 +319,19 @@ fn named_scope_with_elixir() {
         assert_eq!(pg::which_groups(&node, &scope).await, vec![Term::atom("early")]);
 
         // SIGKILL with an Elixir member in a group
-        let e2 = ask(&ex, &mut inbox, &format!(
-            "e2 = spawn(fn -> receive do :stop -> :ok end end); :ok = :pg.join(:my_scope, :early, [e2]); \
+        let e2 = ask(
+            &ex,
+            &mut inbox,
+            &format!(
+                "e2 = spawn(fn -> receive do :stop -> :ok end end); :ok = :pg.join(:my_scope, :early, [e2]); \
              send({{:inbox, {rust}}}, {{:reply, e2}}); :ok"
-        ))
+            ),
+        )
         .await;
         let e2 = e2.as_pid().expect("a pid").clone();
         eventually("Rust sees e2", async || {
-            (pg::get_members(&node, &scope, &Term::atom("early")).await == vec![e2.clone(), early.clone()]).then_some(())
+            (pg::get_members(&node, &scope, &Term::atom("early")).await == vec![e2.clone(), early.clone()])
+                .then_some(())
         })
         .await;
         alive().await;

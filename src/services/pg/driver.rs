@@ -201,9 +201,8 @@ impl Driver {
                     };
                     if let Some(n) = target.filter(|n| *n != self.p.node().name()) {
                         let node = self.p.node();
-                        let up = connected.get_or_insert_with(|| {
-                            node.nodes().into_iter().chain(node.hidden_nodes()).collect()
-                        });
+                        let up = connected
+                            .get_or_insert_with(|| node.nodes().into_iter().chain(node.hidden_nodes()).collect());
                         if !up.contains(n) {
                             tracing::debug!(node = %n.as_str(), "not connected; message dropped (noconnect)");
                             continue;

@@ -592,3 +592,137 @@ proptest! {
         sim.assert_converged();
     }
 }
+
+// ---------------------------------------------------------------------- the scope process
+
+mod driver {
+    use std::time::Duration;
+
+    use super::g;
+    use crate::node::{normal, Node, Process};
+    use crate::services::pg::{self, PgError};
+    use crate::term::{Atom, Pid, Reference, Term};
+
+    const T: Duration = Duration::from_secs(5);
+
+    fn member(node: &Node) -> Pid {
+        node.spawn(|mut p: Process| async move {
+            p.receive().await;
+            normal()
+        })
+    }
+
+    async fn until(mut cond: impl AsyncFnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + T;
+        while !cond().await {
+            assert!(tokio::time::Instant::now() < deadline, "condition not reached in {T:?}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// The subscription (reference and snapshot) first, then `Err(Message)` for each message.
+    type Received = Result<(Reference, Term), Term>;
+
+    /// What a subscriber process receives, forwarded to the test.
+    fn subscriber(
+        node: &Node,
+        scope: Atom,
+        group: Option<Term>,
+    ) -> (Pid, tokio::sync::mpsc::UnboundedReceiver<Received>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let pid = node.spawn(move |mut p: Process| async move {
+            let first = match group {
+                None => pg::monitor_scope(&mut p, &scope).await.map(|(r, groups)| {
+                    let groups = groups.into_iter().map(|(g, pids)| Term::Tuple(vec![g, pids_term(pids)])).collect();
+                    (r, Term::List(groups))
+                }),
+                Some(group) => pg::monitor(&mut p, &scope, group).await.map(|(r, pids)| (r, pids_term(pids))),
+            };
+            let (r, snapshot) = first.expect("subscribed");
+            let _ = tx.send(Ok((r.clone(), snapshot)));
+            loop {
+                let m = p.receive().await;
+                if m.is_atom("unsubscribe") {
+                    let _ = tx.send(Err(Term::atom(&pg::demonitor(&mut p, &scope, &r).await.unwrap().to_string())));
+                    continue;
+                }
+                let _ = tx.send(Err(m));
+            }
+        });
+        (pid, rx)
+    }
+
+    fn pids_term(pids: Vec<Pid>) -> Term {
+        Term::List(pids.into_iter().map(Term::Pid).collect())
+    }
+
+    #[tokio::test]
+    async fn the_scope_process_serves_the_api() {
+        let node = Node::new_local(Atom::new("r@h"), 3);
+        let scope = Atom::new("s");
+        let scope_pid = pg::start_scope(&node, scope.clone()).unwrap();
+        assert_eq!(node.whereis(&scope), Some(scope_pid.clone()));
+        assert_eq!(pg::start_scope(&node, scope.clone()), Err(PgError::NameTaken(scope.clone())));
+
+        let (a, b) = (member(&node), member(&node));
+        let (whole_pid, mut whole) = subscriber(&node, scope.clone(), None);
+        let (r_whole, snap) = whole.recv().await.unwrap().unwrap();
+        assert_eq!(snap, Term::nil());
+        pg::join(&node, &scope, g("x"), vec![a.clone()]).await.unwrap();
+        pg::join(&node, &scope, g("x"), vec![b.clone(), a.clone()]).await.unwrap();
+        pg::join(&node, &scope, g("y"), vec![b.clone()]).await.unwrap();
+        assert_eq!(pg::get_members(&node, &scope, &g("x")).await, vec![b.clone(), a.clone(), a.clone()]);
+        assert_eq!(pg::get_local_members(&node, &scope, &g("y")).await, vec![b.clone()]);
+        assert_eq!(pg::which_groups(&node, &scope).await, vec![g("x"), g("y")]);
+        assert_eq!(pg::which_local_groups(&node, &scope).await, vec![g("x"), g("y")]);
+        let note = |verb: &str, group: &str, pids: &[Pid]| {
+            Err(Term::Tuple(vec![Term::Ref(r_whole.clone()), Term::atom(verb), g(group), pids_term(pids.to_vec())]))
+        };
+        assert_eq!(whole.recv().await.unwrap(), note("join", "x", std::slice::from_ref(&a)));
+        assert_eq!(whole.recv().await.unwrap(), note("join", "x", &[b.clone(), a.clone()]));
+        assert_eq!(whole.recv().await.unwrap(), note("join", "y", std::slice::from_ref(&b)));
+
+        let (_, mut only_y) = subscriber(&node, scope.clone(), Some(g("y")));
+        let (_, snap) = only_y.recv().await.unwrap().unwrap();
+        assert_eq!(snap, pids_term(vec![b.clone()]));
+
+        // a member dies: it leaves every group, once per membership
+        node.send(b.clone(), Term::atom("stop"));
+        until(async || pg::get_members(&node, &scope, &g("x")).await == vec![a.clone(), a.clone()]).await;
+        assert!(pg::which_groups(&node, &scope).await == vec![g("x")]);
+        let mut got = vec![whole.recv().await.unwrap(), whole.recv().await.unwrap()];
+        got.sort_by_key(|m| format!("{m:?}"));
+        let mut want = vec![note("leave", "x", std::slice::from_ref(&b)), note("leave", "y", std::slice::from_ref(&b))];
+        want.sort_by_key(|m| format!("{m:?}"));
+        assert_eq!(got, want);
+        assert!(matches!(only_y.recv().await.unwrap(), Err(Term::Tuple(t)) if t[1].is_atom("leave")));
+
+        // leave twice (a joined twice), then not_joined; remote pids are refused
+        assert_eq!(pg::leave(&node, &scope, g("x"), vec![a.clone()]).await, Ok(true));
+        assert_eq!(pg::leave(&node, &scope, g("x"), vec![a.clone()]).await, Ok(true));
+        assert_eq!(pg::leave(&node, &scope, g("x"), vec![a.clone()]).await, Ok(false));
+        let remote = Pid { node: Atom::new("other@h"), id: 1, serial: 0, creation: 1 };
+        assert_eq!(pg::join(&node, &scope, g("x"), vec![remote.clone()]).await, Err(PgError::NotLocal(remote)));
+        assert!(pg::which_groups(&node, &scope).await.is_empty());
+        for _ in 0..2 {
+            assert_eq!(whole.recv().await.unwrap(), note("leave", "x", std::slice::from_ref(&a)));
+        }
+
+        // unsubscribe: no more notifications. After a round trip through the scope, anything
+        // it sent the subscriber is queued there ahead of our `ping`.
+        node.send(whole_pid.clone(), Term::atom("unsubscribe"));
+        assert_eq!(whole.recv().await.unwrap(), Err(Term::atom("true")));
+        pg::join(&node, &scope, g("z"), vec![a.clone()]).await.unwrap();
+        assert_eq!(pg::get_members(&node, &scope, &g("z")).await, vec![a.clone()]);
+        node.send(whole_pid, Term::atom("ping"));
+        assert_eq!(whole.recv().await.unwrap(), Err(Term::atom("ping")));
+        assert_eq!(pg::leave(&node, &scope, g("z"), vec![a.clone()]).await, Ok(true));
+        // a scope that does not exist answers as pg does without its table
+        assert!(pg::get_members(&node, &Atom::new("nope"), &g("x")).await.is_empty());
+        assert!(matches!(
+            pg::join(&node, &Atom::new("nope"), g("x"), vec![a]).await,
+            Err(PgError::Call(crate::gen_server::CallError::NoProc))
+        ));
+        assert!(node.is_alive(&scope_pid));
+    }
+}
