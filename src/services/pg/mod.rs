@@ -77,11 +77,38 @@ pub enum PgError {
     BadReply(Term),
 }
 
+/// Whose fault a [`PgError`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Another node sent something no correct scope sends.
+    PeerMisbehaved,
+    /// Nobody's: races of a live cluster, hidden nodes. Ignored quietly.
+    Benign,
+    /// The caller of this API.
+    LocalMisuse,
+    /// The local runtime: the scope is not running or did not answer as expected.
+    Runtime,
+}
+
 impl PgError {
+    /// Whose fault it is.
+    pub fn fault(&self) -> Fault {
+        match self {
+            PgError::Malformed(_)
+            | PgError::LocalPeer(_)
+            | PgError::ForeignMember { .. }
+            | PgError::UnknownGroup { .. }
+            | PgError::LimitExceeded(_) => Fault::PeerMisbehaved,
+            PgError::HiddenPeer(_) | PgError::UnknownPeer(_) => Fault::Benign,
+            PgError::NotLocal(_) | PgError::NameTaken(_) => Fault::LocalMisuse,
+            PgError::Call(_) | PgError::BadReply(_) => Fault::Runtime,
+        }
+    }
+
     /// `true` for what a running cluster produces in normal operation (races, hidden nodes):
     /// worth a debug line, not a warning.
     pub fn is_benign(&self) -> bool {
-        matches!(self, PgError::UnknownPeer(_) | PgError::HiddenPeer(_))
+        self.fault() == Fault::Benign
     }
 }
 
