@@ -190,26 +190,9 @@ impl Driver {
     /// Carries out what the core asked for. Sends to a node that is not connected are dropped
     /// (`pg` sends with `noconnect`): a scope never dials a node by itself.
     fn flush(&mut self) {
-        let mut connected: Option<HashSet<Atom>> = None;
         while let Some(effect) = self.core.poll_effect() {
             match effect {
-                Effect::Send { to, msg } => {
-                    let target = match &to {
-                        Dest::Pid(pid) => Some(&pid.node),
-                        Dest::Remote(_, node) => Some(node),
-                        Dest::Name(_) | Dest::Alias(_) => None,
-                    };
-                    if let Some(n) = target.filter(|n| *n != self.p.node().name()) {
-                        let node = self.p.node();
-                        let up = connected
-                            .get_or_insert_with(|| node.nodes().into_iter().chain(node.hidden_nodes()).collect());
-                        if !up.contains(n) {
-                            tracing::debug!(node = %n.as_str(), "not connected; message dropped (noconnect)");
-                            continue;
-                        }
-                    }
-                    self.p.send(to, msg);
-                }
+                Effect::Send { to, msg } => self.p.node().send_noconnect(self.p.pid(), to, msg),
                 Effect::Monitor(pid) => {
                     let r = self.p.monitor(Dest::Pid(pid.clone()));
                     if let Some(old) = self.monitors.insert(pid, r) {
