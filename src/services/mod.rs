@@ -1,5 +1,6 @@
 //! What every visible node runs, so that nothing on the BEAM side waits on us in vain:
-//! `net_kernel` (ping), and in time `global`, `rex` and `pg`.
+//! `net_kernel` (ping), `rex` and the `rpc`/`erpc` function registry, and in time `global`
+//! and `pg`.
 
 pub mod net_kernel;
 pub mod rex;
