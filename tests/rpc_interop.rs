@@ -184,6 +184,26 @@ fn beam_calls_rust_with_rpc_and_erpc() {
             ev(format!("{{rex, {r}}} ! {{self(), features_request}}, receive {{features_reply, _, F}} -> F after 5000 -> timeout end")).await,
             "[erpc]"
         );
+        // global:whereis_name answers from the Rust node's global name server
+        let probe = node.spawn(|mut p: erlnode::Process| async move {
+            p.receive().await;
+            erlnode::node::normal()
+        });
+        assert!(erlnode::services::register_name(&node, &Atom::new("rpc_global_probe"), &probe).await);
+        // (each attempt binds a fresh variable: shell bindings persist)
+        let mut n = 0;
+        let agreed = wait_until_async(T, async || {
+            n += 1;
+            let expr = format!(
+                "P{n} = rpc:call({r}, global, whereis_name, [rpc_global_probe]), \
+                 is_pid(P{n}) andalso P{n} =:= global:whereis_name(rpc_global_probe)"
+            );
+            erl.eval_async(&expr).await.unwrap() == "true"
+        })
+        .await;
+        assert!(agreed, "global:whereis_name through rpc");
+        assert_eq!(ev(format!("rpc:call({r}, global, whereis_name, [nobody_here])")).await, "undefined");
+
         // the Rust node is still well
         assert_eq!(ev(format!("rpc:call({r}, erlang, node, [])")).await, r);
     });

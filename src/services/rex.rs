@@ -88,6 +88,19 @@ fn mfa_request(t: &Term) -> Option<(&Atom, (Term, Term, Term))> {
     }
 }
 
+/// `true` if the node may start another worker ([`crate::node::MAX_PROCESSES`]).
+fn may_spawn(node: &Node) -> bool {
+    node.process_count() < crate::node::MAX_PROCESSES
+}
+
+/// What `rex` answers when it cannot start a worker.
+fn system_limit() -> Term {
+    Term::Tuple(vec![
+        Term::atom("badrpc"),
+        Term::Tuple(vec![Term::atom("EXIT"), Term::atom("system_limit")]),
+    ])
+}
+
 /// Applies `M:F(A)` and gives `rpc`'s shape of the outcome.
 async fn execute(node: &Node, (m, f, a): (Term, Term, Term)) -> Term {
     let result = match (m, f, a) {
@@ -100,6 +113,7 @@ async fn execute(node: &Node, (m, f, a): (Term, Term, Term)) -> Term {
 impl GenServer for Rex {
     async fn handle_call(&mut self, request: Term, from: &gen_server::From, p: &mut Process) -> CallReply {
         match mfa_request(&request) {
+            Some((tag, _)) if tag == "call" && !may_spawn(p.node()) => CallReply::Reply(system_limit()),
             Some((tag, mfa)) if tag == "call" => {
                 let (node, from) = (p.node().clone(), from.clone());
                 p.node().spawn(move |worker: Process| async move {
@@ -117,7 +131,7 @@ impl GenServer for Rex {
 
     async fn handle_cast(&mut self, request: Term, p: &mut Process) -> Next {
         if let Some((tag, mfa)) = mfa_request(&request) {
-            if tag == "cast" {
+            if tag == "cast" && may_spawn(p.node()) {
                 let node = p.node().clone();
                 p.node().spawn(move |_| async move {
                     let result = execute(&node, mfa).await;
@@ -139,7 +153,9 @@ impl GenServer for Rex {
             return Next::Continue;
         }
         if let Some((tag, mfa)) = mfa_request(req) {
-            if tag == "call" {
+            if tag == "call" && !may_spawn(p.node()) {
+                p.send(Dest::Pid(from), Term::Tuple(vec![Term::atom(NAME), system_limit()]));
+            } else if tag == "call" {
                 let node = p.node().clone();
                 p.node().spawn(move |worker: Process| async move {
                     let result = execute(&node, mfa).await;

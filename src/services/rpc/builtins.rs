@@ -12,7 +12,7 @@
 //! | `erlang:is_alive/0`        | `true` when distributed                                  |
 //! | `erlang:system_info/1`     | see [`system_info`]                                      |
 //! | `erlang:apply/3`           | applies another registered function                      |
-//! | `global:whereis_name/1`    | the local name's pid, or `undefined` (a hook: re-register it once `global` runs) |
+//! | `global:whereis_name/1`    | the globally registered pid, or `undefined` (a hidden node, which runs no `global`, answers for its local names) |
 //! | `erl_eval:eval_str/1`      | `{error, "..."}`: a Rust node cannot evaluate Erlang (what `erl_call -e` asks) |
 //!
 //! Errors follow BEAM's: a bad argument raises `badarg` with the stack a BIF leaves,
@@ -44,12 +44,20 @@ pub(super) fn install(r: &Registry) {
         Ok(Term::atom(if node.is_distributed() { "true" } else { "false" }))
     });
     r.register_builtin("erlang", "system_info", 1, system_info);
-    r.register_builtin("global", "whereis_name", 1, |node, m, f, args| match args {
-        [Term::Atom(name)] => Ok(node.whereis(name).map(Term::Pid).unwrap_or_else(|| Term::atom("undefined"))),
-        _ => Err(RpcError::Error {
-            reason: Term::Tuple(vec![Term::atom("function_clause")]),
-            stack: vec![Term::Tuple(vec![Term::Atom(m.clone()), Term::Atom(f.clone()), Term::List(args.to_vec()), Term::nil()])],
-        }),
+    r.register_builtin("global", "whereis_name", 1, |node, _, _, args| {
+        let found = match args {
+            [name] => match node.whereis_global(name) {
+                Some(pid) => Some(pid),
+                // a hidden node runs no global: services::register_name registered locally
+                None if node.extension::<crate::services::gns::GlobalService>().is_none() => match name {
+                    Term::Atom(a) => node.whereis(a),
+                    _ => None,
+                },
+                None => None,
+            },
+            _ => None,
+        };
+        Ok(found.map(Term::Pid).unwrap_or_else(|| Term::atom("undefined")))
     });
     r.register_builtin("erl_eval", "eval_str", 1, |_, _, _, _| {
         Ok(Term::Tuple(vec![Term::atom("error"), Term::charlist(EVAL_UNSUPPORTED)]))
