@@ -108,6 +108,14 @@ pub(crate) struct Locker {
     pub prim: Option<super::calls::Prim>,
 }
 
+impl Locker {
+    /// `true` while the locker holds (or is taking or releasing) a partition lock.
+    #[cfg(test)]
+    pub fn holds(&self) -> bool {
+        !matches!(self.phase, Phase::Idle) || self.prim.is_some()
+    }
+}
+
 fn host(node: &Atom) -> &str {
     node.as_str().split_once('@').map(|(_, h)| h).unwrap_or("")
 }

@@ -540,8 +540,8 @@ impl Global {
     /// `gen_server:reply({Pid, Tag}, Reply)`: through the alias for `[alias | Ref]` tags.
     fn reply(&mut self, from_pid: &Pid, tag: Term, reply: Term) {
         let to = match &tag {
-            Term::Improper(head, tail) if head.len() == 1 && head[0].is_atom("alias") => match &**tail {
-                Term::Ref(r) => Dest::Alias(r.clone()),
+            Term::Improper(head, tail) => match (head.as_slice(), &**tail) {
+                ([a], Term::Ref(r)) if a.is_atom("alias") => Dest::Alias(r.clone()),
                 _ => Dest::Pid(from_pid.clone()),
             },
             _ => Dest::Pid(from_pid.clone()),

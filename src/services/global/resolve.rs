@@ -37,10 +37,13 @@ pub fn classify(method: &Term) -> MethodKind {
         },
         Term::LocalFun(f) if f.module == "global" && f.arity == 3 && f.free_vars.is_empty() => MethodKind::RandomExit,
         // allow_tuple_fun/1: legacy {M, F} methods
-        Term::Tuple(t) if t.len() == 2 && t[0].is_atom("global") => match t[1].as_atom().map(|a| a.as_str()) {
-            Some("random_exit_name") => MethodKind::RandomExit,
-            Some("random_notify_name") => MethodKind::RandomNotify,
-            Some("notify_all_name") => MethodKind::NotifyAll,
+        Term::Tuple(t) => match t.as_slice() {
+            [m, Term::Atom(f)] if m.is_atom("global") => match f.as_str() {
+                "random_exit_name" => MethodKind::RandomExit,
+                "random_notify_name" => MethodKind::RandomNotify,
+                "notify_all_name" => MethodKind::NotifyAll,
+                _ => MethodKind::Unknown,
+            },
             _ => MethodKind::Unknown,
         },
         _ => MethodKind::Unknown,

@@ -121,6 +121,13 @@ impl Global {
 
     /// `init_connect/6`.
     pub(crate) fn init_connect(&mut self, vsn: i64, node: Atom, his_locker: Pid, his_tag: Term, his_vsn: i64) {
+        if node == self.node {
+            return;
+        }
+        if self.peers.len() >= MAX_KNOWN_NODES && !self.peers.contains_key(&node) {
+            tracing::error!(node = %node.as_str(), "global: too many sync sessions; init_connect ignored");
+            return;
+        }
         if his_vsn < 5 || his_locker.node != node {
             tracing::warn!(node = %node.as_str(), his_vsn, "global: init_connect from an unsupported version or with a foreign locker; ignored");
             return;
@@ -131,10 +138,16 @@ impl Global {
                 self.push(Action::Disconnect(node));
                 return;
             }
-            // An attempt crossing the running one: cancel both and start over.
-            self.send_cancel_connect_message(&node, his_tag.clone());
+            // An attempt crossing the running one: cancel both and start over. BEAM then takes
+            // this very attempt into its new session although it just asked the peer to cancel
+            // it, which recreates the crossing on the other side: two nodes in this state
+            // restart each other forever. We drop it instead; the peer's fresh attempt, sent
+            // when it handles our cancel_connect, finds us not pending.
+            tracing::debug!(node = %node.as_str(), "global: crossing init_connect; restarting the connect");
+            self.send_cancel_connect_message(&node, his_tag);
             let my_old = self.my_tag(&node);
             self.restart_connect(&node, my_old);
+            return;
         }
         {
             let p = self.peer(&node);
@@ -163,6 +176,12 @@ impl Global {
             }
             _ => {
                 self.peer(&node).pre_connect = Some(PreConnect { vsn, his_vsn, his_tag, his_locker });
+                // BEAM keeps it for the nodeup to come. When the node is already up (a session
+                // cancelled without restart, e.g. by an in_sync), no nodeup will come: start
+                // the session now, which takes this init_connect in.
+                if self.up.contains(&node) && !self.known.contains_key(&node) {
+                    self.start_connect(&node);
+                }
             }
         }
     }
@@ -173,6 +192,15 @@ impl Global {
         let my_his = self.peers.get(&node).and_then(|p| p.sync_tag_his.clone());
         if tag_matches(mine, &his_my_tag) && my_his.as_ref() == Some(&his_his_tag) {
             return;
+        }
+        // Our tags only grow: an ack naming an older one answers an attempt we have already
+        // replaced, and the ack for the current one is on its way. (BEAM restarts here too,
+        // which can keep two restarting nodes out of step.)
+        if let (Some(m), Term::Int(t)) = (mine, &his_my_tag) {
+            if *t < m {
+                tracing::debug!(node = %node.as_str(), "global: stale init_connect_ack ignored");
+                return;
+            }
         }
         tracing::debug!(node = %node.as_str(), "global: init_connect_ack out of sync; restarting the connect");
         self.send_cancel_connect_message(&node, his_his_tag);
@@ -196,7 +224,9 @@ impl Global {
         self.cancel_locker(node, my_tag, None);
         self.reset_node_state(node);
         self.pending.remove(node);
-        if my_tag.is_some() {
+        // BEAM restarts only when it had a tag (no tag meaning "node down"); we know which
+        // nodes are up.
+        if my_tag.is_some() || self.up.contains(node) {
             self.start_connect(node);
         }
     }
@@ -444,12 +474,20 @@ impl Global {
 
     /// `{in_sync, Node, _}`: `Node` learnt about us from its partition; no session is needed.
     pub(crate) fn in_sync(&mut self, node: Atom) {
-        if !self.synced.contains(&node) {
+        if node == self.node {
+            return;
+        }
+        if !self.synced.contains(&node) && self.synced.len() < MAX_KNOWN_NODES {
             self.synced.push(node.clone());
         }
-        self.pending.remove(&node);
+        // BEAM drops {pending, Node} first so that no cancel_connect goes out: a genuine sender
+        // has already ended its session with us. We cancel while still pending: that
+        // cancel_connect is then ignored (its tag is stale, or we are known there), but if the
+        // sender's locker is still in a session with us it lets go of our partition's lock
+        // instead of waiting for a lock_set we will never send.
         let tag = self.my_tag(&node);
         self.cancel_locker(&node, tag, None);
+        self.pending.remove(&node);
         self.reset_node_state(&node);
     }
 

@@ -161,6 +161,12 @@ impl Locks {
         (mref, gone)
     }
 
+    /// `(resource, requester)` of every lock.
+    #[cfg(test)]
+    pub fn ids(&self) -> Vec<(Term, Term)> {
+        self.by_res.iter().map(|(r, l)| (r.clone(), l.requester.clone())).collect()
+    }
+
     /// The resource and holder a monitor belongs to.
     pub fn by_mref(&self, mref: &Reference) -> Option<(Term, Pid)> {
         let res = self.by_mref.get(mref)?;

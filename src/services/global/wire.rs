@@ -419,37 +419,36 @@ fn parse_lock_set(t: &[Term]) -> Result<LockSet, GlobalError> {
 fn parse_cast(req: &Term) -> Result<Cast, GlobalError> {
     let Some(t) = req.as_tuple() else { return Ok(Cast::Other(req.clone())) };
     let Some(Term::Atom(k)) = t.first() else { return Ok(Cast::Other(req.clone())) };
-    Ok(match (k.as_str(), t.len()) {
-        ("init_connect", 4) => {
+    Ok(match (k.as_str(), t) {
+        ("init_connect", [_, vsn_t, node, locker]) => {
             // {Vsn, Tag}, or a longer tuple from a future version: speak ours then.
-            let vsn_t = t[1].as_tuple().ok_or_else(|| bad("init_connect version"))?;
+            let vsn_t = vsn_t.as_tuple().ok_or_else(|| bad("init_connect version"))?;
             let (his_vsn, his_tag) = match vsn_t {
-                [Term::Int(v), tag, ..] => (*v, tag.clone()),
+                [Term::Int(v), tag] => (*v, tag.clone()),
+                [Term::Int(v), tag, _, ..] => (*v, tag.clone()),
                 _ => return Err(bad("init_connect version")),
             };
             let vsn = if vsn_t.len() > 2 { super::PROTOCOL_VERSION } else { his_vsn.min(super::PROTOCOL_VERSION) };
-            let node = atom_of(&t[2], "init_connect node")?;
-            let his_locker = match t[3].as_tuple() {
+            let node = atom_of(node, "init_connect node")?;
+            let his_locker = match locker.as_tuple() {
                 Some([l, _, _, locker]) if l.is_atom("locker") => pid_of(locker, "init_connect locker")?,
                 _ => return Err(bad("init_connect {locker, _, _, Locker}")),
             };
             Cast::InitConnect { vsn, his_vsn, his_tag, node, his_locker }
         }
-        ("lock_set", 4 | 5) => Cast::LockSet(parse_lock_set(t)?),
-        ("exchange", 5) => {
-            let node = atom_of(&t[1], "exchange node")?;
-            Cast::Exchange { node, tag: t[4].clone(), names: parse_names(&t[2]) }
+        ("lock_set", [_, _, _, _] | [_, _, _, _, _]) => Cast::LockSet(parse_lock_set(t)?),
+        ("exchange", [_, node, names, _ext, tag]) => {
+            let node = atom_of(node, "exchange node")?;
+            Cast::Exchange { node, tag: tag.clone(), names: parse_names(names) }
         }
-        ("resolved", 7) => {
-            let node = atom_of(&t[1], "resolved node")?;
-            let body = (|| {
-                Ok(ResolvedBody { ops: parse_ops(&t[2])?, his_known: parse_known(&t[3])?, names_ext: parse_ext(&t[5])? })
-            })();
-            Cast::Resolved { node, tag: t[6].clone(), body }
+        ("resolved", [_, node, ops, known, _unused, ext, tag]) => {
+            let node = atom_of(node, "resolved node")?;
+            let body = (|| Ok(ResolvedBody { ops: parse_ops(ops)?, his_known: parse_known(known)?, names_ext: parse_ext(ext)? }))();
+            Cast::Resolved { node, tag: tag.clone(), body }
         }
-        ("new_nodes", 6) => {
-            let node = atom_of(&t[1], "new_nodes node")?;
-            let lock = t[5].as_list().and_then(|l| {
+        ("new_nodes", [_, node, ops, ext, nodes, extra]) => {
+            let node = atom_of(node, "new_nodes node")?;
+            let lock = extra.as_list().and_then(|l| {
                 l.iter().find_map(|e| match e.as_tuple() {
                     Some([k, v]) if k.is_atom("lock") => Some(v.clone()),
                     _ => None,
@@ -457,14 +456,14 @@ fn parse_cast(req: &Term) -> Result<Cast, GlobalError> {
             });
             Cast::NewNodes {
                 node,
-                ops: parse_ops(&t[2])?,
-                names_ext: parse_ext(&t[3])?,
-                nodes: parse_known(&t[4])?,
+                ops: parse_ops(ops)?,
+                names_ext: parse_ext(ext)?,
+                nodes: parse_known(nodes)?,
                 lock,
             }
         }
-        ("in_sync", 3) => Cast::InSync { node: atom_of(&t[1], "in_sync node")? },
-        ("async_del_name" | "async_del_lock", 3) => Cast::Obsolete,
+        ("in_sync", [_, node, _]) => Cast::InSync { node: atom_of(node, "in_sync node")? },
+        ("async_del_name" | "async_del_lock", [_, _, _]) => Cast::Obsolete,
         _ => Cast::Other(req.clone()),
     })
 }
@@ -477,39 +476,39 @@ fn parse_info(msg: &Term, t: &[Term]) -> Result<Info, GlobalError> {
         }
     }
     let Some(Term::Atom(k)) = t.first() else { return Ok(Info::Other(msg.clone())) };
-    Ok(match (k.as_str(), t.len()) {
-        ("init_connect_ack", 4) => Info::InitConnectAck {
-            node: atom_of(&t[1], "init_connect_ack node")?,
-            my_tag: t[2].clone(),
-            his_tag: t[3].clone(),
+    Ok(match (k.as_str(), t) {
+        ("init_connect_ack", [_, node, my_tag, his_tag]) => Info::InitConnectAck {
+            node: atom_of(node, "init_connect_ack node")?,
+            my_tag: my_tag.clone(),
+            his_tag: his_tag.clone(),
         },
-        ("cancel_connect", 3) => {
-            Info::CancelConnect { node: atom_of(&t[1], "cancel_connect node")?, tag: t[2].clone() }
+        ("cancel_connect", [_, node, tag]) => {
+            Info::CancelConnect { node: atom_of(node, "cancel_connect node")?, tag: tag.clone() }
         }
-        ("lost_connection", 5) => {
-            if !is_integer(&t[2]) || !is_integer(&t[3]) {
+        ("lost_connection", [_, node_a, xcreation, op_id, node_b]) => {
+            if !is_integer(xcreation) || !is_integer(op_id) {
                 return Err(bad("lost_connection XCreation/OpId"));
             }
             Info::LostConnection {
-                node_a: atom_of(&t[1], "lost_connection node")?,
-                xcreation: t[2].clone(),
-                op_id: t[3].clone(),
-                node_b: atom_of(&t[4], "lost_connection node")?,
+                node_a: atom_of(node_a, "lost_connection node")?,
+                xcreation: xcreation.clone(),
+                op_id: op_id.clone(),
+                node_b: atom_of(node_b, "lost_connection node")?,
             }
         }
-        ("remove_connection", 2) => Info::RemoveConnection { node: atom_of(&t[1], "remove_connection node")? },
-        ("DOWN", 5) if t[2].is_atom("process") => {
-            let mref = t[1].as_ref().cloned().ok_or_else(|| bad("DOWN reference"))?;
-            Info::Down { mref, reason: t[4].clone() }
+        ("remove_connection", [_, node]) => Info::RemoveConnection { node: atom_of(node, "remove_connection node")? },
+        ("DOWN", [_, mref, kind, _obj, reason]) if kind.is_atom("process") => {
+            let mref = mref.as_ref().cloned().ok_or_else(|| bad("DOWN reference"))?;
+            Info::Down { mref, reason: reason.clone() }
         }
-        ("lock_set", 4 | 5) => Info::LockerLockSet(parse_lock_set(t)?),
-        ("whereis", 3) => match t[2].as_tuple() {
+        ("lock_set", [_, _, _, _] | [_, _, _, _, _]) => Info::LockerLockSet(parse_lock_set(t)?),
+        ("whereis", [_, name, from]) => match from.as_tuple() {
             Some([p, tag]) => {
-                Info::Whereis { name: t[1].clone(), from_pid: pid_of(p, "whereis From")?, from_tag: tag.clone() }
+                Info::Whereis { name: name.clone(), from_pid: pid_of(p, "whereis From")?, from_tag: tag.clone() }
             }
             _ => return Err(bad("whereis From")),
         },
-        ("EXIT", 3) => Info::Ignored,
+        ("EXIT", [_, _, _]) => Info::Ignored,
         _ => Info::Other(msg.clone()),
     })
 }

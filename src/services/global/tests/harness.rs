@@ -75,6 +75,9 @@ pub struct Cluster {
     pub blackholes: BTreeSet<(Atom, Atom)>,
 }
 
+/// Deliveries allowed without simulated time moving before a run is declared a livelock.
+pub const MAX_STEPS_WITHOUT_TIME: usize = 20_000;
+
 pub fn atom(s: &str) -> Atom {
     Atom::new(s)
 }
@@ -379,13 +382,21 @@ impl Cluster {
     /// at `limit` of simulated time. Returns whether `cond` held.
     pub fn run_until(&mut self, limit: Duration, mut cond: impl FnMut(&Cluster) -> bool) -> bool {
         let deadline = self.now + limit;
+        let mut steps_at_this_time = 0usize;
         loop {
             if cond(self) {
                 return true;
             }
             if self.step() {
+                steps_at_this_time += 1;
+                assert!(
+                    steps_at_this_time < MAX_STEPS_WITHOUT_TIME,
+                    "livelock: {MAX_STEPS_WITHOUT_TIME} deliveries without time passing; last: {:?}",
+                    &self.log[self.log.len().saturating_sub(12)..]
+                );
                 continue;
             }
+            steps_at_this_time = 0;
             let next = self.cores.values().filter_map(|c| c.next_timeout()).min();
             match next {
                 Some(t) if t <= deadline => {
