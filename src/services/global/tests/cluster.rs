@@ -481,3 +481,133 @@ fn garbage_never_panics_nor_leaves_locks() {
     assert!(c.quiet());
     assert_eq!(known(&c, "a@h"), atoms(&["b@h"]));
 }
+
+#[test]
+fn the_core_can_move_to_a_driver_task() {
+    fn is_send<T: Send>() {}
+    is_send::<crate::services::global::Global>();
+    is_send::<crate::services::global::Action>();
+}
+
+#[test]
+fn our_lost_connection_reports_keep_one_xcreation_and_growing_op_ids() {
+    let mut c = Cluster::new(&["a@h", "b@h", "c@h", "d@h"], 12);
+    for n in ["b@h", "c@h", "d@h"] {
+        c.connect("a@h", n);
+    }
+    assert!(c.run_until(LIMIT, |c| fully_synced(c, &["a@h", "b@h", "c@h", "d@h"])));
+    let now = c.now;
+    let a = c.core_mut("a@h");
+    a.handle_nodedown(atom("c@h"), now);
+    a.handle_nodedown(atom("d@h"), now);
+    let reports: Vec<Term> = a
+        .drain_actions()
+        .into_iter()
+        .filter_map(|x| match x {
+            crate::services::global::Action::Send {
+                to,
+                msg,
+                connect: false,
+            } if to == Dest::Remote(atom("global_name_server"), atom("b@h"))
+                && msg
+                    .as_tuple()
+                    .is_some_and(|t| t[0].is_atom("lost_connection")) =>
+            {
+                Some(msg)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    let (r1, r2) = (
+        reports[0].as_tuple().unwrap(),
+        reports[1].as_tuple().unwrap(),
+    );
+    assert_eq!(
+        (&r1[1], &r1[4], &r2[4]),
+        (&Term::atom("a@h"), &Term::atom("c@h"), &Term::atom("d@h"))
+    );
+    assert_eq!(r1[2], r2[2], "one XCreation per incarnation");
+    assert!(r1[3] < r2[3], "op ids grow");
+    // BEAM's XCreation: a multiple of 2^32 plus creation, offset by 2^59, below 2^63
+    let Term::Int(x) = r1[2] else {
+        panic!("integer")
+    };
+    assert_eq!((x - (1 << 59) - 7) % (1 << 32), 0);
+}
+
+#[test]
+fn a_failed_connect_to_a_learnt_node_is_a_nodedown() {
+    let mut c = Cluster::new(&["a@h", "b@h"], 13);
+    c.connect("a@h", "b@h");
+    assert!(c.run_until(LIMIT, |c| fully_synced(c, &["a@h", "b@h"])));
+    // b tells a about z@h, which a cannot reach
+    let now = c.now;
+    let nn = Term::Tuple(vec![
+        Term::atom("$gen_cast"),
+        Term::Tuple(vec![
+            Term::atom("new_nodes"),
+            Term::atom("b@h"),
+            Term::nil(),
+            Term::nil(),
+            Term::List(vec![Term::Tuple(vec![Term::atom("z@h"), Term::Int(8)])]),
+            Term::List(vec![]),
+        ]),
+    ]);
+    let a = c.core_mut("a@h");
+    a.handle_message(nn, now).unwrap();
+    let acts = a.drain_actions();
+    assert!(acts.contains(&crate::services::global::Action::Connect(atom("z@h"))));
+    assert!(a.known_nodes().contains(&atom("z@h")));
+    a.handle_connect_failed(atom("z@h"), now);
+    assert!(!a.known_nodes().contains(&atom("z@h")));
+    // and the others hear about it (prevent overlapping partitions)
+    assert!(a.drain_actions().iter().any(|x| matches!(x,
+        crate::services::global::Action::Send { msg, .. }
+            if msg.as_tuple().is_some_and(|t| t[0].is_atom("lost_connection") && t[4] == Term::atom("z@h")))));
+}
+
+#[test]
+fn a_refused_registration_backs_off_randomly_and_retries() {
+    let mut c = Cluster::new(&["a@h", "b@h"], 14);
+    c.connect("a@h", "b@h");
+    assert!(c.run_until(LIMIT, |c| fully_synced(c, &["a@h", "b@h"])));
+    // someone else holds the `global` lock on b (the boss): a's registrar must wait
+    let holder = c.spawn("b@h");
+    let now = c.now;
+    let take = Term::Tuple(vec![
+        Term::atom("$gen_call"),
+        Term::Tuple(vec![Term::Pid(holder.clone()), Term::Int(1)]),
+        Term::Tuple(vec![
+            Term::atom("set_lock"),
+            Term::Tuple(vec![Term::atom("global"), Term::atom("other")]),
+        ]),
+    ]);
+    c.core_mut("b@h").handle_message(take, now).unwrap();
+    c.flush_all();
+    let p = c.spawn("a@h");
+    let op = c.register("a@h", "late", &p);
+    // each refusal puts the registrar to sleep: 1..=Tmax ms, Tmax = 125 ms doubling to 8 s
+    let mut sleeps = Vec::new();
+    while sleeps.len() < 9 {
+        assert!(c.run_until(LIMIT, |c| c.core("a@h").registrar.deadline.is_some()));
+        let d = c.core("a@h").registrar.deadline.unwrap();
+        sleeps.push(d - c.now);
+        c.now = d;
+        let now = c.now;
+        c.core_mut("a@h").handle_timeout(now);
+        c.flush_all();
+    }
+    assert!(c.result("a@h", op).is_none());
+    let caps = [125u64, 250, 500, 1000, 2000, 4000, 8000, 8000, 8000];
+    for (s, cap) in sleeps.iter().zip(caps) {
+        assert!(
+            *s >= Duration::from_millis(1) && *s <= Duration::from_millis(cap),
+            "{sleeps:?}"
+        );
+    }
+    // the holder dies: the lock goes and the registration goes through
+    c.kill(&holder, Term::atom("shutdown"));
+    assert!(c.run_until(LIMIT, |c| c.result("a@h", op) == Some(&Term::atom("yes"))));
+    assert!(c.core("b@h").whereis(&Term::atom("late")).is_some());
+}
