@@ -1,5 +1,5 @@
-//! The `erlnode` command: a node serving the article's KV and PubSub, and one-shot tools.
+//! The `erlnode` command: thin; see [`erlnode::cli`].
 
-fn main() {
-    println!("erlnode {}", env!("CARGO_PKG_VERSION"));
+fn main() -> std::process::ExitCode {
+    erlnode::cli::run()
 }

@@ -1,8 +1,10 @@
 //! EPMD interop: our client against a real `epmd`, and our embedded EPMD against real `erl`
-//! nodes (OTP 25 from /usr/bin, 27 and 29 from /opt/otp).
+//! nodes of OTP 25, 27 and 29 (provisioned by the shared harness, tests/common).
 //!
 //! The helpers below are deliberately small and self-contained; they move to the shared test
 //! harness (tests/common/) once it lands.
+
+mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -105,7 +107,7 @@ async fn has_name(port: u16, name: &str) -> Option<bool> {
 async fn client_against_real_epmd() {
     let port = free_port();
     let _epmd = Proc::spawn(
-        Command::new("/usr/bin/epmd")
+        Command::new(common::Otp::get(25).tool("epmd"))
             .args(["-port", &port.to_string()])
             .stdin(Stdio::null()),
     );
@@ -375,7 +377,7 @@ async fn ensure_epmd_cases() {
     // A real epmd answers: use it.
     let port = free_port();
     let _epmd = Proc::spawn(
-        Command::new("/usr/bin/epmd")
+        Command::new(common::Otp::get(25).tool("epmd"))
             .args(["-port", &port.to_string()])
             .stdin(Stdio::null()),
     );
@@ -541,15 +543,15 @@ async fn erl_scenario(bin: &str) {
 
 #[tokio::test]
 async fn embedded_server_with_erl_otp25() {
-    erl_scenario("/usr/bin").await;
+    erl_scenario(&common::Otp::get(25).bin_dir().to_string_lossy()).await;
 }
 
 #[tokio::test]
 async fn embedded_server_with_erl_otp27() {
-    erl_scenario("/opt/otp/27/bin").await;
+    erl_scenario(&common::Otp::get(27).bin_dir().to_string_lossy()).await;
 }
 
 #[tokio::test]
 async fn embedded_server_with_erl_otp29() {
-    erl_scenario("/opt/otp/29/bin").await;
+    erl_scenario(&common::Otp::get(29).bin_dir().to_string_lossy()).await;
 }

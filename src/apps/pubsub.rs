@@ -97,7 +97,7 @@ impl GenServer for PubSub {
 
 /// Elixir-syntax rendering for the log line the article prints.
 fn render(t: &Term) -> String {
-    format!("{t:?}")
+    t.elixir().to_string()
 }
 
 #[cfg(test)]

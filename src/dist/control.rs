@@ -547,7 +547,8 @@ pub fn lower_for_peer(
         return Ok((control, payload));
     }
     let op = control.op();
-    let reason = |payload: Option<Term>| payload.ok_or(DistError::MissingPayload { op });
+    let reason =
+        |payload: Option<Term>| payload.ok_or(DistError::PayloadMismatch { op, needs_payload: true });
     let lowered = match control {
         Control::SendSender { to, .. } => (Control::Send { to }, payload),
         Control::SendSenderTt { to, token, .. } => (Control::SendTt { to, token }, payload),
@@ -823,7 +824,7 @@ pub(crate) mod tests {
         // a payload exit without its reason is the caller's mistake
         assert!(matches!(
             lower_for_peer(Control::PayloadExit { from: pid(1), to: pid(2) }, None, none),
-            Err(DistError::MissingPayload { op: 24 })
+            Err(DistError::PayloadMismatch { op: 24, needs_payload: true })
         ));
     }
 }

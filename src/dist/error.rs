@@ -87,6 +87,8 @@ pub enum DistError {
         /// The limit.
         max: usize,
     },
+    /// A term inside the frame did not decode.
+    Term(crate::term::DecodeError),
     /// The control term is not a tuple whose first element is an integer op.
     NotAControlTuple,
     /// A control op this node does not know.
@@ -116,6 +118,14 @@ pub enum DistError {
         /// How many.
         count: usize,
     },
+    /// A payload given where the op has none, or missing where it needs one (when sending
+    /// or converting a message built locally).
+    PayloadMismatch {
+        /// The op.
+        op: u8,
+        /// Whether the op needs a payload.
+        needs_payload: bool,
+    },
     /// A control message the negotiated flags do not allow sending.
     NotNegotiated {
         /// The op, as OTP spells it.
@@ -129,10 +139,16 @@ impl DistError {
     /// Who is at fault.
     pub fn fault(&self) -> Fault {
         match self {
-            DistError::NotNegotiated { .. } => Fault::LocalMisuse,
+            DistError::NotNegotiated { .. } | DistError::PayloadMismatch { .. } => Fault::LocalMisuse,
             DistError::UnknownOp { .. } => Fault::PeerIncompatible,
             _ => Fault::PeerMisbehaved,
         }
+    }
+}
+
+impl From<crate::term::DecodeError> for DistError {
+    fn from(e: crate::term::DecodeError) -> Self {
+        DistError::Term(e)
     }
 }
 
@@ -161,6 +177,13 @@ impl fmt::Display for DistError {
             DistError::MessageTooLarge { len, max } => {
                 write!(f, "reassembled message of {len} bytes exceeds the limit of {max}")
             }
+            DistError::Term(e) => write!(f, "term: {e}"),
+            DistError::PayloadMismatch { op, needs_payload: true } => {
+                write!(f, "control op {op} needs a payload")
+            }
+            DistError::PayloadMismatch { op, needs_payload: false } => {
+                write!(f, "control op {op} takes no payload")
+            }
             DistError::NotAControlTuple => write!(f, "control message is not a tuple starting with an op"),
             DistError::UnknownOp { op } => write!(f, "unknown control op {op}"),
             DistError::BadControl { op, field } => write!(f, "control op {op}: bad {field}"),
@@ -172,4 +195,11 @@ impl fmt::Display for DistError {
     }
 }
 
-impl std::error::Error for DistError {}
+impl std::error::Error for DistError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DistError::Term(e) => Some(e),
+            _ => None,
+        }
+    }
+}

@@ -66,10 +66,10 @@ impl FrameDecoder {
     /// [`DistError::FrameTooLarge`] as soon as a length prefix beyond the limit is seen. The
     /// returned body shares `buf`'s allocation (no copy).
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, DistError> {
-        let Some(prefix) = buf.get(..LENGTH_PREFIX_SIZE) else {
+        let Some(prefix) = buf.get(..LENGTH_PREFIX_SIZE).and_then(|p| <[u8; 4]>::try_from(p).ok()) else {
             return Ok(None);
         };
-        let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
+        let len = u32::from_be_bytes(prefix) as usize;
         if len > self.max_frame_size {
             return Err(DistError::FrameTooLarge { len, max: self.max_frame_size });
         }
@@ -106,7 +106,6 @@ pub fn encode_tick(out: &mut Vec<u8>) {
 
 /// Reserves a length prefix at the end of `out`, to be filled by [`finish_frame`] once the body
 /// has been appended after it. Returns the prefix position.
-#[allow(dead_code)] // until `encode_message` lands with the codec
 pub(crate) fn begin_frame(out: &mut Vec<u8>) -> usize {
     let at = out.len();
     out.extend_from_slice(&TICK);
@@ -114,7 +113,6 @@ pub(crate) fn begin_frame(out: &mut Vec<u8>) -> usize {
 }
 
 /// Writes the length of everything appended since [`begin_frame`] returned `at`.
-#[allow(dead_code)] // until `encode_message` lands with the codec
 pub(crate) fn finish_frame(out: &mut Vec<u8>, at: usize) -> Result<(), DistError> {
     let body = out.len() - at - LENGTH_PREFIX_SIZE;
     let Ok(len) = u32::try_from(body) else {

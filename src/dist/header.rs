@@ -31,8 +31,7 @@ use bytes::Bytes;
 use super::{DistError, DistFlags};
 use crate::term::Atom;
 
-/// `VERSION_MAGIC`: the first byte of an external term and of a distribution header.
-pub const VERSION_MAGIC: u8 = 131;
+pub use crate::term::tags::VERSION_MAGIC;
 /// `DIST_HEADER` (`'D'`): a normal distribution header.
 pub const DIST_HEADER: u8 = 68;
 /// `DIST_FRAG_HEADER` (`'E'`): the first fragment of a message.
@@ -122,11 +121,14 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
+    fn u16(&mut self, what: &'static str) -> Result<u16, DistError> {
+        let b = self.bytes(2, what)?;
+        b.try_into().map(u16::from_be_bytes).map_err(|_| DistError::Truncated { what })
+    }
+
     fn u64(&mut self, what: &'static str) -> Result<u64, DistError> {
         let b = self.bytes(8, what)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_be_bytes(a))
+        b.try_into().map(u64::from_be_bytes).map_err(|_| DistError::Truncated { what })
     }
 }
 
@@ -160,12 +162,7 @@ pub fn read_atom_cache_refs(
         let internal = r.u8("InternalSegmentIndex")? as usize;
         let slot = segment * 256 + internal;
         if new_entry {
-            let len = if long_atoms {
-                let b = r.bytes(2, "atom length")?;
-                u16::from_be_bytes([b[0], b[1]]) as usize
-            } else {
-                r.u8("atom length")? as usize
-            };
+            let len = if long_atoms { r.u16("atom length")? as usize } else { r.u8("atom length")? as usize };
             let text = r.bytes(len, "atom text")?;
             let atom = if utf8 {
                 std::str::from_utf8(text).ok().and_then(|s| Atom::try_new(s).ok())
@@ -429,7 +426,8 @@ mod tests {
     #[test]
     fn latin1_without_utf8_atoms() {
         let mut v = vec![131, 68];
-        v.extend_from_slice(&[1, 0x08 | 0x00, 9, 2, 0xe5, b'r']);
+        // one new entry in segment 0, slot 9: "år" in Latin-1
+        v.extend_from_slice(&[1, 0x08, 9, 2, 0xe5, b'r']);
         let mut d = HeaderDecoder::new(FULL.without(DistFlags::UTF8_ATOMS));
         assert_eq!(names(&d.handle(Bytes::from(v.clone())).unwrap().unwrap()), ["år"]);
         // the same bytes are not UTF-8

@@ -4,16 +4,8 @@
 
 use super::process::Watcher;
 use super::{down_message, noconnection, MonitorTarget, Node, Outbound};
+pub use crate::dist::ProcRef;
 use crate::term::{Atom, Pid, Reference, Term};
-
-/// The target of a remote monitor: a pid, or a name registered on this node.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ProcRef {
-    /// By pid.
-    Pid(Pid),
-    /// By registered name.
-    Name(Atom),
-}
 
 impl Node {
     /// A message from `peer` for the local pid `to`.
@@ -56,6 +48,13 @@ impl Node {
         self.remote(&from.node.clone(), Outbound::UnlinkIdAck { id, from: to.clone(), to: from.clone() });
     }
 
+    /// `from` (remote) removed its link to the local `to` with the pre-OTP 26 `UNLINK`.
+    pub fn remote_unlink_old(&self, from: &Pid, to: &Pid) {
+        if let Some(e) = self.lookup(to) {
+            e.state().links.remove(from);
+        }
+    }
+
     /// A linked remote process exited.
     pub fn remote_exit(&self, from: &Pid, to: &Pid, reason: Term) {
         self.link_exit_local(from, to, reason);
@@ -83,13 +82,14 @@ impl Node {
             st.alive
         });
         if !installed {
-            let object = match target {
-                ProcRef::Pid(p) => Term::Pid(p.clone()),
-                ProcRef::Name(n) => Term::Atom(n.clone()),
-            };
             self.remote(
                 &from.node.clone(),
-                Outbound::MonitorExit { from: object, to: from.clone(), reference: mref.clone(), reason: Term::atom("noproc") },
+                Outbound::MonitorExit {
+                    from: target.clone(),
+                    to: from.clone(),
+                    reference: mref.clone(),
+                    reason: Term::atom("noproc"),
+                },
             );
         }
     }
@@ -117,7 +117,7 @@ impl Node {
     /// `noconnection`, and monitors held by processes there are forgotten.
     pub fn connection_lost(&self, peer: &Atom) {
         for e in self.inner.processes.all() {
-            let (links, downs) = {
+            let (links, downs, spawns) = {
                 let mut st = e.state();
                 let links: Vec<Pid> = st.links.iter().filter(|p| &p.node == peer).cloned().collect();
                 for p in &links {
@@ -129,8 +129,13 @@ impl Node {
                     st.monitors.remove(r);
                 }
                 st.monitored_by.retain(|_, w| &w.pid.node != peer);
-                (links, downs)
+                let spawns: Vec<Reference> =
+                    st.spawn_requests.iter().filter(|(_, n)| *n == peer).map(|(r, _)| r.clone()).collect();
+                (links, downs, spawns)
             };
+            for req_id in spawns {
+                self.spawn_request_failed(&e.pid, &req_id);
+            }
             for (mref, target) in downs {
                 e.deliver(down_message(&mref, &target.down_object(), noconnection()));
             }

@@ -17,6 +17,8 @@
 //! - **Map entries** are printed sorted in map-key order (term order, except that every integer
 //!   sorts before every float), as `~0tkp` prints them. OTP 26+ `~p` and Elixir's `inspect` print
 //!   a map's internal order instead, which depends on atom creation order in the emulator.
+//! - **Atoms in `fun M:F/A`** print as atoms do elsewhere; `erl` shows non-Latin-1 ones there
+//!   as mangled UTF-8 bytes.
 //! - **Local funs** print as `#Fun<Module.Index.Uniq>` (Erlang, as `erl` prints them) and
 //!   `#Function<Index.Uniq/Arity in Module>` (Elixir; the wire does not carry the function name
 //!   that Elixir adds after the module).
@@ -283,9 +285,18 @@ fn write_ref_words(f: &mut impl Write, r: &Reference) -> fmt::Result {
     Ok(())
 }
 
+/// Erlang syntax on one line, as `io_lib:format("~0tp", [Term])` prints it on OTP 27+ started
+/// with `+pc unicode` (strings and binaries print as text when every character is printable
+/// Unicode), with these deliberate differences:
+/// - pids, ports and references print the node *name* where `erl` prints the node's local
+///   index, which a Rust node cannot know: `<foo@host.117.0>`, `#Port<foo@host.7>`,
+///   `#Ref<foo@host.3.2.1>` (reference words most significant first, as `erl` prints them);
+/// - map entries are sorted in map-key order (integers before floats, else term order), as
+///   `~0tkp` prints them; OTP 26+ `~p` prints internal order, which depends on atom creation;
+/// - atoms inside `fun M:F/A` print as atoms everywhere else do (`erl` mangles non-Latin-1 ones).
+///
+/// Local funs print as `erl` prints them, `#Fun<Module.Index.Uniq>`.
 impl fmt::Display for Term {
-    /// Erlang syntax on one line, as `io_lib:format("~0tp", [Term])` prints it (see the module
-    /// docs for pids, ports, references and map order).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Term::Int(i) => write!(f, "{i}"),
@@ -375,13 +386,24 @@ impl fmt::Display for Term {
 // Elixir
 // ---------------------------------------------------------------------------------------------
 
-/// A term in Elixir syntax, as `inspect/1` prints it; made by [`Term::elixir`].
+/// A term in Elixir syntax, as `inspect/1` prints it in Elixir 1.18; made by [`Term::elixir`].
+///
+/// Deliberate differences from `inspect/1`:
+/// - pids, ports and references print the node *name* where the BEAM prints the node's local
+///   index: `#PID<foo@host.117.0>`, `#Port<foo@host.7>`, `#Reference<foo@host.3.2.1>`;
+/// - map entries are sorted in map-key order (integers before floats, else term order);
+///   `inspect` prints a map's internal order, which depends on atom creation order;
+/// - local funs print as `#Function<Index.Uniq/Arity in Module>`: the function name Elixir
+///   adds after the module is not on the wire;
+/// - non-ASCII atoms print unquoted only when they are single-script identifiers of common
+///   Latin, Greek, Cyrillic, Japanese or Korean letters; Elixir's full rule (UAX #31 with
+///   UTS #39 restrictions) leaves a few more unquoted, and the quoted form is valid either way.
 #[derive(Clone, Copy, Debug)]
 pub struct Elixir<'a>(&'a Term);
 
 impl Term {
     /// This term in Elixir syntax: `format!("{}", t.elixir())` gives what `inspect(t)` prints in
-    /// Elixir 1.18 (see the [module docs](self) for the few deliberate differences).
+    /// Elixir 1.18 (see [`Elixir`] for the few deliberate differences).
     pub fn elixir(&self) -> Elixir<'_> {
         Elixir(self)
     }

@@ -23,6 +23,7 @@ mod encode;
 mod display;
 mod order;
 pub mod tags;
+mod parse;
 
 pub use atom::{Atom, AtomTooLong, INLINE_CAP, MAX_ATOM_BYTES, MAX_ATOM_CHARS};
 pub use bigint::{BigInt, Integer};
@@ -32,6 +33,10 @@ pub use decode::{
 };
 pub use encode::{encode, encode_body_to, encode_compressed, encode_to};
 pub use display::{Elixir, elixir_float, erlang_atom_is_bare, erlang_float};
+pub use parse::{
+    MAX_BINARY_BYTES, MAX_INTEGER_DIGITS, MAX_PARSE_DEPTH, MAX_SEGMENT_BITS, ParseError,
+    parse_elixir, parse_erlang,
+};
 
 use bytes::Bytes;
 

@@ -1,0 +1,91 @@
+//! `erlnode serve`: a node hosting the article's KV and PubSub servers, and `erlnode epmd`.
+
+use std::net::SocketAddr;
+
+use clap::Args;
+
+use super::NodeOpts;
+use crate::node::name::NameMode;
+use crate::node::{Node, NodeConfig};
+use crate::term::Atom;
+
+/// `erlnode serve`
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Connect to this node at start (repeatable).
+    #[arg(long)]
+    pub connect: Vec<String>,
+    /// Start a KV server registered globally under NAME (repeatable).
+    #[arg(long = "kv", value_name = "NAME")]
+    pub kv: Vec<String>,
+    /// Start a PubSub server registered globally under NAME (repeatable).
+    #[arg(long = "pubsub", value_name = "NAME")]
+    pub pubsub: Vec<String>,
+    /// Run as a hidden node.
+    #[arg(long)]
+    pub hidden: bool,
+    /// Listen on this port (default: any free port).
+    #[arg(long)]
+    pub port: Option<u16>,
+}
+
+pub(super) async fn run(args: ServeArgs, opts: NodeOpts) -> Result<(), String> {
+    let (name, mode) = opts.given_name().unwrap_or_else(|| ("erlnode".to_string(), NameMode::Short));
+    let mut config = NodeConfig::new(name, opts.cookie()?).hidden(args.hidden);
+    config.mode = mode;
+    if let Some(p) = args.port {
+        config = config.port(p);
+    }
+    let node = Node::start(config).await.map_err(|e| format!("cannot start: {e}"))?;
+    let (mut kvs, mut pss) = (args.kv, args.pubsub);
+    if kvs.is_empty() && pss.is_empty() {
+        kvs.push("kv1".into());
+        pss.push("ps1".into());
+    }
+    // join the cluster first, so the names are registered cluster-wide at once
+    for peer in &args.connect {
+        let peer = Atom::try_new(peer).map_err(|e| e.to_string())?;
+        if !node.connect(&peer).await {
+            tracing::warn!("could not connect to {}", peer.as_str());
+        }
+    }
+    let kvs: Vec<&str> = kvs.iter().map(String::as_str).collect();
+    let pss: Vec<&str> = pss.iter().map(String::as_str).collect();
+    let names = crate::apps::start_servers(&node, &kvs, &pss).await?;
+    let served: Vec<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
+    println!("erlnode: {} is up; serving {}", node.name().as_str(), served.join(", "));
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    for (name, _) in &names {
+        crate::services::unregister_name(&node, name).await;
+    }
+    node.shutdown();
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+pub(super) async fn epmd(port: Option<u16>) -> Result<(), String> {
+    let port = port.unwrap_or_else(crate::epmd::client::epmd_port);
+    let server = crate::epmd::server::EmbeddedEpmd::bind(SocketAddr::from(([0, 0, 0, 0], port)))
+        .await
+        .map_err(|e| format!("cannot listen on port {port}: {e}"))?;
+    let handle = server.spawn().map_err(|e| e.to_string())?;
+    println!("erlnode epmd: listening on port {port}");
+    wait_for_signal().await;
+    handle.shutdown().await;
+    Ok(())
+}

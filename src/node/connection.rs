@@ -1,0 +1,249 @@
+//! One connection to another node, after the handshake: a reader task that parses frames and
+//! applies the signals to local processes, and a writer task that batches queued signals into
+//! one buffer and one write, and ticks (`erl_dist_protocol`, "Protocol between Connected Nodes";
+//! `net_kernel`, `net_ticktime`).
+//!
+//! The writer drains everything queued before each write, so under load many messages share a
+//! syscall; its buffer is reused. The reader parses every frame a read brought in before reading
+//! again.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
+
+use super::distribution::Distribution;
+use super::{Node, Outbound};
+use crate::dist::DistFlags;
+use crate::handshake::Outcome;
+use crate::term::Atom;
+
+/// Bytes the writer gathers before it writes, even if more is queued.
+const WRITE_BATCH_BYTES: usize = 256 * 1024;
+/// Read buffer size.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// The sending side of a connection, held in the connection table.
+#[derive(Clone, Debug)]
+pub(crate) struct ConnHandle {
+    pub id: u64,
+    pub visible: bool,
+    /// The negotiated distribution flags.
+    pub flags: DistFlags,
+    tx: mpsc::UnboundedSender<Outbound>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    closing: AtomicBool,
+    close_reason: std::sync::Mutex<Option<String>>,
+    /// Flips to `true` once, when the connection is to close.
+    close: watch::Sender<bool>,
+    /// Milliseconds since `epoch` at the last read, for the tick timer.
+    last_read_ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl ConnHandle {
+    /// Queues a signal; gives it back if the connection is closing.
+    pub(crate) fn send(&self, signal: Outbound) -> Result<(), Outbound> {
+        if self.shared.closing.load(Ordering::Acquire) {
+            return Err(signal);
+        }
+        self.tx.send(signal).map_err(|e| e.0)
+    }
+
+    /// Asks both tasks to stop.
+    pub(crate) fn close(&self, reason: &str) {
+        self.shared.shutdown(reason);
+    }
+}
+
+impl Shared {
+    fn shutdown(&self, reason: &str) {
+        if !self.closing.swap(true, Ordering::AcqRel) {
+            *self.close_reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.to_string());
+        }
+        self.close.send_replace(true);
+    }
+
+    /// Resolves once the connection is to close (at once if it already is).
+    async fn closed(&self) {
+        let mut rx = self.close.subscribe();
+        let _ = rx.wait_for(|c| *c).await;
+    }
+
+    fn reason(&self) -> String {
+        self.close_reason.lock().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_else(|| "closed".into())
+    }
+}
+
+/// Starts the reader and writer of an established connection.
+pub(crate) fn start(
+    node: Node,
+    dist: Arc<Distribution>,
+    stream: TcpStream,
+    outcome: &Outcome,
+    id: u64,
+    ticktime: Duration,
+    now: Instant,
+) -> ConnHandle {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let shared = Arc::new(Shared {
+        closing: AtomicBool::new(false),
+        close_reason: std::sync::Mutex::new(None),
+        close: watch::channel(false).0,
+        last_read_ms: AtomicU64::new(0),
+        epoch: now,
+    });
+    let visible = outcome.flags.contains(DistFlags::PUBLISHED);
+    let handle = ConnHandle { id, visible, flags: outcome.negotiated, tx, shared: shared.clone() };
+    let peer = outcome.name.clone();
+    let (read_half, write_half) = stream.into_split();
+    let span = tracing::info_span!("conn", peer = %peer.as_str());
+
+    let writer = Writer { shared: shared.clone(), negotiated: outcome.negotiated, ticker: crate::dist::Ticker::new(ticktime, now).hidden_peer(!visible) };
+    let reader = Reader { node: node.clone(), peer: peer.clone(), negotiated: outcome.negotiated, shared: shared.clone() };
+    let leftover = outcome.leftover.clone();
+    {
+        let (node, dist, peer, shared) = (node.clone(), dist.clone(), peer.clone(), shared.clone());
+        tokio::spawn(
+            async move {
+                if let Err(e) = writer.run(write_half, rx).await {
+                    shared.shutdown(&e);
+                }
+                finish(&node, &dist, &peer, id, &shared);
+            }
+            .instrument(span.clone()),
+        );
+    }
+    tokio::spawn(
+        async move {
+            if let Err(e) = reader.run(read_half, leftover).await {
+                shared.shutdown(&e);
+            }
+            finish(&node, &dist, &peer, id, &shared);
+        }
+        .instrument(span),
+    );
+    handle
+}
+
+/// Runs when either task ends: stops the other and reports the connection closed (the table
+/// acts on the first report for this connection id only).
+fn finish(node: &Node, dist: &Distribution, peer: &Atom, id: u64, shared: &Shared) {
+    shared.shutdown("closed");
+    dist.connection_closed(node, peer, id, &shared.reason());
+}
+
+struct Writer {
+    shared: Arc<Shared>,
+    negotiated: DistFlags,
+    ticker: crate::dist::Ticker,
+}
+
+impl Writer {
+    async fn run(mut self, mut sock: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Outbound>) -> Result<(), String> {
+        let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+        loop {
+            let now = Instant::now();
+            let last_read = self.shared.epoch + Duration::from_millis(self.shared.last_read_ms.load(Ordering::Acquire));
+            if last_read > self.ticker.last_read() {
+                self.ticker.on_read(last_read);
+            }
+            let wake = match self.ticker.poll(now) {
+                crate::dist::TickAction::SendTick => {
+                    sock.write_all(&crate::dist::frame::TICK).await.map_err(|e| e.to_string())?;
+                    continue;
+                }
+                crate::dist::TickAction::PeerTimedOut => return Err("net_tick_timeout".into()),
+                crate::dist::TickAction::Wait(t) => t,
+            };
+            tokio::select! {
+                biased;
+                _ = self.shared.closed() => {
+                    let _ = sock.shutdown().await;
+                    return Ok(());
+                }
+                sig = rx.recv() => {
+                    let Some(sig) = sig else { return Ok(()) };
+                    self.encode(sig, &mut buf);
+                    while buf.len() < WRITE_BATCH_BYTES {
+                        match rx.try_recv() {
+                            Ok(s) => self.encode(s, &mut buf),
+                            Err(_) => break,
+                        }
+                    }
+                    if !buf.is_empty() {
+                        sock.write_all(&buf).await.map_err(|e| e.to_string())?;
+                        self.ticker.on_wrote(Instant::now());
+                        buf.clear();
+                        if buf.capacity() > 4 * WRITE_BATCH_BYTES {
+                            buf.shrink_to(64 * 1024);
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(wake.into()) => {}
+            }
+        }
+    }
+
+    fn encode(&self, sig: Outbound, buf: &mut Vec<u8>) {
+        if let Err(e) = super::wire::encode_outbound(sig, self.negotiated, buf) {
+            tracing::debug!("signal not sent: {e}");
+        }
+    }
+}
+
+struct Reader {
+    node: Node,
+    peer: Atom,
+    negotiated: DistFlags,
+    shared: Arc<Shared>,
+}
+
+impl Reader {
+    async fn run(self, mut sock: OwnedReadHalf, leftover: Vec<u8>) -> Result<(), String> {
+        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        buf.extend_from_slice(&leftover);
+        let mut frames = crate::dist::FrameDecoder::new();
+        let mut receiver = crate::dist::Receiver::new(self.negotiated);
+        loop {
+            while let Some(frame) = frames.decode(&mut buf).map_err(|e| self.violation(e))? {
+                if let crate::dist::Frame::Data(bytes) = frame {
+                    if let Some(msg) = receiver.handle_frame(bytes).map_err(|e| self.violation(e))? {
+                        super::wire::dispatch(&self.node, &self.peer, msg).map_err(|e| self.violation(e))?;
+                    }
+                }
+            }
+            if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+                buf.reserve(READ_CHUNK);
+            }
+            tokio::select! {
+                biased;
+                _ = self.shared.closed() => return Ok(()),
+                n = sock.read_buf(&mut buf) => {
+                    let n = n.map_err(|e| e.to_string())?;
+                    if n == 0 {
+                        return Err("connection_closed".into());
+                    }
+                    let ms = self.shared.epoch.elapsed().as_millis() as u64;
+                    self.shared.last_read_ms.store(ms, Ordering::Release);
+                }
+            }
+        }
+    }
+
+    /// A protocol violation by the peer: logged once, here, and the connection closes.
+    fn violation(&self, e: impl std::fmt::Display) -> String {
+        tracing::warn!(peer = %self.peer.as_str(), "closing connection: {e}");
+        format!("protocol error: {e}")
+    }
+}
