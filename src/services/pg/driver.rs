@@ -197,7 +197,7 @@ impl Driver {
                     let target = match &to {
                         Dest::Pid(pid) => Some(&pid.node),
                         Dest::Remote(_, node) => Some(node),
-                        Dest::Name(_) | Dest::Alias(_) => None,
+                        Dest::Name(_) | Dest::Alias(_) | Dest::Global(_) => None,
                     };
                     if let Some(n) = target.filter(|n| *n != self.p.node().name()) {
                         let node = self.p.node();
