@@ -107,11 +107,8 @@ impl Global {
 
     pub(crate) fn registrar_resume(&mut self, r: PrimResult) {
         let mut r = r;
-        loop {
-            match self.registrar_step(r) {
-                Some(n) => r = n,
-                None => break,
-            }
+        while let Some(n) = self.registrar_step(r) {
+            r = n;
         }
         self.registrar_kick();
     }

@@ -418,9 +418,8 @@ impl Global {
         ]);
         self.send_cast(node, msg);
         let p = self.peer(node);
-        match std::mem::replace(&mut p.save_ops, SaveOps::Ops(ops)) {
-            SaveOps::Resolved(body) => self.resolved(node, body),
-            _ => {}
+        if let SaveOps::Resolved(body) = std::mem::replace(&mut p.save_ops, SaveOps::Ops(ops)) {
+            self.resolved(node, body);
         }
     }
 

@@ -316,7 +316,9 @@ impl Cluster {
                         (p.node.clone(), Event::Gns(msg))
                     }
                     Dest::Pid(p) => (p.node.clone(), Event::Proc(p.clone(), msg)),
-                    Dest::Name(_) | Dest::Alias(_) | Dest::Global(_) => panic!("unexpected destination {to:?}"),
+                    Dest::Name(_) | Dest::Alias(_) | Dest::Global(_) => {
+                        panic!("unexpected destination {to:?}")
+                    }
                 };
                 if !self.reachable(from, &node) {
                     if !connect {
