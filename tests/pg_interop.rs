@@ -146,8 +146,9 @@ fn default_scope_membership_with_erl() {
         let erl = BeamNode::start(&otp, &epmd, erl_pg());
         let node = rust_node(&epmd).await;
         let mut inbox = spawn_inbox(&node);
+        // a visible node runs the default scope from the start
         let scope = Atom::new(pg::DEFAULT_SCOPE);
-        let scope_pid = pg::start_scope(&node, scope.clone()).unwrap();
+        let scope_pid = node.whereis(&scope).expect("the default pg scope runs");
         assert!(matches!(pg::start_scope(&node, scope.clone()), Err(pg::PgError::NameTaken(_))));
         assert_eq!(
             erl.eval_async("register(shell, self()), PgPid = whereis(pg), is_pid(PgPid)").await.unwrap(),
@@ -351,7 +352,6 @@ fn hidden_nodes_are_not_peers() {
         let hidden = BeamNode::start(&otp, &epmd, erl_pg().hidden());
         let node = rust_node(&epmd).await;
         let scope = Atom::new(pg::DEFAULT_SCOPE);
-        pg::start_scope(&node, scope.clone()).unwrap();
         let m = spawn_member(&node);
         pg::join(&node, &scope, Term::atom("g"), vec![m]).await.unwrap();
         let rust = atom_for(&hidden, &node);
@@ -401,7 +401,7 @@ fn joins_race_with_a_killed_node_and_dropped_connections() {
         let node = rust_node(&epmd).await;
         let mut inbox = spawn_inbox(&node);
         let scope = Atom::new(pg::DEFAULT_SCOPE);
-        let scope_pid = pg::start_scope(&node, scope.clone()).unwrap();
+        let scope_pid = node.whereis(&scope).expect("the default pg scope runs");
         let (obs, vic) = (Atom::new(observer.name()), Atom::new(victim.name()));
         assert!(node.connect(&obs).await);
         assert!(node.connect(&vic).await);

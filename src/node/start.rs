@@ -142,6 +142,9 @@ impl Node {
         if !config.hidden {
             // a visible node must speak global, or :global.sync() hangs on every BEAM node
             crate::services::gns::start(&node).await;
+            // the default `pg` scope, as `-kernel start_pg true` runs it
+            crate::services::pg::start_scope(&node, Atom::new(crate::services::pg::DEFAULT_SCOPE))
+                .map_err(|e| StartError::Listen(std::io::Error::other(format!("pg: {e}"))))?;
         }
         crate::services::rex::start(&node)
             .await
