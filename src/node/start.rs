@@ -103,9 +103,10 @@ impl std::fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-/// The flags this node advertises.
+/// The flags this node advertises: OTP 25's full set (atom cache, fragments, spawn), plus OTP
+/// 28's `ALTACT_SIG` (op 37 is handled), minus `PUBLISHED` for a hidden node.
 pub fn advertised_flags(hidden: bool) -> DistFlags {
-    FlagOptions { published: !hidden, spawn: true, atom_cache_and_fragments: true }.flags()
+    FlagOptions { published: !hidden, spawn: true, atom_cache_and_fragments: true }.flags() | DistFlags::ALTACT_SIG
 }
 
 impl Node {
