@@ -528,3 +528,20 @@ fn otp28_priority_messages_and_exit_signals_to_an_alias() {
         assert!(reason.is_atom("boom"));
     });
 }
+
+#[test]
+fn long_names_both_ways() {
+    for_each_otp_async(|otp| async move {
+        let epmd = Epmd::start(&otp);
+        let erl = BeamNode::start(&otp, &epmd, NodeOpts::erlang().long_names());
+        let ex = BeamNode::start(&otp, &epmd, NodeOpts::elixir().long_names());
+        let name = format!("{}@127.0.0.1", unique_name("rusty"));
+        let node = rust_node_with(&epmd, NodeConfig::new(name.clone(), DEFAULT_COOKIE).long_names()).await;
+        assert_eq!(node.name().as_str(), name);
+        assert_eq!(erl.eval_async(&format!("net_adm:ping({})", erl_atom(&node))).await.unwrap(), "pong");
+        assert!(node.ping(&Atom::new(ex.name())).await);
+        assert!(ex.eval_async("Node.list()").await.unwrap().contains(&ex_atom(&node)));
+        // a short-named peer cannot be reached from a long-named node, as between BEAM nodes
+        assert!(!node.ping(&Atom::new(&format!("nobody@{}", hostname_short()))).await);
+    });
+}

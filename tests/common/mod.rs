@@ -613,6 +613,8 @@ pub enum Lang {
 #[derive(Clone, Debug)]
 pub struct NodeOpts {
     lang: Lang,
+    /// `-name NAME@127.0.0.1` instead of `-sname NAME`.
+    long_names: bool,
     prefix: String,
     cookie: String,
     erl_args: Vec<String>,
@@ -633,6 +635,7 @@ impl NodeOpts {
     fn new(lang: Lang, prefix: &str) -> Self {
         NodeOpts {
             lang,
+            long_names: false,
             prefix: prefix.to_string(),
             cookie: DEFAULT_COOKIE.to_string(),
             erl_args: Vec::new(),
@@ -660,6 +663,12 @@ impl NodeOpts {
         S: Into<String>,
     {
         self.erl_args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Long names: `-name NAME@127.0.0.1` (the node's name is then `NAME@127.0.0.1`).
+    pub fn long_names(mut self) -> Self {
+        self.long_names = true;
         self
     }
 
@@ -806,6 +815,12 @@ impl BeamNode {
     /// Starts a node and waits for its control channel.
     pub fn try_start(otp: &Otp, epmd: &Epmd, opts: NodeOpts) -> Result<BeamNode, HarnessError> {
         let sname = unique_name(&opts.prefix);
+        let (name_flag, name_arg, expected) = if opts.long_names {
+            let full = format!("{sname}@127.0.0.1");
+            ("name", full.clone(), full)
+        } else {
+            ("sname", sname.clone(), format!("{sname}@{}", hostname_short()))
+        };
         let ctl = repo_root().join("erlang_interop/erlnode_ctl.erl");
         let ctl = ctl
             .to_str()
@@ -817,8 +832,8 @@ impl BeamNode {
                 cmd = Command::new(otp.tool("erl"));
                 cmd.args([
                     "-noshell",
-                    "-sname",
-                    &sname,
+                    &format!("-{name_flag}"),
+                    &name_arg,
                     "-setcookie",
                     &opts.cookie,
                     "-start_epmd",
@@ -843,8 +858,8 @@ impl BeamNode {
                 erl.extend(opts.erl_args.iter().cloned());
                 cmd = Command::new(otp.tool("elixir"));
                 cmd.args([
-                    "--sname",
-                    &sname,
+                    &format!("--{name_flag}"),
+                    &name_arg,
                     "--cookie",
                     &opts.cookie,
                     "--erl",
@@ -907,7 +922,6 @@ impl BeamNode {
                 None
             }
         });
-        let expected = format!("{sname}@{}", hostname_short());
         match ready {
             Some(Ok(name)) if name == expected => {
                 node.name = name;
