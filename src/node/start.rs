@@ -205,7 +205,7 @@ impl Node {
 
     /// Closes the connection to `node` (`erlang:disconnect_node/1`).
     pub fn disconnect(&self, node: &Atom) -> bool {
-        self.distribution().is_some_and(|d| d.disconnect(node))
+        self.distribution().is_some_and(|d| d.disconnect(self, node))
     }
 
     /// `net_adm:ping/1`: `true` for `pong`. Like BEAM, a failed ping disconnects the node.
@@ -245,7 +245,7 @@ impl Node {
     /// Closes every connection and unregisters from EPMD.
     pub fn shutdown(&self) {
         if let Some(d) = self.distribution() {
-            d.disconnect_all();
+            d.disconnect_all(self);
         }
         self.drop_keep_alive();
     }
