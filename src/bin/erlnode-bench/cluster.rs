@@ -42,7 +42,7 @@ impl Host {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let sname = unique_name(prefix);
         let mut cmd = Command::new(exe);
-        cmd.args(["host", "--sname", &sname, "--cookie", DEFAULT_COOKIE, "--epmd-port", &epmd_port.to_string()])
+        cmd.args(["host", "--sname", &sname, "--cookie", DEFAULT_COOKIE, "--epmd-port", &epmd_port.to_string(), "--hidden"])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -72,6 +72,10 @@ impl Host {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    pub fn os_pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for Host {
@@ -79,6 +83,17 @@ impl Drop for Host {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// CPU time used so far by every thread of OS process `pid`, in nanoseconds
+/// (`/proc/PID/task/*/schedstat`: exact, unlike the 10 ms ticks of `/proc/PID/stat`).
+pub fn cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
+    tasks
+        .filter_map(|t| t.ok())
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()))
+        .sum()
 }
 
 /// Children get SIGKILL when the driver thread that forked them dies.
@@ -168,6 +183,14 @@ impl Cluster {
         match side {
             Side::Erlnode => self.host.name(),
             Side::Beam => self.srv.name(),
+        }
+    }
+
+    /// The OS pid of a side's server.
+    pub fn server_pid(&self, side: Side) -> u32 {
+        match side {
+            Side::Erlnode => self.host.os_pid(),
+            Side::Beam => self.srv.os_pid(),
         }
     }
 

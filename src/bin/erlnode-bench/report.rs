@@ -22,6 +22,8 @@ pub enum Goal {
 pub enum Unit {
     PerSec(&'static str),
     Micros,
+    /// Microseconds with decimals.
+    MicrosF,
     Millis,
     MiB,
     Bytes,
@@ -35,6 +37,7 @@ impl Unit {
         match self {
             Unit::PerSec(what) => format!("{} {what}/s", si(v)),
             Unit::Micros => format!("{v:.0} µs"),
+            Unit::MicrosF => format!("{v:.1} µs"),
             Unit::Millis => format!("{v:.1} ms"),
             Unit::MiB => format!("{:.1} MiB", v / (1024.0 * 1024.0)),
             Unit::Bytes => format!("{v:.0} B"),
