@@ -18,6 +18,8 @@
 %%                                                  {'$bench_done', ReplyTo}
 %%   {spawn_idle, N}                             -> ok once N idle processes exist
 %%   rss                                         -> VmRSS of the OS process, in bytes
+%%   heap                                        -> bytes allocated now (erlang:memory(total);
+%%                                                  erlnode: malloc'd bytes in use)
 %% A sink counts every message; on {'$bench_done', From} it sends {'$bench_count', Count} to
 %% From and starts again from zero.
 -module(erlnode_bench).
@@ -85,6 +87,7 @@ ctl({burst, Dest, Kind, N, DurMs, ReplyTo}) ->
 ctl({spawn_idle, N}) ->
     spawn_idle(N);
 ctl(rss) -> rss();
+ctl(heap) -> erlang:memory(total);
 ctl(ping) -> pong;
 ctl(_) -> not_implemented.
 
@@ -205,9 +208,10 @@ burst_from(Ctl, Dest, Kind, N, DurMs) ->
 
 %% PubSub fan-out: a fresh PubSub from Ctl, NSubs subscribers spread over Nodes, then
 %% broadcasts from this process (at most MaxB, DurMs) until every subscriber has every one.
-%% -> {Broadcasts, ElapsedUs, Delivered, SetupUs, RssBefore, RssWithSubs}
+%% -> {Broadcasts, ElapsedUs, Delivered, SetupUs, RssBefore, RssWithSubs, HeapBefore, HeapWithSubs}
 pubsub(Ctl, Nodes, NSubs, MaxB, DurMs, SetupMs) ->
     RssBefore = gen_server:call(Ctl, rss, ?CALL_TIMEOUT),
+    HeapBefore = gen_server:call(Ctl, heap, ?CALL_TIMEOUT),
     Ps = gen_server:call(Ctl, {start, pubsub}, ?CALL_TIMEOUT),
     Topic = bench_topic,
     Ref = make_ref(),
@@ -225,11 +229,12 @@ pubsub(Ctl, Nodes, NSubs, MaxB, DurMs, SetupMs) ->
         false -> {setup_failed, SetupUs};
         true ->
             RssSubs = gen_server:call(Ctl, rss, ?CALL_TIMEOUT),
+            HeapSubs = gen_server:call(Ctl, heap, ?CALL_TIMEOUT),
             T1 = now_us(),
             B = bcast_loop(Ps, Topic, MaxB, T1 + DurMs * 1000, 0),
             true = gen_server:call(Ps, {broadcast, Topic, bench_done}, 60000),
             Counts = [receive {counted, Ref, S, C} -> C after 120000 -> -1 end || S <- Spawners],
-            {B, now_us() - T1, lists:sum(Counts), SetupUs, RssBefore, RssSubs}
+            {B, now_us() - T1, lists:sum(Counts), SetupUs, RssBefore, RssSubs, HeapBefore, HeapSubs}
     end,
     gen_server:call(Ctl, {stop, Ps}, ?CALL_TIMEOUT),
     [S ! {stop, Ref} || S <- Spawners],
@@ -291,10 +296,13 @@ sub_loop(Spawner, Ref, C) ->
             sub_loop(Spawner, Ref, C + 1)
     end.
 
-%% Memory of N idle processes on the node of bench_ctl Ctl. -> {RssBefore, RssAfter}
+%% Memory of N idle processes on the node of bench_ctl Ctl.
+%% -> {RssBefore, RssAfter, HeapBefore, HeapAfter}
 idle_cost(Ctl, N) ->
     Before = gen_server:call(Ctl, rss, ?CALL_TIMEOUT),
+    HeapBefore = gen_server:call(Ctl, heap, ?CALL_TIMEOUT),
     ok = gen_server:call(Ctl, {spawn_idle, N}, 120000),
     timer:sleep(200),
     After = gen_server:call(Ctl, rss, ?CALL_TIMEOUT),
-    {Before, After}.
+    HeapAfter = gen_server:call(Ctl, heap, ?CALL_TIMEOUT),
+    {Before, After, HeapBefore, HeapAfter}.

@@ -127,24 +127,24 @@ impl Cluster {
         let epmd = Epmd::try_start(&otp).map_err(|e| e.to_string())?;
         let ebin = compile_bench_module(&otp)?;
         let t = Instant::now();
-        let srv = start_beam(&otp, &epmd, &ebin, NodeOpts::elixir().prefix("bsrv"))?;
-        let servers = crate::harness::repo_root().join("erlang_interop/bench_servers.ex");
-        eval(&srv, &format!("Code.compile_file({}); :ok", crate::harness::elixir_string(path_str(&servers)?)), 60)?;
-        eval(&srv, ":erlnode_bench.start_server_side()", 10)?;
-        let host = Host::start(epmd.port(), "ehost")?;
         let host2 = Host::start(epmd.port(), "ehost2")?;
-        // a full mesh of the servers before any client arrives, so global's syncs settle early
-        for h in [&host, &host2] {
-            let got = eval_raw(&srv, &format!(":net_kernel.connect_node({})", crate::harness::elixir_atom(h.name())), 30)?;
-            if got != "true" {
-                return Err(format!("{} cannot connect to {}: {got}", srv.name(), h.name()));
-            }
-        }
-        eval_raw(&srv, ":global.sync()", 60)?;
+        let (srv, host) = start_servers(&otp, &epmd, &ebin, &host2)?;
         let mut cluster = Cluster { otp, epmd, ebin, srv, clients: Vec::new(), host, host2 };
         cluster.ensure_clients(2)?;
         eprintln!("[bench] cluster up in {:.1} s (OTP {}, EPMD port {})", t.elapsed().as_secs_f64(), cluster.otp.version(), cluster.epmd.port());
         Ok(cluster)
+    }
+
+    /// Replaces both servers with fresh ones (for memory figures not skewed by what earlier
+    /// scenarios allocated) and connects every client to them.
+    pub fn restart_servers(&mut self) -> Result<(), String> {
+        let (srv, host) = start_servers(&self.otp, &self.epmd, &self.ebin, &self.host2)?;
+        self.srv = srv;
+        self.host = host;
+        for c in &self.clients {
+            connect_and_ping(c, &[self.srv.name(), self.host.name()], &[self.srv.name(), self.host.name()])?;
+        }
+        Ok(())
     }
 
     /// Starts client nodes until there are `n`, each with a sink and connected to everyone.
@@ -152,22 +152,9 @@ impl Cluster {
         while self.clients.len() < n {
             let c = start_beam(&self.otp, &self.epmd, &self.ebin, NodeOpts::erlang().prefix("bcli"))?;
             eval(&c, "erlnode_bench:start_sink()", 10)?;
-            let mut peers = vec![self.srv.name().to_string(), self.host.name.clone(), self.host2.name.clone()];
-            peers.extend(self.clients.iter().map(|c| c.name().to_string()));
-            for p in &peers {
-                let got = eval_raw(&c, &format!("net_kernel:connect_node({})", erlang_atom(p)), 30)?;
-                if got != "true" {
-                    return Err(format!("{} cannot connect to {p}: {got}", c.name()));
-                }
-            }
-            eval_raw(&c, "global:sync()", 60)?;
-            // a round trip to both ctl processes, so no measurement pays for a connection
-            for s in [self.srv.name(), self.host.name()] {
-                let got = eval_raw(&c, &format!("gen_server:call({{bench_ctl, {}}}, ping)", erlang_atom(s)), 30)?;
-                if got != "pong" {
-                    return Err(format!("bench_ctl on {s} answered {got}"));
-                }
-            }
+            let mut peers = vec![self.srv.name(), self.host.name(), self.host2.name()];
+            peers.extend(self.clients.iter().map(|c| c.name()));
+            connect_and_ping(&c, &peers, &[self.srv.name(), self.host.name()])?;
             self.clients.push(c);
         }
         Ok(())
@@ -204,6 +191,42 @@ impl Cluster {
         let names: Vec<String> = self.clients.iter().take(n).map(|c| erlang_atom(c.name())).collect();
         format!("[{}]", names.join(", "))
     }
+}
+
+/// Starts the BEAM server (Elixir, with the article's servers) and the erlnode host, and
+/// connects them with each other and with `host2`.
+fn start_servers(otp: &Otp, epmd: &Epmd, ebin: &Path, host2: &Host) -> Result<(BeamNode, Host), String> {
+    let srv = start_beam(otp, epmd, ebin, NodeOpts::elixir().prefix("bsrv"))?;
+    let servers = crate::harness::repo_root().join("erlang_interop/bench_servers.ex");
+    eval(&srv, &format!("Code.compile_file({}); :ok", crate::harness::elixir_string(path_str(&servers)?)), 60)?;
+    eval(&srv, ":erlnode_bench.start_server_side()", 10)?;
+    let host = Host::start(epmd.port(), "ehost")?;
+    for h in [&host, host2] {
+        let got = eval_raw(&srv, &format!(":net_kernel.connect_node({})", crate::harness::elixir_atom(h.name())), 30)?;
+        if got != "true" {
+            return Err(format!("{} cannot connect to {}: {got}", srv.name(), h.name()));
+        }
+    }
+    Ok((srv, host))
+}
+
+/// Connects client `c` to `peers`, waits for global, and makes one call to each `ctls`
+/// node's bench_ctl, so that no measurement pays for a connection.
+fn connect_and_ping(c: &BeamNode, peers: &[&str], ctls: &[&str]) -> Result<(), String> {
+    for p in peers {
+        let got = eval_raw(c, &format!("net_kernel:connect_node({})", erlang_atom(p)), 30)?;
+        if got != "true" {
+            return Err(format!("{} cannot connect to {p}: {got}", c.name()));
+        }
+    }
+    eval_raw(c, "global:sync()", 60)?;
+    for s in ctls {
+        let got = eval_raw(c, &format!("gen_server:call({{bench_ctl, {}}}, ping)", erlang_atom(s)), 30)?;
+        if got != "pong" {
+            return Err(format!("bench_ctl on {s} answered {got}"));
+        }
+    }
+    Ok(())
 }
 
 /// Starts a BEAM node with the bench module on its code path.

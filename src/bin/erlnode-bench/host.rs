@@ -98,6 +98,7 @@ impl GenServer for Ctl {
                 }
                 Term::atom("ok")
             }
+            _ if req.is_atom("heap") => Term::Int(heap_bytes() as i64),
             _ if req.is_atom("rss") => Term::Int(rss_bytes(std::process::id()).unwrap_or(0) as i64),
             _ if req.is_atom("ping") => Term::atom("pong"),
             _ => Term::atom("not_implemented"),
@@ -141,6 +142,14 @@ async fn burst(p: Process, dest: Dest, kind: Term, n: i64, dur: Duration, reply_
     }
     p.send(dest, Term::Tuple(vec![Term::atom("$bench_done"), Term::Pid(reply_to)]));
     normal()
+}
+
+/// Bytes allocated and not freed (glibc `mallinfo2`: arena chunks in use plus mmapped ones),
+/// the counterpart of `erlang:memory(total)`; unlike RSS it drops when memory is freed.
+fn heap_bytes() -> u64 {
+    // SAFETY: mallinfo2 only reads the allocator's statistics.
+    let mi = unsafe { libc::mallinfo2() };
+    (mi.uordblks + mi.hblkhd) as u64
 }
 
 /// `VmRSS` of an OS process, in bytes.

@@ -367,21 +367,21 @@ fn sends(c: &Cluster, run: &mut Run) -> Result<(), String> {
 // 4. PubSub fan-out (and 6., subscriber scale)
 // ------------------------------------------------------------------------------------------
 
-/// -> [broadcasts/s, deliveries/s, server RSS with subscribers, bytes per subscriber, setup ms]
+/// -> [broadcasts/s, deliveries/s, server RSS with subscribers, heap bytes per subscriber, setup ms]
 fn pubsub_pass(c: &Cluster, side: Side, subs: u64, dur_ms: u64, notes: &mut Vec<String>) -> Result<Vec<f64>, String> {
     let setup_ms = 120_000;
     let expr = format!("erlnode_bench:pubsub({}, {}, {subs}, {MAX_BROADCASTS}, {dur_ms}, {setup_ms})", c.ctl(side), c.client_list(2));
     let r = eval(c.driver(), &expr, (dur_ms + setup_ms) / 1000 + 300)?;
-    let Some(v) = ints(&r).filter(|v| v.len() == 6) else {
+    let Some(v) = ints(&r).filter(|v| v.len() == 8) else {
         notes.push(format!("PubSub {subs} subscribers on {}: {r}", side_name(side)));
         return Ok(vec![f64::NAN; 5]);
     };
-    let (b, elapsed, delivered, setup_us, rss0, rss1) = (v[0], v[1], v[2], v[3], v[4], v[5]);
+    let (b, elapsed, delivered, setup_us, rss1, heap0, heap1) = (v[0], v[1], v[2], v[3], v[5], v[6], v[7]);
     if delivered != b * subs as i64 {
         notes.push(format!("PubSub {subs} subscribers on {}: {delivered} deliveries for {b} broadcasts", side_name(side)));
     }
     let secs = elapsed.max(1) as f64 / 1e6;
-    Ok(vec![b as f64 / secs, delivered as f64 / secs, rss1 as f64, (rss1 - rss0) as f64 / subs as f64, setup_us as f64 / 1e3])
+    Ok(vec![b as f64 / secs, delivered as f64 / secs, rss1 as f64, (heap1 - heap0) as f64 / subs as f64, setup_us as f64 / 1e3])
 }
 
 fn pubsub(c: &Cluster, run: &mut Run, with_big: bool) -> Result<(), String> {
@@ -410,7 +410,7 @@ fn pubsub(c: &Cluster, run: &mut Run, with_big: bool) -> Result<(), String> {
                 run.rows.push(row(&name, "broadcasts/s", Unit::PerSec("broadcasts"), &s, 0, Goal::RatioAtLeast(2.0)));
             }
             run.rows.push(row(&name, "server RSS with subscribers", Unit::MiB, &s, 2, Goal::RatioAtMost(1.0)));
-            run.rows.push(row(&name, "server memory per subscriber", Unit::Bytes, &s, 3, Goal::None));
+            run.rows.push(row(&name, "server heap per subscriber", Unit::Bytes, &s, 3, Goal::RatioAtMost(1.0)));
             run.rows.push(row(&name, "time to subscribe all", Unit::Millis, &s, 4, Goal::None));
         }
     }
@@ -514,7 +514,7 @@ fn ping_cost(c: &Cluster, side: Side) -> Result<Vec<f64>, String> {
     Ok(vec![ms])
 }
 
-/// Memory of 100k idle processes on a fresh node of each side. -> [bytes per process]
+/// Memory of 100k idle processes on a fresh node of each side. -> [RSS, heap bytes per process]
 fn idle_cost(c: &Cluster, side: Side, n: u64) -> Result<Vec<f64>, String> {
     let (ctl, _keep): (String, Box<dyn std::any::Any>) = match side {
         Side::Erlnode => {
@@ -528,8 +528,8 @@ fn idle_cost(c: &Cluster, side: Side, n: u64) -> Result<Vec<f64>, String> {
         }
     };
     let r = eval(c.driver(), &format!("erlnode_bench:idle_cost({ctl}, {n})"), 180)?;
-    let v = ints(&r).filter(|v| v.len() == 2).ok_or_else(|| format!("idle_cost gave {r}"))?;
-    Ok(vec![(v[1] - v[0]) as f64 / n as f64])
+    let v = ints(&r).filter(|v| v.len() == 4).ok_or_else(|| format!("idle_cost gave {r}"))?;
+    Ok(vec![(v[1] - v[0]) as f64 / n as f64, (v[3] - v[2]) as f64 / n as f64])
 }
 
 fn cost(c: &Cluster, run: &mut Run) -> Result<(), String> {
@@ -551,7 +551,9 @@ fn cost(c: &Cluster, run: &mut Run) -> Result<(), String> {
         }
         idle_cost(c, side, n)
     })?;
-    run.rows.push(row(&format!("5. cost: {n} idle processes"), "memory per process", Unit::Bytes, &s, 0, Goal::AtMost(1024.0)));
+    let name = format!("5. cost: {n} idle processes, fresh node");
+    run.rows.push(row(&name, "RSS per process", Unit::Bytes, &s, 0, Goal::AtMost(1024.0)));
+    run.rows.push(row(&name, "heap per process", Unit::Bytes, &s, 1, Goal::AtMost(1024.0)));
     Ok(())
 }
 
@@ -561,6 +563,8 @@ fn cost(c: &Cluster, run: &mut Run) -> Result<(), String> {
 
 fn scale(c: &mut Cluster, run: &mut Run) -> Result<(), String> {
     c.ensure_clients(4)?;
+    // fresh servers: memory figures must not include what earlier scenarios left in the heap
+    c.restart_servers()?;
     let c: &Cluster = c;
     for nodes in [1usize, 2, 4] {
         let mut notes = Vec::new();
