@@ -103,3 +103,72 @@ fn sync_names_both_ways_and_connect_one_join_all() {
         );
     });
 }
+
+/// The same name registered on both sides of a partition that then joins: the node with the
+/// smaller name resolves it with `random_exit_name` (its own pid wins... or rather the pid on the
+/// smaller node wins), and the loser is killed — in both directions.
+#[test]
+fn conflicts_resolve_as_beam_resolves_them_both_ways() {
+    for_each_otp_async(|otp| async move {
+        for rust_is_smaller in [false, true] {
+            let epmd = Epmd::start(&otp);
+            // node names decide who resolves: "aaa..." sorts before "zzz..."
+            let (rust_prefix, beam_prefix) = if rust_is_smaller { ("aaa_rust", "zzz_beam") } else { ("zzz_rust", "aaa_beam") };
+            let beam = BeamNode::start(&otp, &epmd, NodeOpts::elixir().prefix(beam_prefix));
+            let zed = rust_node(&epmd, rust_prefix).await;
+            let beam_pid = beam
+                .eval_async("pid = spawn(fn -> receive do :never -> :ok end end); :yes = :global.register_name(:dup, pid); pid")
+                .await
+                .unwrap();
+            let rust_pid = idle(&zed);
+            assert!(services::register_name(&zed, &Atom::new("dup"), &rust_pid).await);
+            // join the partitions
+            assert!(zed.connect(&Atom::new(beam.name())).await);
+            assert_eq!(beam.eval_timeout_async(":global.sync()", T).await.unwrap(), ":ok");
+            if rust_is_smaller {
+                // the Rust pid wins everywhere, the BEAM process was killed
+                assert!(wait_until_async(T, async || beam.eval_async("Process.alive?(pid)").await.as_deref() == Ok("false")).await);
+                let owner = beam.eval_async("node(:global.whereis_name(:dup))").await.unwrap();
+                assert_eq!(owner, elixir_atom(zed.name().as_str()));
+                assert_eq!(services::whereis_name(&zed, &Atom::new("dup")), Some(rust_pid.clone()));
+            } else {
+                // the BEAM pid wins everywhere, the Rust process was killed
+                assert!(wait_until_async(T, async || !zed.is_alive(&rust_pid)).await, "rust loser still alive");
+                assert_eq!(beam.eval_async(":global.whereis_name(:dup) == pid").await.unwrap(), "true");
+                assert!(wait_until_async(T, async || {
+                    services::whereis_name(&zed, &Atom::new("dup")).is_some_and(|p| p.node.as_str() == beam.name())
+                })
+                .await);
+            }
+            let _ = beam_pid;
+            zed.shutdown();
+        }
+    });
+}
+
+/// Both sides register one name at the same moment: exactly one wins, and the tables agree.
+#[test]
+fn concurrent_registration_of_one_name_has_one_winner() {
+    for_each_otp_async(|otp| async move {
+        let epmd = Epmd::start(&otp);
+        let beam = BeamNode::start(&otp, &epmd, NodeOpts::elixir().prefix("beam"));
+        let zed = rust_node(&epmd, "zed").await;
+        assert!(zed.connect(&Atom::new(beam.name())).await);
+        assert_eq!(beam.eval_timeout_async(":global.sync()", T).await.unwrap(), ":ok");
+        for round in 0..5 {
+            let name = format!("race{round}");
+            beam.eval_async("me = spawn(fn -> receive do :never -> :ok end end)").await.unwrap();
+            let rust_pid = idle(&zed);
+            let (expr, atom) = (format!(":global.register_name(:{name}, me)"), Atom::new(&name));
+            let (beam_res, rust_res) =
+                tokio::join!(beam.eval_async(&expr), services::register_name(&zed, &atom, &rust_pid));
+            let beam_won = beam_res.unwrap() == ":yes";
+            assert!(beam_won != rust_res, "round {round}: beam {beam_won}, rust {rust_res}");
+            let owner_on_beam = beam.eval_async(&format!("node(:global.whereis_name(:{name}))")).await.unwrap();
+            let owner_in_rust = services::whereis_name(&zed, &Atom::new(&name)).map(|p| p.node.as_str().to_string());
+            let winner = if beam_won { beam.name().to_string() } else { zed.name().as_str().to_string() };
+            assert_eq!(owner_on_beam, elixir_atom(&winner), "round {round}");
+            assert_eq!(owner_in_rust.as_deref(), Some(winner.as_str()), "round {round}");
+        }
+    });
+}

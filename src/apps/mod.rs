@@ -11,8 +11,9 @@ use crate::node::Node;
 use crate::term::{Atom, Pid};
 
 /// Starts a KV server per name in `kvs` and a PubSub server per name in `pubsubs`, each
-/// registered with `global` under its name (what `erlnode serve` runs). Fails with a message
-/// if a server cannot start or a name is taken in the cluster.
+/// registered under its name both locally (`{kv1, zed@host}` reaches it) and with `global`
+/// (`{global, kv1}` from any node): what `erlnode serve` runs. Fails with a message if a server
+/// cannot start or a name is taken.
 pub async fn start_servers(node: &Node, kvs: &[&str], pubsubs: &[&str]) -> Result<Vec<(Atom, Pid)>, String> {
     let mut started = Vec::new();
     for (name, kind) in kvs.iter().map(|n| (n, "kv")).chain(pubsubs.iter().map(|n| (n, "pubsub"))) {
@@ -22,6 +23,9 @@ pub async fn start_servers(node: &Node, kvs: &[&str], pubsubs: &[&str]) -> Resul
             _ => crate::gen_server::start(node, PubSub::new(), None).await,
         }
         .map_err(|r| format!("{kind} {name} did not start: {r}"))?;
+        if !node.register(atom.clone(), &pid) {
+            return Err(format!("the name {name} is taken on this node"));
+        }
         if !crate::services::register_name(node, &atom, &pid).await {
             return Err(format!("the name {name} is taken in the cluster"));
         }

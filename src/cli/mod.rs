@@ -76,6 +76,8 @@ pub enum Command {
     Cast(oneshot::SendArgs),
     /// Send a message.
     Send(oneshot::SendArgs),
+    /// Call a function on a node (`erpc:call`): prints the result.
+    Rpc(oneshot::RpcArgs),
     /// List the nodes registered with EPMD on HOST (default: this host).
     Names {
         /// The host.
@@ -128,6 +130,7 @@ pub fn run() -> ExitCode {
             Command::Call(args) => oneshot::call(args, &opts).await,
             Command::Cast(args) => oneshot::send(args, &opts, true).await,
             Command::Send(args) => oneshot::send(args, &opts, false).await,
+            Command::Rpc(args) => oneshot::rpc(args, &opts).await,
             Command::Names { host } => oneshot::names(host).await,
             Command::Epmd { port } => serve::epmd(port).await,
             Command::Term(cmd) => term_cmd::run(cmd, opts.elixir),

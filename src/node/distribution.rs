@@ -205,6 +205,14 @@ impl Distribution {
         matches!(lock(&self.slots).get(peer), Some(Slot::Up(_)))
     }
 
+    /// The flags negotiated with `peer`, if connected.
+    pub(crate) fn peer_flags(&self, peer: &Atom) -> Option<DistFlags> {
+        match lock(&self.slots).get(peer) {
+            Some(Slot::Up(h)) => Some(h.flags),
+            _ => None,
+        }
+    }
+
     /// Hands a signal to the connection to `to_node`, dialling if there is none.
     pub(crate) fn send(self: &Arc<Self>, node: &Node, to_node: &Atom, signal: Outbound) {
         let mut slots = lock(&self.slots);

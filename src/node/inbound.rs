@@ -117,7 +117,7 @@ impl Node {
     /// `noconnection`, and monitors held by processes there are forgotten.
     pub fn connection_lost(&self, peer: &Atom) {
         for e in self.inner.processes.all() {
-            let (links, downs) = {
+            let (links, downs, spawns) = {
                 let mut st = e.state();
                 let links: Vec<Pid> = st.links.iter().filter(|p| &p.node == peer).cloned().collect();
                 for p in &links {
@@ -129,8 +129,13 @@ impl Node {
                     st.monitors.remove(r);
                 }
                 st.monitored_by.retain(|_, w| &w.pid.node != peer);
-                (links, downs)
+                let spawns: Vec<Reference> =
+                    st.spawn_requests.iter().filter(|(_, n)| *n == peer).map(|(r, _)| r.clone()).collect();
+                (links, downs, spawns)
             };
+            for req_id in spawns {
+                self.spawn_request_failed(&e.pid, &req_id);
+            }
             for (mref, target) in downs {
                 e.deliver(down_message(&mref, &target.down_object(), noconnection()));
             }

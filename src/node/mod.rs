@@ -15,6 +15,7 @@ mod start;
 pub mod name;
 mod outbound;
 mod process;
+mod spawn;
 mod wire;
 
 pub use distribution::{default_cookie, ConnectError, NodeEvent};
@@ -22,6 +23,7 @@ pub use inbound::ProcRef;
 pub use start::NodeConfig;
 pub use outbound::Outbound;
 pub use process::{normal, MonitorTarget, Process};
+pub use spawn::{SpawnOpts, MAX_PROCESSES};
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -150,6 +152,8 @@ struct NodeInner {
     global_names: std::sync::OnceLock<Arc<dyn GlobalNames>>,
     /// Services attached to this node, by type.
     extensions: RwLock<HashMap<std::any::TypeId, Arc<dyn std::any::Any + Send + Sync>>>,
+    /// The functions this node runs for `rpc`/`erpc` callers.
+    rpc: crate::services::rpc::Registry,
 }
 
 /// Looks up names registered with `global`.
@@ -177,6 +181,7 @@ impl Node {
                 system_pid,
                 global_names: std::sync::OnceLock::new(),
                 extensions: RwLock::new(HashMap::new()),
+                rpc: crate::services::rpc::Registry::with_builtins(),
             }),
         }
     }
@@ -222,6 +227,22 @@ impl Node {
     /// This node's full name (`node()`).
     pub fn name(&self) -> &Atom {
         &self.inner.name
+    }
+
+    /// The functions this node runs for `rpc:call`/`erpc:call` callers
+    /// ([`crate::services::rpc`]).
+    pub fn rpc(&self) -> &crate::services::rpc::Registry {
+        &self.inner.rpc
+    }
+
+    /// `true` once the node is distributed ([`Node::start`]; `erlang:is_alive/0`).
+    pub fn is_distributed(&self) -> bool {
+        self.inner.dist.get().is_some()
+    }
+
+    /// The flags negotiated with `peer`, if connected.
+    pub fn peer_flags(&self, peer: &Atom) -> Option<crate::dist::DistFlags> {
+        self.distribution().and_then(|d| d.peer_flags(peer))
     }
 
     /// This node's creation.
@@ -492,6 +513,7 @@ impl Node {
                     }
                 }
             }
+            Outbound::SpawnRequest { from, req_id, .. } => self.spawn_request_failed(&from, &req_id),
             other => tracing::debug!(node = %to_node.as_str(), signal = ?other.kind(), "no connection; signal dropped"),
         }
     }

@@ -105,7 +105,7 @@ impl std::error::Error for StartError {}
 
 /// The flags this node advertises.
 pub fn advertised_flags(hidden: bool) -> DistFlags {
-    FlagOptions { published: !hidden, spawn: false, atom_cache_and_fragments: true }.flags()
+    FlagOptions { published: !hidden, spawn: true, atom_cache_and_fragments: true }.flags()
 }
 
 impl Node {
@@ -142,7 +142,13 @@ impl Node {
         if !config.hidden {
             // a visible node must speak global, or :global.sync() hangs on every BEAM node
             crate::services::gns::start(&node).await;
+            // the default `pg` scope, as `-kernel start_pg true` runs it
+            crate::services::pg::start_scope(&node, Atom::new(crate::services::pg::DEFAULT_SCOPE))
+                .map_err(|e| StartError::Listen(std::io::Error::other(format!("pg: {e}"))))?;
         }
+        crate::services::rex::start(&node)
+            .await
+            .map_err(|r| StartError::Listen(std::io::Error::other(format!("rex: {r:?}"))))?;
         tracing::info!(node = %node.name().as_str(), port, creation, "node started");
         Ok(node)
     }

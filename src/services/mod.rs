@@ -1,10 +1,13 @@
 //! What every visible node runs, so that nothing on the BEAM side waits on us in vain:
-//! `net_kernel` (ping), `global` (the global name server), and in time `rex` and `pg`.
+//! `net_kernel` (ping), `global` (the global name server), `rex` and `erpc` (rpc to this node),
+//! and `pg` process groups.
 
 pub mod global;
 pub mod gns;
 pub mod net_kernel;
+pub mod pg;
 pub mod rex;
+pub mod rpc;
 
 use crate::node::Node;
 use crate::term::{Atom, Pid, Term};

@@ -82,19 +82,39 @@ impl Global {
             let tag = self.make_ref();
             let mref = self.make_ref();
             let dest = Self::gns_of(node);
-            self.push(Action::Monitor { target: dest.clone(), reference: mref.clone() });
+            self.push(Action::Monitor {
+                target: dest.clone(),
+                reference: mref.clone(),
+            });
             let tag_term = Term::Tuple(vec![Term::Ref(tag.clone()), Term::Atom(node.clone())]);
             let msg = wire::call(&self.gns, tag_term, req.clone());
-            self.push(Action::Send { to: dest, msg, connect: true });
+            self.push(Action::Send {
+                to: dest,
+                msg,
+                connect: true,
+            });
             self.call_mrefs.insert(mref.clone(), tag.clone());
-            self.calls.insert(tag, PendingCall { owner, node: node.clone(), mref });
+            self.calls.insert(
+                tag,
+                PendingCall {
+                    owner,
+                    node: node.clone(),
+                    mref,
+                },
+            );
             mc.pending += 1;
         }
         mc
     }
 
     /// Runs `kind` over `nodes`; `Some` when it finished without waiting.
-    fn run_prim(&mut self, owner: Owner, kind: PrimKind, nodes: &[Atom], req: Term) -> Option<PrimResult> {
+    fn run_prim(
+        &mut self,
+        owner: Owner,
+        kind: PrimKind,
+        nodes: &[Atom],
+        req: Term,
+    ) -> Option<PrimResult> {
         let mc = self.start_multicall(owner, nodes, &req);
         if mc.pending == 0 {
             return self.finish_prim(owner, kind, mc.replies);
@@ -104,7 +124,12 @@ impl Global {
     }
 
     /// `set_lock_on_nodes(Id, Nodes)`: `id` is `{ResourceId, LockRequesterId}`.
-    pub(crate) fn prim_set_lock(&mut self, owner: Owner, id: &Term, nodes: &[Atom]) -> Option<PrimResult> {
+    pub(crate) fn prim_set_lock(
+        &mut self,
+        owner: Owner,
+        id: &Term,
+        nodes: &[Atom],
+    ) -> Option<PrimResult> {
         if nodes.is_empty() {
             return Some(PrimResult::Bool(true));
         }
@@ -117,17 +142,32 @@ impl Global {
     }
 
     /// `gen_server:multi_call(Nodes, global_name_server, {del_lock, Id})`.
-    pub(crate) fn prim_del_lock(&mut self, owner: Owner, id: &Term, nodes: &[Atom]) -> Option<PrimResult> {
+    pub(crate) fn prim_del_lock(
+        &mut self,
+        owner: Owner,
+        id: &Term,
+        nodes: &[Atom],
+    ) -> Option<PrimResult> {
         let req = Term::Tuple(vec![Term::atom("del_lock"), id.clone()]);
         self.run_prim(owner, PrimKind::Plain, nodes, req)
     }
 
     /// Any other multi-call whose replies do not matter.
-    pub(crate) fn prim_call(&mut self, owner: Owner, nodes: &[Atom], req: Term) -> Option<PrimResult> {
+    pub(crate) fn prim_call(
+        &mut self,
+        owner: Owner,
+        nodes: &[Atom],
+        req: Term,
+    ) -> Option<PrimResult> {
         self.run_prim(owner, PrimKind::Plain, nodes, req)
     }
 
-    fn finish_prim(&mut self, owner: Owner, kind: PrimKind, replies: Vec<(Atom, Term)>) -> Option<PrimResult> {
+    fn finish_prim(
+        &mut self,
+        owner: Owner,
+        kind: PrimKind,
+        replies: Vec<(Atom, Term)>,
+    ) -> Option<PrimResult> {
         match kind {
             PrimKind::Plain => Some(PrimResult::Done),
             PrimKind::SetLockUndo => Some(PrimResult::Bool(false)),
@@ -139,8 +179,11 @@ impl Global {
                 if replies.len() == 1 {
                     return Some(PrimResult::Bool(false));
                 }
-                let granted: Vec<Atom> =
-                    replies.iter().filter(|(_, r)| r.is_atom("true")).map(|(n, _)| n.clone()).collect();
+                let granted: Vec<Atom> = replies
+                    .iter()
+                    .filter(|(_, r)| r.is_atom("true"))
+                    .map(|(n, _)| n.clone())
+                    .collect();
                 let req = Term::Tuple(vec![Term::atom("del_lock"), id]);
                 self.run_prim(owner, PrimKind::SetLockUndo, &granted, req)
             }
@@ -149,14 +192,18 @@ impl Global {
 
     /// An answer (or a `DOWN`, `reply = None`) for one of our requests.
     fn call_answered(&mut self, tag: &Reference, node: &Atom, reply: Option<Term>) {
-        let Some(pc) = self.calls.remove(tag) else { return };
+        let Some(pc) = self.calls.remove(tag) else {
+            return;
+        };
         self.call_mrefs.remove(&pc.mref);
         if reply.is_some() {
             self.demonitor(pc.mref.clone());
         }
         let owner = pc.owner;
         let done = {
-            let Some(prim) = self.prim_slot(owner).as_mut() else { return };
+            let Some(prim) = self.prim_slot(owner).as_mut() else {
+                return;
+            };
             if let Some(r) = reply {
                 prim.mc.replies.push((node.clone(), r));
             }
@@ -166,7 +213,9 @@ impl Global {
         if !done {
             return;
         }
-        let Some(prim) = self.prim_slot(owner).take() else { return };
+        let Some(prim) = self.prim_slot(owner).take() else {
+            return;
+        };
         if let Some(result) = self.finish_prim(owner, prim.kind, prim.mc.replies) {
             match owner {
                 Owner::Locker => self.locker_resume(result),
@@ -186,7 +235,9 @@ impl Global {
 
     /// A `DOWN` for a multi-call monitor; `false` if `mref` is not one.
     pub(crate) fn handle_call_down(&mut self, mref: &Reference) -> bool {
-        let Some(tag) = self.call_mrefs.get(mref).cloned() else { return false };
+        let Some(tag) = self.call_mrefs.get(mref).cloned() else {
+            return false;
+        };
         let node = match self.calls.get(&tag) {
             Some(pc) => pc.node.clone(),
             None => return false,
@@ -198,8 +249,12 @@ impl Global {
     /// The node went down: its outstanding requests count as bad nodes (the driver's `DOWN`
     /// for them, if it still comes, is then ignored).
     pub(crate) fn fail_calls_to(&mut self, node: &Atom) {
-        let mut mine: Vec<(Reference, Reference)> =
-            self.calls.iter().filter(|(_, pc)| &pc.node == node).map(|(t, pc)| (t.clone(), pc.mref.clone())).collect();
+        let mut mine: Vec<(Reference, Reference)> = self
+            .calls
+            .iter()
+            .filter(|(_, pc)| &pc.node == node)
+            .map(|(t, pc)| (t.clone(), pc.mref.clone()))
+            .collect();
         mine.sort_by(|a, b| a.0.ids().cmp(b.0.ids()));
         for (tag, mref) in mine {
             self.demonitor(mref);

@@ -43,6 +43,19 @@
 //! - Malformed messages are logged and ignored instead of crashing the server; if one carries
 //!   the tag of a running sync session, that session is cancelled and restarted, so no lock
 //!   stays held.
+//! - Connect-setup recovery (`global.erl`'s "verify connection" part, vsn 8), where following
+//!   BEAM literally lets two nodes restart each other forever or leaves a peer's locker holding
+//!   our partition's lock (found by the forged-message tests):
+//!   - an `init_connect` that crosses a pending session is cancelled *and dropped* (BEAM
+//!     cancels it but then takes it into its new session, which recreates the crossing);
+//!   - an `init_connect_ack` naming an older tag of ours is ignored (tags only grow);
+//!   - a cancelled session is restarted whenever the node is connected (BEAM only when it had
+//!     a tag), and an `init_connect` from a connected, unknown node without a session starts one;
+//!   - `in_sync` cancels our pending session *with* a `cancel_connect` (a no-op for a genuine
+//!     sender, whose session with us has ended; a forged one would otherwise leave the sender's
+//!     locker waiting, holding the lock).
+//!
+//!   None of these changes what a BEAM peer sees in a normal sync.
 //!
 //! # Running the core (for driver writers)
 //!
@@ -252,7 +265,9 @@ impl fmt::Display for GlobalError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             GlobalError::Malformed { what } => write!(f, "malformed global message: {what}"),
-            GlobalError::TooLarge { what, limit } => write!(f, "global message too large: {what} over {limit}"),
+            GlobalError::TooLarge { what, limit } => {
+                write!(f, "global message too large: {what} over {limit}")
+            }
             GlobalError::Unexpected { kind } => write!(f, "unexpected global {kind}"),
         }
     }
@@ -415,7 +430,14 @@ impl Global {
 
     /// When [`Global::handle_timeout`] should next be called.
     pub fn next_timeout(&self) -> Option<Instant> {
-        [self.locker.deadline, self.registrar.deadline, self.lost.next_expiry()].into_iter().flatten().min()
+        [
+            self.locker.deadline,
+            self.registrar.deadline,
+            self.lost.next_expiry(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     // ------------------------------------------------------------------ outputs
@@ -447,7 +469,10 @@ impl Global {
     pub fn unregister_name(&mut self, name: Term) -> OpId {
         if !self.names.contains(&name) {
             let op = self.new_op();
-            self.push(Action::OpDone { op, result: Term::atom("ok") });
+            self.push(Action::OpDone {
+                op,
+                result: Term::atom("ok"),
+            });
             return op;
         }
         self.enqueue_op(RegOp::Unregister { name })
@@ -529,29 +554,44 @@ impl Global {
 
     /// `gen_server:cast({global_name_server, Node}, X)`.
     fn send_cast(&mut self, node: &Atom, x: Term) {
-        self.push(Action::Send { to: Self::gns_of(node), msg: wire::cast(x), connect: true });
+        self.push(Action::Send {
+            to: Self::gns_of(node),
+            msg: wire::cast(x),
+            connect: true,
+        });
     }
 
     /// `gns_volatile_send(Node, Msg)`: no connection is set up for it.
     fn send_volatile(&mut self, node: &Atom, msg: Term) {
-        self.push(Action::Send { to: Self::gns_of(node), msg, connect: false });
+        self.push(Action::Send {
+            to: Self::gns_of(node),
+            msg,
+            connect: false,
+        });
     }
 
     /// `gen_server:reply({Pid, Tag}, Reply)`: through the alias for `[alias | Ref]` tags.
     fn reply(&mut self, from_pid: &Pid, tag: Term, reply: Term) {
         let to = match &tag {
-            Term::Improper(head, tail) if head.len() == 1 && head[0].is_atom("alias") => match &**tail {
-                Term::Ref(r) => Dest::Alias(r.clone()),
+            Term::Improper(head, tail) => match (head.as_slice(), &**tail) {
+                ([a], Term::Ref(r)) if a.is_atom("alias") => Dest::Alias(r.clone()),
                 _ => Dest::Pid(from_pid.clone()),
             },
             _ => Dest::Pid(from_pid.clone()),
         };
-        self.push(Action::Send { to, msg: Term::Tuple(vec![tag, reply]), connect: true });
+        self.push(Action::Send {
+            to,
+            msg: Term::Tuple(vec![tag, reply]),
+            connect: true,
+        });
     }
 
     fn monitor_pid(&mut self, pid: &Pid) -> Reference {
         let reference = self.make_ref();
-        self.push(Action::Monitor { target: Dest::Pid(pid.clone()), reference: reference.clone() });
+        self.push(Action::Monitor {
+            target: Dest::Pid(pid.clone()),
+            reference: reference.clone(),
+        });
         reference
     }
 
@@ -564,7 +604,11 @@ impl Global {
         if node == &self.node {
             return PROTOCOL_VERSION;
         }
-        self.known.get(node).or_else(|| self.pending.get(node)).copied().unwrap_or(0)
+        self.known
+            .get(node)
+            .or_else(|| self.pending.get(node))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Runs the helper state machines after any input (their mailboxes may have grown).
@@ -587,7 +631,11 @@ impl Global {
     }
 
     fn random_below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.rng.random_range(0..n) }
+        if n == 0 {
+            0
+        } else {
+            self.rng.random_range(0..n)
+        }
     }
 }
 

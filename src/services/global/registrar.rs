@@ -65,7 +65,9 @@ impl Global {
         if self.registrar.cur.is_some() {
             return;
         }
-        let Some((op, req)) = self.registrar.queue.pop_front() else { return };
+        let Some((op, req)) = self.registrar.queue.pop_front() else {
+            return;
+        };
         let boss = self.node.clone();
         self.registrar.cur = Some(Run {
             op,
@@ -85,8 +87,14 @@ impl Global {
         let known: Vec<Atom> = self.known.keys().cloned().collect();
         let mut nodes = vec![self.node.clone()];
         nodes.extend(known.iter().cloned());
-        let boss = nodes.iter().max().cloned().unwrap_or_else(|| self.node.clone());
-        let Some(run) = self.registrar.cur.as_mut() else { return };
+        let boss = nodes
+            .iter()
+            .max()
+            .cloned()
+            .unwrap_or_else(|| self.node.clone());
+        let Some(run) = self.registrar.cur.as_mut() else {
+            return;
+        };
         run.known = known;
         run.nodes = nodes;
         run.boss = boss.clone();
@@ -99,11 +107,8 @@ impl Global {
 
     pub(crate) fn registrar_resume(&mut self, r: PrimResult) {
         let mut r = r;
-        loop {
-            match self.registrar_step(r) {
-                Some(n) => r = n,
-                None => break,
-            }
+        while let Some(n) = self.registrar_step(r) {
+            r = n;
         }
         self.registrar_kick();
     }
@@ -126,7 +131,12 @@ impl Global {
             }
             Step::LockAll => {
                 let grew = ok && {
-                    let known = self.registrar.cur.as_ref().map(|r| r.known.clone()).unwrap_or_default();
+                    let known = self
+                        .registrar
+                        .cur
+                        .as_ref()
+                        .map(|r| r.known.clone())
+                        .unwrap_or_default();
                     self.known.keys().any(|n| !known.contains(n))
                 };
                 if ok && !grew {
@@ -152,7 +162,10 @@ impl Global {
             }
             Step::DelBoss => {
                 let run = self.registrar.cur.take()?;
-                self.push(Action::OpDone { op: run.op, result: run.result });
+                self.push(Action::OpDone {
+                    op: run.op,
+                    result: run.result,
+                });
                 None
             }
         }
@@ -173,7 +186,8 @@ impl Global {
                 let free = !self.names.contains(&name);
                 let dup = self.names.names_of(&pid);
                 if free && dup.is_empty() {
-                    let call = Term::Tuple(vec![Term::atom("register"), name, Term::Pid(pid), method]);
+                    let call =
+                        Term::Tuple(vec![Term::atom("register"), name, Term::Pid(pid), method]);
                     (Term::atom("yes"), Some(call))
                 } else {
                     if free {
@@ -186,9 +200,10 @@ impl Global {
                 let call = Term::Tuple(vec![Term::atom("register"), name, Term::Pid(pid), method]);
                 (Term::atom("yes"), Some(call))
             }
-            RegOp::Unregister { name } => {
-                (Term::atom("ok"), Some(Term::Tuple(vec![Term::atom("unregister"), name])))
-            }
+            RegOp::Unregister { name } => (
+                Term::atom("ok"),
+                Some(Term::Tuple(vec![Term::atom("unregister"), name])),
+            ),
         };
         if let Some(run) = self.registrar.cur.as_mut() {
             run.result = result;
@@ -202,7 +217,11 @@ impl Global {
     /// `random_sleep(Times)`: uniform in 1..=Tmax ms, Tmax = 2^Times * 1000 / 8, at most 8000.
     fn registrar_sleep(&mut self) {
         let times = self.registrar.cur.as_ref().map(|r| r.times).unwrap_or(0);
-        let tmax: u64 = if times > 5 { 8000 } else { ((1u64 << times) * 1000) / 8 };
+        let tmax: u64 = if times > 5 {
+            8000
+        } else {
+            ((1u64 << times) * 1000) / 8
+        };
         let t = 1 + self.random_below(tmax);
         self.registrar.deadline = Some(self.now + Duration::from_millis(t));
         if let Some(run) = self.registrar.cur.as_mut() {

@@ -97,7 +97,9 @@ impl Global {
         let my_tag = self.unique_integer();
         self.peer(node).sync_tag_my = Some(my_tag);
         let known_map = crate::term::Map::from_entries(
-            self.known.iter().map(|(n, v)| (Term::Atom(n.clone()), Term::Int(*v))),
+            self.known
+                .iter()
+                .map(|(n, v)| (Term::Atom(n.clone()), Term::Int(*v))),
         );
         let locker = Term::Tuple(vec![
             Term::atom("locker"),
@@ -120,7 +122,21 @@ impl Global {
     }
 
     /// `init_connect/6`.
-    pub(crate) fn init_connect(&mut self, vsn: i64, node: Atom, his_locker: Pid, his_tag: Term, his_vsn: i64) {
+    pub(crate) fn init_connect(
+        &mut self,
+        vsn: i64,
+        node: Atom,
+        his_locker: Pid,
+        his_tag: Term,
+        his_vsn: i64,
+    ) {
+        if node == self.node {
+            return;
+        }
+        if self.peers.len() >= MAX_KNOWN_NODES && !self.peers.contains_key(&node) {
+            tracing::error!(node = %node.as_str(), "global: too many sync sessions; init_connect ignored");
+            return;
+        }
         if his_vsn < 5 || his_locker.node != node {
             tracing::warn!(node = %node.as_str(), his_vsn, "global: init_connect from an unsupported version or with a foreign locker; ignored");
             return;
@@ -131,10 +147,16 @@ impl Global {
                 self.push(Action::Disconnect(node));
                 return;
             }
-            // An attempt crossing the running one: cancel both and start over.
-            self.send_cancel_connect_message(&node, his_tag.clone());
+            // An attempt crossing the running one: cancel both and start over. BEAM then takes
+            // this very attempt into its new session although it just asked the peer to cancel
+            // it, which recreates the crossing on the other side: two nodes in this state
+            // restart each other forever. We drop it instead; the peer's fresh attempt, sent
+            // when it handles our cancel_connect, finds us not pending.
+            tracing::debug!(node = %node.as_str(), "global: crossing init_connect; restarting the connect");
+            self.send_cancel_connect_message(&node, his_tag);
             let my_old = self.my_tag(&node);
             self.restart_connect(&node, my_old);
+            return;
         }
         {
             let p = self.peer(&node);
@@ -162,7 +184,18 @@ impl Global {
                 self.pending.insert(node, his_vsn);
             }
             _ => {
-                self.peer(&node).pre_connect = Some(PreConnect { vsn, his_vsn, his_tag, his_locker });
+                self.peer(&node).pre_connect = Some(PreConnect {
+                    vsn,
+                    his_vsn,
+                    his_tag,
+                    his_locker,
+                });
+                // BEAM keeps it for the nodeup to come. When the node is already up (a session
+                // cancelled without restart, e.g. by an in_sync), no nodeup will come: start
+                // the session now, which takes this init_connect in.
+                if self.up.contains(&node) && !self.known.contains_key(&node) {
+                    self.start_connect(&node);
+                }
             }
         }
     }
@@ -173,6 +206,15 @@ impl Global {
         let my_his = self.peers.get(&node).and_then(|p| p.sync_tag_his.clone());
         if tag_matches(mine, &his_my_tag) && my_his.as_ref() == Some(&his_his_tag) {
             return;
+        }
+        // Our tags only grow: an ack naming an older one answers an attempt we have already
+        // replaced, and the ack for the current one is on its way. (BEAM restarts here too,
+        // which can keep two restarting nodes out of step.)
+        if let (Some(m), Term::Int(t)) = (mine, &his_my_tag) {
+            if *t < m {
+                tracing::debug!(node = %node.as_str(), "global: stale init_connect_ack ignored");
+                return;
+            }
         }
         tracing::debug!(node = %node.as_str(), "global: init_connect_ack out of sync; restarting the connect");
         self.send_cancel_connect_message(&node, his_his_tag);
@@ -196,22 +238,42 @@ impl Global {
         self.cancel_locker(node, my_tag, None);
         self.reset_node_state(node);
         self.pending.remove(node);
-        if my_tag.is_some() {
+        // BEAM restarts only when it had a tag (no tag meaning "node down"); we know which
+        // nodes are up.
+        if my_tag.is_some() || self.up.contains(node) {
             self.start_connect(node);
         }
     }
 
     fn send_cancel_connect_message(&mut self, node: &Atom, his_tag: Term) {
-        let msg = Term::Tuple(vec![Term::atom("cancel_connect"), Term::Atom(self.node.clone()), his_tag]);
+        let msg = Term::Tuple(vec![
+            Term::atom("cancel_connect"),
+            Term::Atom(self.node.clone()),
+            his_tag,
+        ]);
         self.send_volatile(node, msg);
     }
 
     /// `cancel_locker/4`: tells the locker, the peer (if the session is pending) and drops the
     /// resolver of this tag.
-    pub(crate) fn cancel_locker(&mut self, node: &Atom, tag: Option<i64>, fun: Option<NewNodesFun>) {
-        self.locker_send(LockerMsg::Cancel { node: node.clone(), tag, fun });
+    pub(crate) fn cancel_locker(
+        &mut self,
+        node: &Atom,
+        tag: Option<i64>,
+        fun: Option<NewNodesFun>,
+    ) {
+        self.locker_send(LockerMsg::Cancel {
+            node: node.clone(),
+            tag,
+            fun,
+        });
         // send_cancel_connect/3
-        if self.pending.get(node).is_some_and(|v| *v >= VERIFY_CONNECT_VSN) && self.my_tag(node) == tag {
+        if self
+            .pending
+            .get(node)
+            .is_some_and(|v| *v >= VERIFY_CONNECT_VSN)
+            && self.my_tag(node) == tag
+        {
             if let Some(his) = self.peers.get(node).and_then(|p| p.sync_tag_his.clone()) {
                 self.send_cancel_connect_message(node, his);
             }
@@ -245,9 +307,19 @@ impl Global {
             self.cancel_locker(node, Some(my_tag), None);
             return;
         }
-        let his_tag = self.peers.get(node).and_then(|p| p.sync_tag_his.clone()).unwrap_or_else(|| Term::atom("undefined"));
+        let his_tag = self
+            .peers
+            .get(node)
+            .and_then(|p| p.sync_tag_his.clone())
+            .unwrap_or_else(|| Term::atom("undefined"));
         let names = wire::names_term(self.names.entries());
-        let ex = Term::Tuple(vec![Term::atom("exchange"), Term::Atom(self.node.clone()), names, Term::nil(), his_tag]);
+        let ex = Term::Tuple(vec![
+            Term::atom("exchange"),
+            Term::Atom(self.node.clone()),
+            names,
+            Term::nil(),
+            his_tag,
+        ]);
         self.send_cast(node, ex);
         let p = self.peer(node);
         p.lock_id = Some(lock_id);
@@ -286,7 +358,9 @@ impl Global {
 
     /// The resolver: `exchange_names/4` on the peer's names, then `exchange_ops`.
     fn resolve_names(&mut self, node: &Atom, names: Vec<NameEntry>) {
-        let Some(my_tag) = self.my_tag(node) else { return };
+        let Some(my_tag) = self.my_tag(node) else {
+            return;
+        };
         let mut ops = Vec::new();
         let mut res = Vec::new();
         for e in names {
@@ -302,9 +376,11 @@ impl Global {
                     }
                     match decision {
                         Resolution::Keep(p) if p == e.pid => ops.push(Op::Insert(e)),
-                        Resolution::Keep(p) if p == r.pid => {
-                            res.push(Op::Insert(NameEntry { name: e.name, pid: r.pid, method: r.method }))
-                        }
+                        Resolution::Keep(p) if p == r.pid => res.push(Op::Insert(NameEntry {
+                            name: e.name,
+                            pid: r.pid,
+                            method: r.method,
+                        })),
                         _ => {
                             ops.push(Op::Delete(e.name.clone()));
                             res.push(Op::Delete(e.name));
@@ -326,7 +402,11 @@ impl Global {
             return;
         }
         let known = self.mk_known_list(self.node_vsn(node));
-        let his_tag = self.peers.get(node).and_then(|p| p.sync_tag_his.clone()).unwrap_or_else(|| Term::atom("undefined"));
+        let his_tag = self
+            .peers
+            .get(node)
+            .and_then(|p| p.sync_tag_his.clone())
+            .unwrap_or_else(|| Term::atom("undefined"));
         let msg = Term::Tuple(vec![
             Term::atom("resolved"),
             Term::Atom(self.node.clone()),
@@ -338,9 +418,8 @@ impl Global {
         ]);
         self.send_cast(node, msg);
         let p = self.peer(node);
-        match std::mem::replace(&mut p.save_ops, SaveOps::Ops(ops)) {
-            SaveOps::Resolved(body) => self.resolved(node, body),
-            _ => {}
+        if let SaveOps::Resolved(body) = std::mem::replace(&mut p.save_ops, SaveOps::Ops(ops)) {
+            self.resolved(node, body);
         }
     }
 
@@ -383,7 +462,8 @@ impl Global {
         let prot_vsn = p.prot_vsn.unwrap_or(PROTOCOL_VERSION);
         let lock_id = p.lock_id.clone();
         // Known may have shrunk since the lock was taken.
-        let known_before: Vec<(Atom, i64)> = self.known.iter().map(|(n, v)| (n.clone(), *v)).collect();
+        let known_before: Vec<(Atom, i64)> =
+            self.known.iter().map(|(n, v)| (n.clone(), *v)).collect();
         let mut new_nodes: Vec<(Atom, i64)> = vec![(node.clone(), self.node_vsn(node))];
         for (n, v) in &body.his_known {
             new_nodes.push((n.clone(), if *v == 0 { self.node_vsn(n) } else { *v }));
@@ -392,7 +472,10 @@ impl Global {
         self.sync_others(&his_known_nodes);
         let extra = Term::List(vec![
             Term::Tuple(vec![Term::atom("vsn"), Term::Int(prot_vsn)]),
-            Term::Tuple(vec![Term::atom("lock"), lock_id.clone().unwrap_or_else(|| Term::atom("undefined"))]),
+            Term::Tuple(vec![
+                Term::atom("lock"),
+                lock_id.clone().unwrap_or_else(|| Term::atom("undefined")),
+            ]),
         ]);
         self.do_ops(&ops, &body.names_ext, &InsertedBy::Sync { lock: lock_id });
         for n in &his_known_nodes {
@@ -444,12 +527,20 @@ impl Global {
 
     /// `{in_sync, Node, _}`: `Node` learnt about us from its partition; no session is needed.
     pub(crate) fn in_sync(&mut self, node: Atom) {
-        if !self.synced.contains(&node) {
+        if node == self.node {
+            return;
+        }
+        if !self.synced.contains(&node) && self.synced.len() < MAX_KNOWN_NODES {
             self.synced.push(node.clone());
         }
-        self.pending.remove(&node);
+        // BEAM drops {pending, Node} first so that no cancel_connect goes out: a genuine sender
+        // has already ended its session with us. We cancel while still pending: that
+        // cancel_connect is then ignored (its tag is stale, or we are known there), but if the
+        // sender's locker is still in a session with us it lets go of our partition's lock
+        // instead of waiting for a lock_set we will never send.
         let tag = self.my_tag(&node);
         self.cancel_locker(&node, tag, None);
+        self.pending.remove(&node);
         self.reset_node_state(&node);
     }
 
@@ -477,7 +568,11 @@ impl Global {
                 continue;
             }
             self.push(Action::Connect(n.clone()));
-            let msg = Term::Tuple(vec![Term::atom("in_sync"), Term::Atom(self.node.clone()), Term::atom("true")]);
+            let msg = Term::Tuple(vec![
+                Term::atom("in_sync"),
+                Term::Atom(self.node.clone()),
+                Term::atom("true"),
+            ]);
             self.send_cast(n, msg);
         }
     }
@@ -537,7 +632,13 @@ impl Global {
     }
 
     /// `{lost_connection, NodeA, XCreationA, OpIdA, NodeB}` (protocol notes 7.8).
-    pub(crate) fn lost_connection(&mut self, node_a: Atom, xcreation: Term, op_id: Term, node_b: Atom) {
+    pub(crate) fn lost_connection(
+        &mut self,
+        node_a: Atom,
+        xcreation: Term,
+        op_id: Term,
+        node_b: Atom,
+    ) {
         let key = (node_a.clone(), node_b.clone());
         if let Some(seen) = self.lost.get(&key) {
             if seen.xcreation == xcreation && op_id <= seen.op_id {
@@ -553,7 +654,15 @@ impl Global {
         ]);
         self.volatile_multicast(&msg, &node_a);
         let expires = self.now + LOST_CONN_INFO_CLEANUP;
-        self.lost.save(key, LostRec { xcreation, op_id, expires }, MAX_LOST_CONNECTIONS);
+        self.lost.save(
+            key,
+            LostRec {
+                xcreation,
+                op_id,
+                expires,
+            },
+            MAX_LOST_CONNECTIONS,
+        );
         let rm = if node_b == self.node { node_a } else { node_b };
         if !self.potentially_known(&rm) {
             return;
@@ -561,7 +670,10 @@ impl Global {
         if self.node_vsn(&rm) < POP_VSN {
             self.push(Action::Disconnect(rm.clone()));
         } else {
-            let msg = Term::Tuple(vec![Term::atom("remove_connection"), Term::Atom(self.node.clone())]);
+            let msg = Term::Tuple(vec![
+                Term::atom("remove_connection"),
+                Term::Atom(self.node.clone()),
+            ]);
             self.send_volatile(&rm, msg);
         }
         tracing::warn!(

@@ -27,7 +27,11 @@ pub struct NameEntry {
 
 impl NameEntry {
     pub(crate) fn to_term(&self) -> Term {
-        Term::Tuple(vec![self.name.clone(), Term::Pid(self.pid.clone()), self.method.clone()])
+        Term::Tuple(vec![
+            self.name.clone(),
+            Term::Pid(self.pid.clone()),
+            self.method.clone(),
+        ])
     }
 }
 
@@ -44,7 +48,11 @@ pub struct ExtEntry {
 
 impl ExtEntry {
     pub(crate) fn to_term(&self) -> Term {
-        Term::Tuple(vec![self.name.clone(), Term::Pid(self.pid.clone()), Term::Atom(self.reg_node.clone())])
+        Term::Tuple(vec![
+            self.name.clone(),
+            Term::Pid(self.pid.clone()),
+            Term::Atom(self.reg_node.clone()),
+        ])
     }
 }
 
@@ -297,15 +305,20 @@ fn list_of<'a>(t: &'a Term, limit: usize, what: &'static str) -> Result<&'a [Ter
 
 pub(crate) fn parse_name_entry(t: &Term) -> Result<NameEntry, GlobalError> {
     match t.as_tuple() {
-        Some([name, pid, method]) => {
-            Ok(NameEntry { name: name.clone(), pid: pid_of(pid, "name entry pid")?, method: method.clone() })
-        }
+        Some([name, pid, method]) => Ok(NameEntry {
+            name: name.clone(),
+            pid: pid_of(pid, "name entry pid")?,
+            method: method.clone(),
+        }),
         _ => Err(bad("name entry {Name, Pid, Method}")),
     }
 }
 
 pub(crate) fn parse_names(t: &Term) -> Result<Vec<NameEntry>, GlobalError> {
-    list_of(t, MAX_NAMES, "name list")?.iter().map(parse_name_entry).collect()
+    list_of(t, MAX_NAMES, "name list")?
+        .iter()
+        .map(parse_name_entry)
+        .collect()
 }
 
 fn parse_ext(t: &Term) -> Result<Vec<ExtEntry>, GlobalError> {
@@ -364,9 +377,15 @@ pub fn parse(msg: &Term) -> Result<Incoming, GlobalError> {
     };
     match t {
         [k, from, req] if k.is_atom(GEN_CALL) => {
-            let Some([from_pid, tag]) = from.as_tuple() else { return Err(bad("call From")) };
+            let Some([from_pid, tag]) = from.as_tuple() else {
+                return Err(bad("call From"));
+            };
             let from_pid = pid_of(from_pid, "call From pid")?;
-            Ok(Incoming::Call { from_pid, tag: tag.clone(), req: parse_call(req)? })
+            Ok(Incoming::Call {
+                from_pid,
+                tag: tag.clone(),
+                req: parse_call(req)?,
+            })
         }
         [k, req] if k.is_atom(GEN_CAST) => Ok(Incoming::Cast(parse_cast(req)?)),
         _ => Ok(Incoming::Info(parse_info(msg, t)?)),
@@ -386,7 +405,9 @@ fn parse_call(req: &Term) -> Result<CallReq, GlobalError> {
     if req.is_atom("get_names_ext") {
         return Ok(CallReq::GetNamesExt);
     }
-    let Some(t) = req.as_tuple() else { return Ok(CallReq::Other(req.clone())) };
+    let Some(t) = req.as_tuple() else {
+        return Ok(CallReq::Other(req.clone()));
+    };
     Ok(match t {
         [k, name, pid, method] if k.is_atom("register") => CallReq::Register(NameEntry {
             name: name.clone(),
@@ -394,7 +415,11 @@ fn parse_call(req: &Term) -> Result<CallReq, GlobalError> {
             method: method.clone(),
         }),
         [k, name, pid, method, node] if k.is_atom("register_ext") => CallReq::RegisterExt(
-            NameEntry { name: name.clone(), pid: pid_of(pid, "register_ext pid")?, method: method.clone() },
+            NameEntry {
+                name: name.clone(),
+                pid: pid_of(pid, "register_ext pid")?,
+                method: method.clone(),
+            },
             atom_of(node, "register_ext node")?,
         ),
         [k, name] if k.is_atom("unregister") => CallReq::Unregister(name.clone()),
@@ -406,50 +431,85 @@ fn parse_call(req: &Term) -> Result<CallReq, GlobalError> {
 
 fn parse_lock_set(t: &[Term]) -> Result<LockSet, GlobalError> {
     match t {
-        [_, pid, set, _known, tag] => {
-            Ok(LockSet { pid: pid_of(pid, "lock_set pid")?, set: bool_of(set, "lock_set flag")?, tag: Some(tag.clone()) })
-        }
-        [_, pid, set, _known] => {
-            Ok(LockSet { pid: pid_of(pid, "lock_set pid")?, set: bool_of(set, "lock_set flag")?, tag: None })
-        }
+        [_, pid, set, _known, tag] => Ok(LockSet {
+            pid: pid_of(pid, "lock_set pid")?,
+            set: bool_of(set, "lock_set flag")?,
+            tag: Some(tag.clone()),
+        }),
+        [_, pid, set, _known] => Ok(LockSet {
+            pid: pid_of(pid, "lock_set pid")?,
+            set: bool_of(set, "lock_set flag")?,
+            tag: None,
+        }),
         _ => Err(bad("lock_set")),
     }
 }
 
 fn parse_cast(req: &Term) -> Result<Cast, GlobalError> {
-    let Some(t) = req.as_tuple() else { return Ok(Cast::Other(req.clone())) };
-    let Some(Term::Atom(k)) = t.first() else { return Ok(Cast::Other(req.clone())) };
-    Ok(match (k.as_str(), t.len()) {
-        ("init_connect", 4) => {
+    let Some(t) = req.as_tuple() else {
+        return Ok(Cast::Other(req.clone()));
+    };
+    let Some(Term::Atom(k)) = t.first() else {
+        return Ok(Cast::Other(req.clone()));
+    };
+    Ok(match (k.as_str(), t) {
+        ("init_connect", [_, vsn_t, node, locker]) => {
             // {Vsn, Tag}, or a longer tuple from a future version: speak ours then.
-            let vsn_t = t[1].as_tuple().ok_or_else(|| bad("init_connect version"))?;
+            let vsn_t = vsn_t
+                .as_tuple()
+                .ok_or_else(|| bad("init_connect version"))?;
             let (his_vsn, his_tag) = match vsn_t {
-                [Term::Int(v), tag, ..] => (*v, tag.clone()),
+                [Term::Int(v), tag] => (*v, tag.clone()),
+                [Term::Int(v), tag, _, ..] => (*v, tag.clone()),
                 _ => return Err(bad("init_connect version")),
             };
-            let vsn = if vsn_t.len() > 2 { super::PROTOCOL_VERSION } else { his_vsn.min(super::PROTOCOL_VERSION) };
-            let node = atom_of(&t[2], "init_connect node")?;
-            let his_locker = match t[3].as_tuple() {
-                Some([l, _, _, locker]) if l.is_atom("locker") => pid_of(locker, "init_connect locker")?,
+            let vsn = if vsn_t.len() > 2 {
+                super::PROTOCOL_VERSION
+            } else {
+                his_vsn.min(super::PROTOCOL_VERSION)
+            };
+            let node = atom_of(node, "init_connect node")?;
+            let his_locker = match locker.as_tuple() {
+                Some([l, _, _, locker]) if l.is_atom("locker") => {
+                    pid_of(locker, "init_connect locker")?
+                }
                 _ => return Err(bad("init_connect {locker, _, _, Locker}")),
             };
-            Cast::InitConnect { vsn, his_vsn, his_tag, node, his_locker }
+            Cast::InitConnect {
+                vsn,
+                his_vsn,
+                his_tag,
+                node,
+                his_locker,
+            }
         }
-        ("lock_set", 4 | 5) => Cast::LockSet(parse_lock_set(t)?),
-        ("exchange", 5) => {
-            let node = atom_of(&t[1], "exchange node")?;
-            Cast::Exchange { node, tag: t[4].clone(), names: parse_names(&t[2]) }
+        ("lock_set", [_, _, _, _] | [_, _, _, _, _]) => Cast::LockSet(parse_lock_set(t)?),
+        ("exchange", [_, node, names, _ext, tag]) => {
+            let node = atom_of(node, "exchange node")?;
+            Cast::Exchange {
+                node,
+                tag: tag.clone(),
+                names: parse_names(names),
+            }
         }
-        ("resolved", 7) => {
-            let node = atom_of(&t[1], "resolved node")?;
+        ("resolved", [_, node, ops, known, _unused, ext, tag]) => {
+            let node = atom_of(node, "resolved node")?;
             let body = (|| {
-                Ok(ResolvedBody { ops: parse_ops(&t[2])?, his_known: parse_known(&t[3])?, names_ext: parse_ext(&t[5])? })
+                Ok(ResolvedBody {
+                    ops: parse_ops(ops)?,
+                    his_known: parse_known(known)?,
+                    names_ext: parse_ext(ext)?,
+                })
             })();
-            Cast::Resolved { node, tag: t[6].clone(), body }
+            Cast::Resolved {
+                node,
+                tag: tag.clone(),
+                body,
+            }
         }
-        ("new_nodes", 6) => {
-            let node = atom_of(&t[1], "new_nodes node")?;
-            let lock = t[5].as_list().and_then(|l| {
+        ("new_nodes", [_, node, ops, ext, nodes, extra]) => {
+            let node = atom_of(node, "new_nodes node")?;
+            let lock = extra.as_list().and_then(|l| {
                 l.iter().find_map(|e| match e.as_tuple() {
                     Some([k, v]) if k.is_atom("lock") => Some(v.clone()),
                     _ => None,
@@ -457,14 +517,16 @@ fn parse_cast(req: &Term) -> Result<Cast, GlobalError> {
             });
             Cast::NewNodes {
                 node,
-                ops: parse_ops(&t[2])?,
-                names_ext: parse_ext(&t[3])?,
-                nodes: parse_known(&t[4])?,
+                ops: parse_ops(ops)?,
+                names_ext: parse_ext(ext)?,
+                nodes: parse_known(nodes)?,
                 lock,
             }
         }
-        ("in_sync", 3) => Cast::InSync { node: atom_of(&t[1], "in_sync node")? },
-        ("async_del_name" | "async_del_lock", 3) => Cast::Obsolete,
+        ("in_sync", [_, node, _]) => Cast::InSync {
+            node: atom_of(node, "in_sync node")?,
+        },
+        ("async_del_name" | "async_del_lock", [_, _, _]) => Cast::Obsolete,
         _ => Cast::Other(req.clone()),
     })
 }
@@ -473,43 +535,60 @@ fn parse_info(msg: &Term, t: &[Term]) -> Result<Info, GlobalError> {
     // {{Ref, Node}, Reply}: an answer to our multi_call
     if let [Term::Tuple(tag), reply] = t {
         if let [Term::Ref(r), Term::Atom(n)] = tag.as_slice() {
-            return Ok(Info::Reply { tag: r.clone(), node: n.clone(), reply: reply.clone() });
+            return Ok(Info::Reply {
+                tag: r.clone(),
+                node: n.clone(),
+                reply: reply.clone(),
+            });
         }
     }
-    let Some(Term::Atom(k)) = t.first() else { return Ok(Info::Other(msg.clone())) };
-    Ok(match (k.as_str(), t.len()) {
-        ("init_connect_ack", 4) => Info::InitConnectAck {
-            node: atom_of(&t[1], "init_connect_ack node")?,
-            my_tag: t[2].clone(),
-            his_tag: t[3].clone(),
+    let Some(Term::Atom(k)) = t.first() else {
+        return Ok(Info::Other(msg.clone()));
+    };
+    Ok(match (k.as_str(), t) {
+        ("init_connect_ack", [_, node, my_tag, his_tag]) => Info::InitConnectAck {
+            node: atom_of(node, "init_connect_ack node")?,
+            my_tag: my_tag.clone(),
+            his_tag: his_tag.clone(),
         },
-        ("cancel_connect", 3) => {
-            Info::CancelConnect { node: atom_of(&t[1], "cancel_connect node")?, tag: t[2].clone() }
-        }
-        ("lost_connection", 5) => {
-            if !is_integer(&t[2]) || !is_integer(&t[3]) {
+        ("cancel_connect", [_, node, tag]) => Info::CancelConnect {
+            node: atom_of(node, "cancel_connect node")?,
+            tag: tag.clone(),
+        },
+        ("lost_connection", [_, node_a, xcreation, op_id, node_b]) => {
+            if !is_integer(xcreation) || !is_integer(op_id) {
                 return Err(bad("lost_connection XCreation/OpId"));
             }
             Info::LostConnection {
-                node_a: atom_of(&t[1], "lost_connection node")?,
-                xcreation: t[2].clone(),
-                op_id: t[3].clone(),
-                node_b: atom_of(&t[4], "lost_connection node")?,
+                node_a: atom_of(node_a, "lost_connection node")?,
+                xcreation: xcreation.clone(),
+                op_id: op_id.clone(),
+                node_b: atom_of(node_b, "lost_connection node")?,
             }
         }
-        ("remove_connection", 2) => Info::RemoveConnection { node: atom_of(&t[1], "remove_connection node")? },
-        ("DOWN", 5) if t[2].is_atom("process") => {
-            let mref = t[1].as_ref().cloned().ok_or_else(|| bad("DOWN reference"))?;
-            Info::Down { mref, reason: t[4].clone() }
-        }
-        ("lock_set", 4 | 5) => Info::LockerLockSet(parse_lock_set(t)?),
-        ("whereis", 3) => match t[2].as_tuple() {
-            Some([p, tag]) => {
-                Info::Whereis { name: t[1].clone(), from_pid: pid_of(p, "whereis From")?, from_tag: tag.clone() }
+        ("remove_connection", [_, node]) => Info::RemoveConnection {
+            node: atom_of(node, "remove_connection node")?,
+        },
+        ("DOWN", [_, mref, kind, _obj, reason]) if kind.is_atom("process") => {
+            let mref = mref
+                .as_ref()
+                .cloned()
+                .ok_or_else(|| bad("DOWN reference"))?;
+            Info::Down {
+                mref,
+                reason: reason.clone(),
             }
+        }
+        ("lock_set", [_, _, _, _] | [_, _, _, _, _]) => Info::LockerLockSet(parse_lock_set(t)?),
+        ("whereis", [_, name, from]) => match from.as_tuple() {
+            Some([p, tag]) => Info::Whereis {
+                name: name.clone(),
+                from_pid: pid_of(p, "whereis From")?,
+                from_tag: tag.clone(),
+            },
             _ => return Err(bad("whereis From")),
         },
-        ("EXIT", 3) => Info::Ignored,
+        ("EXIT", [_, _, _]) => Info::Ignored,
         _ => Info::Other(msg.clone()),
     })
 }
@@ -523,13 +602,21 @@ pub fn cast(x: Term) -> Term {
 
 /// `{'$gen_call', {From, Tag}, Req}`.
 pub fn call(from: &Pid, tag: Term, req: Term) -> Term {
-    Term::Tuple(vec![Term::atom(GEN_CALL), Term::Tuple(vec![Term::Pid(from.clone()), tag]), req])
+    Term::Tuple(vec![
+        Term::atom(GEN_CALL),
+        Term::Tuple(vec![Term::Pid(from.clone()), tag]),
+        req,
+    ])
 }
 
 /// The default resolve method as a Rust node sends it: `fun global:random_exit_name/3`
 /// (EXPORT_EXT; BEAM accepts and stores it, protocol notes 7.4).
 pub fn random_exit_name() -> Term {
-    Term::from(ExportFun { module: Atom::new("global"), function: Atom::new("random_exit_name"), arity: 3 })
+    Term::from(ExportFun {
+        module: Atom::new("global"),
+        function: Atom::new("random_exit_name"),
+        arity: 3,
+    })
 }
 
 pub(crate) fn names_term(entries: impl IntoIterator<Item = NameEntry>) -> Term {
@@ -545,7 +632,12 @@ pub(crate) fn ext_term(ext: &[ExtEntry]) -> Term {
 }
 
 pub(crate) fn node_vsn_list(nodes: &[(Atom, i64)]) -> Term {
-    Term::List(nodes.iter().map(|(n, v)| Term::Tuple(vec![Term::Atom(n.clone()), Term::Int(*v)])).collect())
+    Term::List(
+        nodes
+            .iter()
+            .map(|(n, v)| Term::Tuple(vec![Term::Atom(n.clone()), Term::Int(*v)]))
+            .collect(),
+    )
 }
 
 pub(crate) fn node_list(nodes: &[Atom]) -> Term {
@@ -557,16 +649,28 @@ mod tests {
     use super::*;
 
     fn pid(node: &str, id: u32) -> Pid {
-        Pid { node: Atom::new(node), id, serial: 0, creation: 1 }
+        Pid {
+            node: Atom::new(node),
+            id,
+            serial: 0,
+            creation: 1,
+        }
     }
 
     #[test]
     fn parses_a_multi_call_reply_tag() {
         let r = Reference::new(Atom::new("r@h"), 1, &[1, 2, 3]).unwrap();
-        let m = Term::Tuple(vec![Term::Tuple(vec![Term::Ref(r.clone()), Term::atom("a@h")]), Term::atom("true")]);
+        let m = Term::Tuple(vec![
+            Term::Tuple(vec![Term::Ref(r.clone()), Term::atom("a@h")]),
+            Term::atom("true"),
+        ]);
         assert_eq!(
             parse(&m).unwrap(),
-            Incoming::Info(Info::Reply { tag: r, node: Atom::new("a@h"), reply: Term::atom("true") })
+            Incoming::Info(Info::Reply {
+                tag: r,
+                node: Atom::new("a@h"),
+                reply: Term::atom("true")
+            })
         );
     }
 
@@ -576,10 +680,17 @@ mod tests {
             Term::atom("init_connect"),
             Term::Tuple(vec![Term::Int(9), Term::Int(-5), Term::atom("extra")]),
             Term::atom("a@h"),
-            Term::Tuple(vec![Term::atom("locker"), Term::atom("no_longer_a_pid"), Term::nil(), Term::Pid(pid("a@h", 56))]),
+            Term::Tuple(vec![
+                Term::atom("locker"),
+                Term::atom("no_longer_a_pid"),
+                Term::nil(),
+                Term::Pid(pid("a@h", 56)),
+            ]),
         ]));
         match parse(&m).unwrap() {
-            Incoming::Cast(Cast::InitConnect { vsn, his_vsn, .. }) => assert_eq!((vsn, his_vsn), (8, 9)),
+            Incoming::Cast(Cast::InitConnect { vsn, his_vsn, .. }) => {
+                assert_eq!((vsn, his_vsn), (8, 9))
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -587,17 +698,45 @@ mod tests {
     #[test]
     fn malformed_shapes_are_errors_not_panics() {
         for m in [
-            cast(Term::Tuple(vec![Term::atom("init_connect"), Term::Int(8), Term::atom("a@h"), Term::nil()])),
-            cast(Term::Tuple(vec![Term::atom("lock_set"), Term::Int(1), Term::atom("true"), Term::nil()])),
-            Term::Tuple(vec![Term::atom(GEN_CALL), Term::Int(1), Term::atom("get_known")]),
-            Term::Tuple(vec![Term::atom("lost_connection"), Term::atom("a@h"), Term::atom("x"), Term::Int(1), Term::atom("b@h")]),
+            cast(Term::Tuple(vec![
+                Term::atom("init_connect"),
+                Term::Int(8),
+                Term::atom("a@h"),
+                Term::nil(),
+            ])),
+            cast(Term::Tuple(vec![
+                Term::atom("lock_set"),
+                Term::Int(1),
+                Term::atom("true"),
+                Term::nil(),
+            ])),
+            Term::Tuple(vec![
+                Term::atom(GEN_CALL),
+                Term::Int(1),
+                Term::atom("get_known"),
+            ]),
+            Term::Tuple(vec![
+                Term::atom("lost_connection"),
+                Term::atom("a@h"),
+                Term::atom("x"),
+                Term::Int(1),
+                Term::atom("b@h"),
+            ]),
         ] {
             assert!(parse(&m).is_err(), "{m:?}");
         }
         // a bad exchange body keeps node and tag so the session can be cancelled
-        let m = cast(Term::Tuple(vec![Term::atom("exchange"), Term::atom("a@h"), Term::Int(3), Term::nil(), Term::Int(7)]));
+        let m = cast(Term::Tuple(vec![
+            Term::atom("exchange"),
+            Term::atom("a@h"),
+            Term::Int(3),
+            Term::nil(),
+            Term::Int(7),
+        ]));
         match parse(&m).unwrap() {
-            Incoming::Cast(Cast::Exchange { names: Err(_), tag, .. }) => assert_eq!(tag, Term::Int(7)),
+            Incoming::Cast(Cast::Exchange {
+                names: Err(_), tag, ..
+            }) => assert_eq!(tag, Term::Int(7)),
             other => panic!("{other:?}"),
         }
     }

@@ -75,12 +75,19 @@ pub struct Cluster {
     pub blackholes: BTreeSet<(Atom, Atom)>,
 }
 
+/// Deliveries allowed without simulated time moving before a run is declared a livelock.
+pub const MAX_STEPS_WITHOUT_TIME: usize = 20_000;
+
 pub fn atom(s: &str) -> Atom {
     Atom::new(s)
 }
 
 fn pair(a: &Atom, b: &Atom) -> (Atom, Atom) {
-    if a <= b { (a.clone(), b.clone()) } else { (b.clone(), a.clone()) }
+    if a <= b {
+        (a.clone(), b.clone())
+    } else {
+        (b.clone(), a.clone())
+    }
 }
 
 impl Cluster {
@@ -109,14 +116,27 @@ impl Cluster {
 
     pub fn add_node(&mut self, name: &str, seed: u64) {
         let node = atom(name);
-        let gns = Pid { node: node.clone(), id: 3, serial: 0, creation: 7 };
+        let gns = Pid {
+            node: node.clone(),
+            id: 3,
+            serial: 0,
+            creation: 7,
+        };
         let rnode = node.clone();
         let mut counter = 0u32;
         let refs = move || {
             counter += 1;
             Reference::new(rnode.clone(), 7, &[counter, 0, 0]).expect("3 words")
         };
-        let g = Global::new(Config { node: node.clone(), gns_pid: gns.clone(), rng_seed: seed }, refs, self.now);
+        let g = Global::new(
+            Config {
+                node: node.clone(),
+                gns_pid: gns.clone(),
+                rng_seed: seed,
+            },
+            refs,
+            self.now,
+        );
         self.cores.insert(node.clone(), g);
         self.gns.insert(node, gns);
     }
@@ -132,8 +152,19 @@ impl Cluster {
     /// A new live process on `node`.
     pub fn spawn(&mut self, node: &str) -> Pid {
         self.next_pid += 1;
-        let pid = Pid { node: atom(node), id: self.next_pid, serial: 0, creation: 7 };
-        self.procs.insert(pid.clone(), Proc { alive: true, ..Proc::default() });
+        let pid = Pid {
+            node: atom(node),
+            id: self.next_pid,
+            serial: 0,
+            creation: 7,
+        };
+        self.procs.insert(
+            pid.clone(),
+            Proc {
+                alive: true,
+                ..Proc::default()
+            },
+        );
         pid
     }
 
@@ -150,7 +181,10 @@ impl Cluster {
             return;
         }
         let epoch = self.epoch(from, to);
-        self.links.entry((from.clone(), to.clone())).or_default().push_back(Queued { epoch, ev });
+        self.links
+            .entry((from.clone(), to.clone()))
+            .or_default()
+            .push_back(Queued { epoch, ev });
     }
 
     pub fn connect(&mut self, a: &str, b: &str) {
@@ -190,7 +224,8 @@ impl Cluster {
                 .filter(|m| &m.watcher == x && self.target_node(&m.target) == y)
                 .cloned()
                 .collect();
-            self.mons.retain(|m| !(&m.watcher == x && target_node(&m.target) == y));
+            self.mons
+                .retain(|m| !(&m.watcher == x && target_node(&m.target) == y));
             for m in fired {
                 let down = down_msg(&m.reference, &m.target, Term::atom("noconnection"));
                 self.enqueue(y, x, Event::Gns(down));
@@ -209,12 +244,25 @@ impl Cluster {
         let peers: Vec<Atom> = self
             .conns
             .iter()
-            .filter_map(|(x, y)| if x == &node { Some(y.clone()) } else if y == &node { Some(x.clone()) } else { None })
+            .filter_map(|(x, y)| {
+                if x == &node {
+                    Some(y.clone())
+                } else if y == &node {
+                    Some(x.clone())
+                } else {
+                    None
+                }
+            })
             .collect();
         for p in peers {
             self.disconnect_atoms(&node, &p);
         }
-        let pids: Vec<Pid> = self.procs.keys().filter(|p| p.node == node).cloned().collect();
+        let pids: Vec<Pid> = self
+            .procs
+            .keys()
+            .filter(|p| p.node == node)
+            .cloned()
+            .collect();
         for p in pids {
             if let Some(pr) = self.procs.get_mut(&p) {
                 pr.alive = false;
@@ -225,14 +273,22 @@ impl Cluster {
 
     /// Kills a user process: monitors fire with `reason`.
     pub fn kill(&mut self, pid: &Pid, reason: Term) {
-        let Some(p) = self.procs.get_mut(pid) else { return };
+        let Some(p) = self.procs.get_mut(pid) else {
+            return;
+        };
         if !p.alive {
             return;
         }
         p.alive = false;
         p.exit_reason = Some(reason.clone());
-        let fired: Vec<Mon> = self.mons.iter().filter(|m| m.target == MonTarget::Pid(pid.clone())).cloned().collect();
-        self.mons.retain(|m| m.target != MonTarget::Pid(pid.clone()));
+        let fired: Vec<Mon> = self
+            .mons
+            .iter()
+            .filter(|m| m.target == MonTarget::Pid(pid.clone()))
+            .cloned()
+            .collect();
+        self.mons
+            .retain(|m| m.target != MonTarget::Pid(pid.clone()));
         for m in fired {
             let down = down_msg(&m.reference, &m.target, reason.clone());
             self.enqueue(&pid.node, &m.watcher, Event::Gns(down));
@@ -245,15 +301,24 @@ impl Cluster {
 
     /// Executes one action of `from`'s core.
     fn execute(&mut self, from: &Atom, a: Action) {
-        self.log.push(Logged { from: from.clone(), action: a.clone() });
+        self.log.push(Logged {
+            from: from.clone(),
+            action: a.clone(),
+        });
         match a {
             Action::Send { to, msg, connect } => {
                 let (node, ev) = match &to {
                     Dest::Remote(name, node) if name == NAME => (node.clone(), Event::Gns(msg)),
-                    Dest::Remote(_, node) => (node.clone(), Event::Proc(self.gns[node].clone(), msg)),
-                    Dest::Pid(p) if self.gns.get(&p.node) == Some(p) => (p.node.clone(), Event::Gns(msg)),
+                    Dest::Remote(_, node) => {
+                        (node.clone(), Event::Proc(self.gns[node].clone(), msg))
+                    }
+                    Dest::Pid(p) if self.gns.get(&p.node) == Some(p) => {
+                        (p.node.clone(), Event::Gns(msg))
+                    }
                     Dest::Pid(p) => (p.node.clone(), Event::Proc(p.clone(), msg)),
-                    Dest::Name(_) | Dest::Alias(_) | Dest::Global(_) => panic!("unexpected destination {to:?}"),
+                    Dest::Name(_) | Dest::Alias(_) | Dest::Global(_) => {
+                        panic!("unexpected destination {to:?}")
+                    }
                 };
                 if !self.reachable(from, &node) {
                     if !connect {
@@ -284,22 +349,32 @@ impl Cluster {
                 let alive = match &t {
                     MonTarget::Gns(n) => self.cores.contains_key(n),
                     MonTarget::Pid(p) => {
-                        self.gns.get(&p.node) == Some(p) || self.procs.get(p).is_some_and(|x| x.alive)
+                        self.gns.get(&p.node) == Some(p)
+                            || self.procs.get(p).is_some_and(|x| x.alive)
                     }
                 };
                 if alive {
-                    self.mons.push(Mon { watcher: from.clone(), reference, target: t });
+                    self.mons.push(Mon {
+                        watcher: from.clone(),
+                        reference,
+                        target: t,
+                    });
                 } else {
                     let down = down_msg(&reference, &t, Term::atom("noproc"));
                     self.enqueue(&node, from, Event::Gns(down));
                 }
             }
             Action::Demonitor { reference } => {
-                self.mons.retain(|m| !(&m.watcher == from && m.reference == reference));
+                self.mons
+                    .retain(|m| !(&m.watcher == from && m.reference == reference));
             }
             Action::Exit { pid, reason } => {
                 if self.reachable(from, &pid.node) {
-                    let r = if reason.is_atom("kill") { Term::atom("killed") } else { reason };
+                    let r = if reason.is_atom("kill") {
+                        Term::atom("killed")
+                    } else {
+                        reason
+                    };
                     self.kill(&pid, r);
                 }
             }
@@ -313,7 +388,9 @@ impl Cluster {
 
     pub fn flush(&mut self, n: &Atom) {
         loop {
-            let Some(core) = self.cores.get_mut(n) else { return };
+            let Some(core) = self.cores.get_mut(n) else {
+                return;
+            };
             let acts = core.drain_actions();
             if acts.is_empty() {
                 return;
@@ -334,14 +411,20 @@ impl Cluster {
     /// Delivers one queued event from a randomly chosen non-empty link; `false` if none.
     pub fn step(&mut self) -> bool {
         self.flush_all();
-        let ready: Vec<(Atom, Atom)> =
-            self.links.iter().filter(|(_, q)| !q.is_empty()).map(|(k, _)| k.clone()).collect();
+        let ready: Vec<(Atom, Atom)> = self
+            .links
+            .iter()
+            .filter(|(_, q)| !q.is_empty())
+            .map(|(k, _)| k.clone())
+            .collect();
         if ready.is_empty() {
             return false;
         }
         let i = self.rng.random_range(0..ready.len());
         let key = ready[i].clone();
-        let Some(q) = self.links.get_mut(&key).and_then(|q| q.pop_front()) else { return true };
+        let Some(q) = self.links.get_mut(&key).and_then(|q| q.pop_front()) else {
+            return true;
+        };
         let (from, to) = key;
         if from != to && q.epoch != self.epoch(&from, &to) {
             return true; // sent on a connection that has since gone down
@@ -379,13 +462,21 @@ impl Cluster {
     /// at `limit` of simulated time. Returns whether `cond` held.
     pub fn run_until(&mut self, limit: Duration, mut cond: impl FnMut(&Cluster) -> bool) -> bool {
         let deadline = self.now + limit;
+        let mut steps_at_this_time = 0usize;
         loop {
             if cond(self) {
                 return true;
             }
             if self.step() {
+                steps_at_this_time += 1;
+                assert!(
+                    steps_at_this_time < MAX_STEPS_WITHOUT_TIME,
+                    "livelock: {MAX_STEPS_WITHOUT_TIME} deliveries without time passing; last: {:?}",
+                    &self.log[self.log.len().saturating_sub(12)..]
+                );
                 continue;
             }
+            steps_at_this_time = 0;
             let next = self.cores.values().filter_map(|c| c.next_timeout()).min();
             match next {
                 Some(t) if t <= deadline => {
@@ -411,7 +502,11 @@ impl Cluster {
 
     /// Registers through `node`'s core; returns the op.
     pub fn register(&mut self, node: &str, name: &str, pid: &Pid) -> OpId {
-        let op = self.core_mut(node).register_name(Term::atom(name), pid.clone(), super::super::wire::random_exit_name());
+        let op = self.core_mut(node).register_name(
+            Term::atom(name),
+            pid.clone(),
+            super::super::wire::random_exit_name(),
+        );
         self.flush(&atom(node));
         op
     }
@@ -423,16 +518,22 @@ impl Cluster {
     /// `(name, pid)` pairs of a node's table.
     pub fn table(&self, node: &str) -> Vec<(Term, Pid)> {
         let c = self.core(node);
-        c.registered_names().into_iter().map(|n| {
-            let p = c.whereis(&n).expect("listed");
-            (n, p)
-        }).collect()
+        c.registered_names()
+            .into_iter()
+            .map(|n| {
+                let p = c.whereis(&n).expect("listed");
+                (n, p)
+            })
+            .collect()
     }
 
     /// All links empty, no multi-call or lock outstanding anywhere.
     pub fn quiet(&self) -> bool {
         self.links.values().all(|q| q.is_empty())
-            && self.cores.values().all(|c| c.calls.is_empty() && c.locks.len() == 0)
+            && self
+                .cores
+                .values()
+                .all(|c| c.calls.is_empty() && c.locks.len() == 0)
     }
 
     /// The messages `from` sent (any destination), in order.
@@ -460,13 +561,21 @@ fn down_msg(reference: &Reference, target: &MonTarget, reason: Term) -> Term {
         MonTarget::Pid(p) => Term::Pid(p.clone()),
         MonTarget::Gns(n) => Term::Tuple(vec![Term::atom(NAME), Term::Atom(n.clone())]),
     };
-    Term::Tuple(vec![Term::atom("DOWN"), Term::Ref(reference.clone()), Term::atom("process"), obj, reason])
+    Term::Tuple(vec![
+        Term::atom("DOWN"),
+        Term::Ref(reference.clone()),
+        Term::atom("process"),
+        obj,
+        reason,
+    ])
 }
 
 /// Is this message a cast whose request starts with `kind`?
 pub fn is_cast(msg: &Term, kind: &str) -> bool {
     match msg.as_tuple() {
-        Some([c, req]) if c.is_atom("$gen_cast") => req.as_tuple().is_some_and(|t| t.first().is_some_and(|k| k.is_atom(kind))),
+        Some([c, req]) if c.is_atom("$gen_cast") => req
+            .as_tuple()
+            .is_some_and(|t| t.first().is_some_and(|k| k.is_atom(kind))),
         _ => false,
     }
 }
