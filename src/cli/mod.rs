@@ -36,6 +36,9 @@ pub struct NodeOpts {
     /// The cookie (default: $ERLANG_COOKIE, else ~/.erlang.cookie as `erl` reads it).
     #[arg(long, env = "ERLANG_COOKIE", hide_env_values = true, global = true)]
     pub cookie: Option<String>,
+    /// Elixir syntax for terms typed and printed (default: Erlang syntax).
+    #[arg(long, global = true)]
+    pub elixir: bool,
 }
 
 impl NodeOpts {
@@ -127,7 +130,7 @@ pub fn run() -> ExitCode {
             Command::Send(args) => oneshot::send(args, &opts, false).await,
             Command::Names { host } => oneshot::names(host).await,
             Command::Epmd { port } => serve::epmd(port).await,
-            Command::Term(cmd) => term_cmd::run(cmd),
+            Command::Term(cmd) => term_cmd::run(cmd, opts.elixir),
         }
     });
     // one-shot commands must not wait for lingering connection tasks

@@ -20,9 +20,6 @@ pub struct CallArgs {
     /// Milliseconds to wait for the reply.
     #[arg(long, default_value_t = 5000)]
     pub timeout: u64,
-    /// Elixir syntax in and out.
-    #[arg(long)]
-    pub elixir: bool,
     /// A cluster member to resolve `{global, Name}` through (repeatable).
     #[arg(long)]
     pub connect: Vec<String>,
@@ -35,9 +32,6 @@ pub struct SendArgs {
     pub dest: String,
     /// The message or request.
     pub message: String,
-    /// Elixir syntax.
-    #[arg(long)]
-    pub elixir: bool,
     /// A cluster member to resolve `{global, Name}` through (repeatable).
     #[arg(long)]
     pub connect: Vec<String>,
@@ -135,8 +129,8 @@ pub(super) async fn ping(peer: &str, opts: &NodeOpts) -> Result<(), String> {
 }
 
 pub(super) async fn call(args: CallArgs, opts: &NodeOpts) -> Result<(), String> {
-    let t = target(&args.dest, args.elixir)?;
-    let request = parse(&args.request, args.elixir)?;
+    let t = target(&args.dest, opts.elixir)?;
+    let request = parse(&args.request, opts.elixir)?;
     let toward = match &t {
         Target::Remote(_, n) => n.as_str().to_string(),
         Target::Global(_) => args.connect.first().cloned().unwrap_or_default(),
@@ -147,16 +141,16 @@ pub(super) async fn call(args: CallArgs, opts: &NodeOpts) -> Result<(), String> 
     node.shutdown();
     match result {
         Ok(reply) => {
-            println!("{}", render(&reply, args.elixir));
+            println!("{}", render(&reply, opts.elixir));
             Ok(())
         }
-        Err(e) => Err(format!("call failed: {}", render(&e.reason(), args.elixir))),
+        Err(e) => Err(format!("call failed: {}", render(&e.reason(), opts.elixir))),
     }
 }
 
 pub(super) async fn send(args: SendArgs, opts: &NodeOpts, cast: bool) -> Result<(), String> {
-    let t = target(&args.dest, args.elixir)?;
-    let mut msg = parse(&args.message, args.elixir)?;
+    let t = target(&args.dest, opts.elixir)?;
+    let mut msg = parse(&args.message, opts.elixir)?;
     if cast {
         msg = Term::Tuple(vec![Term::atom("$gen_cast"), msg]);
     }

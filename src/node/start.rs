@@ -139,6 +139,10 @@ impl Node {
         crate::gen_server::start(&node, crate::services::net_kernel::NetKernel, Some(Atom::new(crate::services::net_kernel::NAME)))
             .await
             .map_err(|r| StartError::Listen(std::io::Error::other(format!("net_kernel: {r:?}"))))?;
+        if !config.hidden {
+            // a visible node must speak global, or :global.sync() hangs on every BEAM node
+            crate::services::gns::start(&node).await;
+        }
         tracing::info!(node = %node.name().as_str(), port, creation, "node started");
         Ok(node)
     }
@@ -167,6 +171,31 @@ impl Node {
         }
     }
 
+    /// `true` if a connection to `node` is up.
+    pub fn is_connected(&self, node: &Atom) -> bool {
+        self.distribution().is_some_and(|d| d.is_up(node))
+    }
+
+    /// Sends from `from` like `erlang:send(To, Msg, [noconnect])`: a message for a node that
+    /// is not connected is dropped instead of setting up a connection.
+    pub fn send_noconnect(&self, from: &crate::term::Pid, to: Dest, msg: Term) {
+        let remote_node = match &to {
+            Dest::Pid(p) if &p.node != self.name() => Some(p.node.clone()),
+            Dest::Remote(_, n) if n != self.name() => Some(n.clone()),
+            Dest::Alias(r) if &r.node != self.name() => Some(r.node.clone()),
+            _ => None,
+        };
+        if remote_node.is_some_and(|n| !self.is_connected(&n)) {
+            return;
+        }
+        self.send_from(Some(from), to, msg);
+    }
+
+    /// Sends from `from` (a local pid, for services sending on behalf of a process).
+    pub fn send_as(&self, from: &crate::term::Pid, to: Dest, msg: Term) {
+        self.send_from(Some(from), to, msg);
+    }
+
     /// Closes the connection to `node` (`erlang:disconnect_node/1`).
     pub fn disconnect(&self, node: &Atom) -> bool {
         self.distribution().is_some_and(|d| d.disconnect(node))
@@ -193,6 +222,16 @@ impl Node {
         match self.distribution() {
             Some(d) => d.subscribe(),
             None => broadcast::channel(1).1,
+        }
+    }
+
+    /// `pid` gets `{nodeup, Node, [{node_type, visible | hidden}]}` and `{nodedown, Node,
+    /// [{node_type, T}, {nodedown_reason, R}]}` messages (`net_kernel:monitor_nodes/2` with
+    /// `[{node_type, all}, nodedown_reason]`): a nodeup reaches the mailbox before any message
+    /// that came over the new connection.
+    pub fn monitor_nodes_messages(&self, pid: &crate::term::Pid, on: bool) {
+        if let Some(d) = self.distribution() {
+            d.watch_nodes(pid, on);
         }
     }
 
