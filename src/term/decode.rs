@@ -300,6 +300,14 @@ enum Frame {
     Fun { fun: Box<LocalFun>, left: usize },
 }
 
+/// How far [`Dec::fill`] got with the open container on top of the stack.
+enum Fill {
+    /// The container is complete: this is its term (its frame is to be popped).
+    Done(Term),
+    /// The next element (or the list tail) is not a fast-path leaf.
+    Other,
+}
+
 /// What followed the last element of a `LIST_EXT`.
 enum Tail {
     /// `NIL_EXT` or a `STRING_EXT`: the list is proper and complete.
@@ -421,11 +429,28 @@ impl<'a> Dec<'a> {
     fn term(&mut self) -> Result<Term> {
         let mut stack: Vec<Frame> = Vec::new();
         loop {
-            if !stack.is_empty() {
-                // this value fills one of the slots the top container claimed
-                self.owed = self.owed.saturating_sub(1);
-            }
-            let Some(mut value) = self.value(&mut stack)? else { continue };
+            let mut value = match stack.last_mut() {
+                // the root term
+                None => match self.value(&mut stack)? {
+                    Some(v) => v,
+                    None => continue,
+                },
+                Some(top) => match self.fill(top)? {
+                    Fill::Done(v) => {
+                        stack.pop();
+                        v
+                    }
+                    Fill::Other => {
+                        // the next element needs the general path; it fills one of the slots
+                        // the top container claimed
+                        self.owed = self.owed.saturating_sub(1);
+                        match self.value(&mut stack)? {
+                            Some(v) => v,
+                            None => continue,
+                        }
+                    }
+                },
+            };
             // hand the value to the open containers, closing each that is now complete
             loop {
                 let Some(top) = stack.last_mut() else { return Ok(value) };
@@ -467,10 +492,7 @@ impl<'a> Dec<'a> {
                             if *left > 0 {
                                 break;
                             }
-                            if has_duplicate_keys(entries) {
-                                return Err(self.err_at(*at, DecodeErrorKind::DuplicateMapKey));
-                            }
-                            value = Term::Map(Map::from_distinct_entries(std::mem::take(entries)));
+                            value = self.close_map(entries, *at)?;
                         }
                     },
                     Frame::Fun { fun, left } => {
@@ -479,13 +501,119 @@ impl<'a> Dec<'a> {
                         if *left > 0 {
                             break;
                         }
-                        let fun = std::mem::replace(fun, Box::new(placeholder_fun()));
-                        value = Term::LocalFun(fun);
+                        value = close_fun(fun);
                     }
                 }
                 stack.pop();
             }
         }
+    }
+
+    /// Adds leaf elements to the open container `top` while the input has them; stops at the
+    /// first element that needs the general path, or when the container is complete.
+    #[inline]
+    fn fill(&mut self, top: &mut Frame) -> Result<Fill> {
+        match top {
+            Frame::Tuple { elems, left } => {
+                while *left > 0 {
+                    let Some(t) = self.leaf() else { return Ok(Fill::Other) };
+                    elems.push(t);
+                    *left -= 1;
+                }
+                Ok(Fill::Done(Term::Tuple(std::mem::take(elems))))
+            }
+            Frame::List { elems, left } => loop {
+                while *left > 0 {
+                    let Some(t) = self.leaf() else { return Ok(Fill::Other) };
+                    elems.push(t);
+                    *left -= 1;
+                }
+                match self.list_tail(elems, left)? {
+                    Tail::Proper => return Ok(Fill::Done(Term::List(std::mem::take(elems)))),
+                    Tail::More => {}
+                    Tail::Other => {
+                        *top = Frame::ListTail { elems: std::mem::take(elems) };
+                        return Ok(Fill::Other);
+                    }
+                }
+            },
+            Frame::Map { entries, key, left, at } => {
+                while *left > 0 {
+                    let k = match key.take() {
+                        Some(k) => k,
+                        None => match self.leaf() {
+                            Some(k) => k,
+                            None => return Ok(Fill::Other),
+                        },
+                    };
+                    let Some(v) = self.leaf() else {
+                        *key = Some(k);
+                        return Ok(Fill::Other);
+                    };
+                    entries.push((k, v));
+                    *left -= 1;
+                }
+                Ok(Fill::Done(self.close_map(entries, *at)?))
+            }
+            Frame::Fun { fun, left } => {
+                while *left > 0 {
+                    let Some(t) = self.leaf() else { return Ok(Fill::Other) };
+                    fun.free_vars.push(t);
+                    *left -= 1;
+                }
+                Ok(Fill::Done(close_fun(fun)))
+            }
+            Frame::ListTail { .. } => Ok(Fill::Other),
+        }
+    }
+
+    /// The fast path for the commonest leaves (small and 32-bit integers, floats, short UTF-8
+    /// atoms, binaries, `[]`), complete in the input and valid. Anything else, including a
+    /// malformed leaf, is `None` and left untouched for [`Dec::value`], which decodes it or
+    /// reports the error. Counts as starting one element (`owed`).
+    #[inline(always)]
+    fn leaf(&mut self) -> Option<Term> {
+        let start = self.pos;
+        let (&tag, body) = self.buf.get(start..)?.split_first()?;
+        let (t, len) = match tag {
+            SMALL_INTEGER_EXT => (Term::Int(*body.first()? as i64), 2),
+            INTEGER_EXT => (Term::Int(i32::from_be_bytes(*body.first_chunk()?) as i64), 5),
+            SMALL_ATOM_UTF8_EXT => {
+                let (&n, rest) = body.split_first()?;
+                let s = std::str::from_utf8(rest.get(..n as usize)?).ok()?;
+                // at most 255 bytes, so at most 255 characters: always a valid atom
+                (Term::Atom(Atom::try_new(s).ok()?), 2 + n as usize)
+            }
+            NEW_FLOAT_EXT => {
+                let f = f64::from_bits(u64::from_be_bytes(*body.first_chunk()?));
+                if !f.is_finite() {
+                    return None;
+                }
+                (Term::Float(f), 9)
+            }
+            BINARY_EXT => {
+                let n = u32::from_be_bytes(*body.first_chunk()?) as usize;
+                let data = body.get(4..)?.get(..n)?;
+                let b = match self.owner {
+                    Some(o) => o.slice(start + 5..start + 5 + n),
+                    None => Bytes::copy_from_slice(data),
+                };
+                (Term::Binary(b), 5 + n)
+            }
+            NIL_EXT => (Term::List(Vec::new()), 1),
+            _ => return None,
+        };
+        self.pos = start + len;
+        self.owed = self.owed.saturating_sub(1);
+        Some(t)
+    }
+
+    /// A complete map: rejects duplicate keys, as BEAM does.
+    fn close_map(&self, entries: &mut Vec<(Term, Term)>, at: usize) -> Result<Term> {
+        if has_duplicate_keys(entries) {
+            return Err(self.err_at(at, DecodeErrorKind::DuplicateMapKey));
+        }
+        Ok(Term::Map(Map::from_distinct_entries(std::mem::take(entries))))
     }
 
     /// After the last element of a `LIST_EXT`: consumes a list tail that continues or ends the
@@ -843,6 +971,11 @@ fn inflate(z: &[u8], declared: usize) -> std::result::Result<(Vec<u8>, usize), D
         return Err(DecodeErrorKind::DecompressedSizeMismatch { declared });
     }
     Ok((out, d.total_in() as usize))
+}
+
+/// A fun whose free variables are complete, moved out of its frame.
+fn close_fun(fun: &mut Box<LocalFun>) -> Term {
+    Term::LocalFun(std::mem::replace(fun, Box::new(placeholder_fun())))
 }
 
 /// A stand-in left behind when a finished fun is moved out of its frame (never observed).
