@@ -289,6 +289,15 @@ fn decode_in(buf: &[u8], owner: Option<&Bytes>, offset: usize, opts: &DecodeOpti
     Ok((t, d.pos))
 }
 
+/// The top frame, which the caller knows is there.
+#[inline]
+fn pop(stack: &mut Vec<Frame>) -> Frame {
+    match stack.pop() {
+        Some(f) => f,
+        None => unreachable!("popped only after looking at the top frame"),
+    }
+}
+
 /// An open container waiting for more elements.
 enum Frame {
     Tuple { elems: Vec<Term>, left: usize },
@@ -296,14 +305,21 @@ enum Frame {
     List { elems: Vec<Term>, left: usize },
     /// A list whose elements are done; the next term is its (non-list) tail.
     ListTail { elems: Vec<Term> },
-    Map { entries: Vec<(Term, Term)>, key: Option<Term>, left: usize, at: usize },
+    /// Entries of a `MAP_EXT`; with `key`, the key of the next entry is on the key stack
+    /// (kept off the frame so that frames stay small: deep terms push many).
+    Map { entries: Vec<(Term, Term)>, left: u32, key: bool, at: usize },
     Fun { fun: Box<LocalFun>, left: usize },
 }
 
+// Deep terms keep up to MAX_TERM_DEPTH frames: small frames keep that stack small
+// (40 KiB), clear of glibc's 64 KiB free() threshold that consolidates the heap.
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<Frame>() <= 40);
+
 /// How far [`Dec::fill`] got with the open container on top of the stack.
 enum Fill {
-    /// The container is complete: this is its term (its frame is to be popped).
-    Done(Term),
+    /// The container is complete: its frame is to be popped and closed.
+    Done,
     /// The next element (or the list tail) is not a fast-path leaf.
     Other,
 }
@@ -428,6 +444,8 @@ impl<'a> Dec<'a> {
     /// Decodes one complete term at the cursor.
     fn term(&mut self) -> Result<Term> {
         let mut stack: Vec<Frame> = Vec::new();
+        // keys of the open maps whose value is being decoded
+        let mut keys: Vec<Term> = Vec::new();
         loop {
             let mut value = match stack.last_mut() {
                 // the root term
@@ -435,11 +453,8 @@ impl<'a> Dec<'a> {
                     Some(v) => v,
                     None => continue,
                 },
-                Some(top) => match self.fill(top)? {
-                    Fill::Done(v) => {
-                        stack.pop();
-                        v
-                    }
+                Some(top) => match self.fill(top, &mut keys)? {
+                    Fill::Done => self.close(pop(&mut stack))?,
                     Fill::Other => {
                         // the next element needs the general path; it fills one of the slots
                         // the top container claimed
@@ -461,7 +476,6 @@ impl<'a> Dec<'a> {
                         if *left > 0 {
                             break;
                         }
-                        value = Term::Tuple(std::mem::take(elems));
                     }
                     Frame::List { elems, left } => {
                         elems.push(value);
@@ -470,7 +484,7 @@ impl<'a> Dec<'a> {
                             break;
                         }
                         match self.list_tail(elems, left)? {
-                            Tail::Proper => value = Term::List(std::mem::take(elems)),
+                            Tail::Proper => {}
                             Tail::More => break,
                             Tail::Other => {
                                 *top = Frame::ListTail { elems: std::mem::take(elems) };
@@ -478,41 +492,57 @@ impl<'a> Dec<'a> {
                             }
                         }
                     }
-                    Frame::ListTail { elems } => {
-                        value = Term::list_with_tail(std::mem::take(elems), value);
+                    Frame::ListTail { .. } => {
+                        let Frame::ListTail { elems } = pop(&mut stack) else { unreachable!("the top frame") };
+                        value = Term::list_with_tail(elems, value);
+                        continue;
                     }
-                    Frame::Map { entries, key, left, at } => match key.take() {
-                        None => {
-                            *key = Some(value);
+                    Frame::Map { entries, left, key, .. } => {
+                        if !*key {
+                            keys.push(value);
+                            *key = true;
                             break;
                         }
-                        Some(k) => {
-                            entries.push((k, value));
-                            *left -= 1;
-                            if *left > 0 {
-                                break;
-                            }
-                            value = self.close_map(entries, *at)?;
+                        *key = false;
+                        let Some(k) = keys.pop() else { unreachable!("a key for each map with `key`") };
+                        entries.push((k, value));
+                        *left -= 1;
+                        if *left > 0 {
+                            break;
                         }
-                    },
+                    }
                     Frame::Fun { fun, left } => {
                         fun.free_vars.push(value);
                         *left -= 1;
                         if *left > 0 {
                             break;
                         }
-                        value = close_fun(fun);
                     }
                 }
-                stack.pop();
+                value = self.close(pop(&mut stack))?;
             }
         }
+    }
+
+    /// The term of a complete container (not a `ListTail`, which needs its tail).
+    fn close(&self, frame: Frame) -> Result<Term> {
+        Ok(match frame {
+            Frame::Tuple { elems, .. } => Term::Tuple(elems),
+            Frame::List { elems, .. } | Frame::ListTail { elems } => Term::List(elems),
+            Frame::Map { entries, at, .. } => {
+                if has_duplicate_keys(&entries) {
+                    return Err(self.err_at(at, DecodeErrorKind::DuplicateMapKey));
+                }
+                Term::Map(Map::from_distinct_entries(entries))
+            }
+            Frame::Fun { fun, .. } => Term::LocalFun(fun),
+        })
     }
 
     /// Adds leaf elements to the open container `top` while the input has them; stops at the
     /// first element that needs the general path, or when the container is complete.
     #[inline]
-    fn fill(&mut self, top: &mut Frame) -> Result<Fill> {
+    fn fill(&mut self, top: &mut Frame, keys: &mut Vec<Term>) -> Result<Fill> {
         match top {
             Frame::Tuple { elems, left } => {
                 while *left > 0 {
@@ -520,7 +550,7 @@ impl<'a> Dec<'a> {
                     elems.push(t);
                     *left -= 1;
                 }
-                Ok(Fill::Done(Term::Tuple(std::mem::take(elems))))
+                Ok(Fill::Done)
             }
             Frame::List { elems, left } => loop {
                 while *left > 0 {
@@ -529,7 +559,7 @@ impl<'a> Dec<'a> {
                     *left -= 1;
                 }
                 match self.list_tail(elems, left)? {
-                    Tail::Proper => return Ok(Fill::Done(Term::List(std::mem::take(elems)))),
+                    Tail::Proper => return Ok(Fill::Done),
                     Tail::More => {}
                     Tail::Other => {
                         *top = Frame::ListTail { elems: std::mem::take(elems) };
@@ -537,23 +567,25 @@ impl<'a> Dec<'a> {
                     }
                 }
             },
-            Frame::Map { entries, key, left, at } => {
+            Frame::Map { entries, left, key, .. } => {
                 while *left > 0 {
-                    let k = match key.take() {
+                    let k = match if *key { keys.pop() } else { None } {
                         Some(k) => k,
                         None => match self.leaf() {
                             Some(k) => k,
                             None => return Ok(Fill::Other),
                         },
                     };
+                    *key = false;
                     let Some(v) = self.leaf() else {
-                        *key = Some(k);
+                        keys.push(k);
+                        *key = true;
                         return Ok(Fill::Other);
                     };
                     entries.push((k, v));
                     *left -= 1;
                 }
-                Ok(Fill::Done(self.close_map(entries, *at)?))
+                Ok(Fill::Done)
             }
             Frame::Fun { fun, left } => {
                 while *left > 0 {
@@ -561,7 +593,7 @@ impl<'a> Dec<'a> {
                     fun.free_vars.push(t);
                     *left -= 1;
                 }
-                Ok(Fill::Done(close_fun(fun)))
+                Ok(Fill::Done)
             }
             Frame::ListTail { .. } => Ok(Fill::Other),
         }
@@ -606,14 +638,6 @@ impl<'a> Dec<'a> {
         self.pos = start + len;
         self.owed = self.owed.saturating_sub(1);
         Some(t)
-    }
-
-    /// A complete map: rejects duplicate keys, as BEAM does.
-    fn close_map(&self, entries: &mut Vec<(Term, Term)>, at: usize) -> Result<Term> {
-        if has_duplicate_keys(entries) {
-            return Err(self.err_at(at, DecodeErrorKind::DuplicateMapKey));
-        }
-        Ok(Term::Map(Map::from_distinct_entries(std::mem::take(entries))))
     }
 
     /// After the last element of a `LIST_EXT`: consumes a list tail that continues or ends the
@@ -696,7 +720,7 @@ impl<'a> Dec<'a> {
                         Term::Map(Map::new())
                     } else {
                         self.claim(n.saturating_mul(2), at)?;
-                        let frame = Frame::Map { entries: Vec::with_capacity(n), key: None, left: n, at };
+                        let frame = Frame::Map { entries: Vec::with_capacity(n), left: n as u32, key: false, at };
                         self.push(stack, frame, at)?;
                         return Ok(None);
                     }
@@ -971,25 +995,6 @@ fn inflate(z: &[u8], declared: usize) -> std::result::Result<(Vec<u8>, usize), D
         return Err(DecodeErrorKind::DecompressedSizeMismatch { declared });
     }
     Ok((out, d.total_in() as usize))
-}
-
-/// A fun whose free variables are complete, moved out of its frame.
-fn close_fun(fun: &mut Box<LocalFun>) -> Term {
-    Term::LocalFun(std::mem::replace(fun, Box::new(placeholder_fun())))
-}
-
-/// A stand-in left behind when a finished fun is moved out of its frame (never observed).
-fn placeholder_fun() -> LocalFun {
-    LocalFun {
-        arity: 0,
-        uniq: [0; 16],
-        index: 0,
-        module: Atom::new(""),
-        old_index: Term::Int(0),
-        old_uniq: Term::Int(0),
-        pid: Term::Int(0),
-        free_vars: Vec::new(),
-    }
 }
 
 fn has_duplicate_keys(entries: &[(Term, Term)]) -> bool {
