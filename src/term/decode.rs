@@ -27,7 +27,9 @@
 //! caps every preallocation by the input actually present. Nesting is capped by
 //! [`MAX_TERM_DEPTH`], bignums by [`MAX_BIG_BYTES`], decompression by [`MAX_DECOMPRESSED_SIZE`].
 
-use std::collections::HashSet;
+use std::collections::hash_map::{Entry, RandomState};
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::fmt;
 
 use bytes::Bytes;
@@ -1004,11 +1006,93 @@ fn has_duplicate_keys(entries: &[(Term, Term)]) -> bool {
                 return true;
             }
         }
-        false
-    } else {
-        // std's randomly keyed hasher: a peer cannot pick keys that all collide
-        let mut seen: HashSet<&Term> = HashSet::with_capacity(entries.len());
-        !entries.iter().all(|(k, _)| seen.insert(k))
+        return false;
+    }
+    // One keyed 64-bit digest per key (std's randomly keyed SipHash, so a peer cannot pick
+    // keys that collide); equal digests are checked with real equality. A digest collision
+    // between different keys (odds about n^2 / 2^65) falls back to a set of the keys.
+    let state = RandomState::new();
+    let mut seen: HashMap<u64, usize, BuildDigest> = HashMap::with_capacity_and_hasher(entries.len(), BuildDigest);
+    for (i, (k, _)) in entries.iter().enumerate() {
+        match seen.entry(key_digest(&state, k)) {
+            Entry::Vacant(e) => {
+                e.insert(i);
+            }
+            Entry::Occupied(e) => match entries.get(*e.get()) {
+                Some((other, _)) if other == k => return true,
+                _ => {
+                    let mut set: HashSet<&Term> = HashSet::with_capacity(entries.len());
+                    return !entries.iter().all(|(k, _)| set.insert(k));
+                }
+            },
+        }
+    }
+    false
+}
+
+/// Bytes of a key hashed in one hasher write (longer atoms and binaries use `Hash`).
+const DIGEST_INLINE: usize = 63;
+
+/// The keyed digest of a map key. Keys equal under exact equality get equal digests: atoms,
+/// integers and short binaries (the common keys) are hashed as a kind byte and their bytes
+/// in one hasher write, as that is several times cheaper than `Term`'s `Hash`, which the
+/// other keys use.
+fn key_digest(state: &RandomState, k: &Term) -> u64 {
+    let mut h = state.build_hasher();
+    let mut buf = [0u8; 1 + DIGEST_INLINE];
+    let n = match k {
+        Term::Int(i) => {
+            buf[0] = 1;
+            buf[1..9].copy_from_slice(&i.to_le_bytes());
+            9
+        }
+        Term::Atom(a) if a.as_str().len() <= DIGEST_INLINE => {
+            let s = a.as_str().as_bytes();
+            buf[0] = 2;
+            buf[1..1 + s.len()].copy_from_slice(s);
+            1 + s.len()
+        }
+        Term::Binary(b) if b.len() <= DIGEST_INLINE => {
+            buf[0] = 3;
+            buf[1..1 + b.len()].copy_from_slice(b);
+            1 + b.len()
+        }
+        _ => {
+            k.hash(&mut h);
+            return h.finish();
+        }
+    };
+    h.write(&buf[..n]);
+    h.finish()
+}
+
+/// Hashes the `u64` digests of [`key_digest`], which are already uniform, as themselves.
+#[derive(Clone, Copy, Default)]
+struct BuildDigest;
+
+/// The hasher of [`BuildDigest`].
+#[derive(Default)]
+struct DigestHasher(u64);
+
+impl BuildHasher for BuildDigest {
+    type Hasher = DigestHasher;
+    fn build_hasher(&self) -> DigestHasher {
+        DigestHasher(0)
+    }
+}
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // only `write_u64` is used (the key is a u64); fold anything else in anyway
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ b as u64;
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
     }
 }
 
@@ -1100,6 +1184,30 @@ mod tests {
         assert_eq!(err(&[131, 117]), DecodeErrorKind::Unsupported(117));
         assert_eq!(err(&[131, 121]), DecodeErrorKind::Unsupported(121));
         assert_eq!(err(&[131, 104, 1, 80]), DecodeErrorKind::MisplacedCompressed);
+    }
+
+    #[test]
+    fn duplicate_keys_in_large_maps() {
+        let encode = super::super::encode;
+        let kinds = [
+            Term::Int(-5),
+            Term::Int(i64::MIN),
+            Term::atom("k"),
+            Term::binary(b"k"),
+            Term::binary(vec![7u8; 100]),
+            crate::tuple![1, 2],
+            Term::Float(1.0),
+        ];
+        for dup in kinds {
+            // 40 integer keys (1 among them, next to the float 1.0: a different key)
+            let mut entries: Vec<(Term, Term)> = (0..40).map(|i| (Term::Int(i), Term::Int(i))).collect();
+            entries.push((dup.clone(), Term::nil()));
+            let ok = Term::Map(Map::from_distinct_entries(entries.clone()));
+            assert_eq!(decode(&encode(&ok)).unwrap(), ok, "{dup:?}");
+            entries.insert(10, (dup.clone(), Term::Int(0)));
+            let bad = Term::Map(Map::from_distinct_entries(entries));
+            assert_eq!(err(&encode(&bad)), DecodeErrorKind::DuplicateMapKey, "{dup:?}");
+        }
     }
 
     #[test]
