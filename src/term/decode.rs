@@ -614,7 +614,7 @@ impl<'a> Dec<'a> {
             INTEGER_EXT => (Term::Int(i32::from_be_bytes(*body.first_chunk()?) as i64), 5),
             SMALL_ATOM_UTF8_EXT => {
                 let (&n, rest) = body.split_first()?;
-                let s = std::str::from_utf8(rest.get(..n as usize)?).ok()?;
+                let s = atom_utf8(rest.get(..n as usize)?)?;
                 // at most 255 bytes, so at most 255 characters: always a valid atom
                 (Term::Atom(Atom::try_new(s).ok()?), 2 + n as usize)
             }
@@ -798,7 +798,7 @@ impl<'a> Dec<'a> {
             SMALL_ATOM_UTF8_EXT | ATOM_UTF8_EXT => {
                 let n = if tag == SMALL_ATOM_UTF8_EXT { self.u8()? as usize } else { self.u16()? as usize };
                 let text = self.take(n)?;
-                let s = std::str::from_utf8(text).map_err(|_| self.err_at(at, DecodeErrorKind::InvalidAtomUtf8))?;
+                let s = atom_utf8(text).ok_or_else(|| self.err_at(at, DecodeErrorKind::InvalidAtomUtf8))?;
                 Atom::try_new(s).map_err(|e| self.err_at(at, DecodeErrorKind::AtomTooLong { chars: e.chars }))
             }
             SMALL_ATOM_EXT | ATOM_EXT => {
@@ -997,6 +997,19 @@ fn inflate(z: &[u8], declared: usize) -> std::result::Result<(Vec<u8>, usize), D
         return Err(DecodeErrorKind::DecompressedSizeMismatch { declared });
     }
     Ok((out, d.total_in() as usize))
+}
+
+/// An atom's UTF-8 text, checked. Nearly every atom is ASCII, which a word-at-a-time check
+/// accepts several times faster than full UTF-8 validation (which cost 7% of decoding a
+/// `'$gen_call'`).
+#[inline]
+fn atom_utf8(text: &[u8]) -> Option<&str> {
+    if text.is_ascii() {
+        // SAFETY: every ASCII byte sequence is valid UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(text) })
+    } else {
+        std::str::from_utf8(text).ok()
+    }
 }
 
 fn has_duplicate_keys(entries: &[(Term, Term)]) -> bool {
