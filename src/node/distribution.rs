@@ -95,16 +95,26 @@ enum Slot {
 
 struct Pending {
     queue: Vec<Outbound>,
-    /// We are dialling (as opposed to only accepting).
-    outgoing: bool,
-    /// Resolved when the attempt ends: `true` if a connection came up.
+    /// The handshake that owns the setup (net_kernel's `owner` of a pending connection): our
+    /// dial, or the acceptor of the peer's attempt that superseded it. Only the owner may
+    /// bring the connection up or give the setup up.
+    owner: Attempt,
+    /// Resolved when the setup ends: `true` if a connection came up.
     done: watch::Sender<Option<bool>>,
 }
 
 impl Pending {
-    fn new(outgoing: bool) -> Pending {
-        Pending { queue: Vec::new(), outgoing, done: watch::channel(None).0 }
+    fn new(owner: Attempt) -> Pending {
+        Pending { queue: Vec::new(), owner, done: watch::channel(None).0 }
     }
+}
+
+/// One handshake, dialled or accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Attempt {
+    id: u64,
+    /// We dialled (initiator) rather than accepted.
+    dialled: bool,
 }
 
 /// Static configuration of the distribution layer.
@@ -120,6 +130,7 @@ pub(crate) struct Distribution {
     config: DistConfig,
     slots: Mutex<HashMap<Atom, Slot>>,
     next_conn_id: AtomicU64,
+    next_attempt: AtomicU64,
     events: broadcast::Sender<NodeEvent>,
     /// Processes subscribed with [`Node::monitor_nodes_messages`]: they get `{nodeup, ...}` and
     /// `{nodedown, ...}` in their mailbox, ordered with the messages of that connection.
@@ -138,6 +149,7 @@ impl Distribution {
             config,
             slots: Mutex::new(HashMap::new()),
             next_conn_id: AtomicU64::new(1),
+            next_attempt: AtomicU64::new(1),
             events: broadcast::channel(1024).0,
             node_watchers: Mutex::new(Vec::new()),
         })
@@ -180,6 +192,15 @@ impl Distribution {
         for w in watchers {
             node.send(crate::node::Dest::Pid(w), msg.clone());
         }
+    }
+
+    fn new_attempt(&self, dialled: bool) -> Attempt {
+        Attempt { id: self.next_attempt.fetch_add(1, Ordering::Relaxed), dialled }
+    }
+
+    /// `true` while `attempt` owns the pending setup toward `peer` (`is_pending` in net_kernel).
+    fn owns(&self, peer: &Atom, attempt: Attempt) -> bool {
+        matches!(lock(&self.slots).get(peer), Some(Slot::Pending(p)) if p.owner == attempt)
     }
 
     fn our_name(&self) -> &Atom {
@@ -233,11 +254,12 @@ impl Distribution {
                 }
             }
             None => {
-                let mut p = Pending::new(true);
+                let attempt = self.new_attempt(true);
+                let mut p = Pending::new(attempt);
                 p.queue.push(signal);
                 slots.insert(to_node.clone(), Slot::Pending(p));
                 drop(slots);
-                self.spawn_dial(node.clone(), to_node.clone());
+                self.spawn_dial(node.clone(), to_node.clone(), attempt);
             }
         }
     }
@@ -253,11 +275,12 @@ impl Distribution {
                 Some(Slot::Up(_)) => return true,
                 Some(Slot::Pending(p)) => p.done.subscribe(),
                 None => {
-                    let p = Pending::new(true);
+                    let attempt = self.new_attempt(true);
+                    let p = Pending::new(attempt);
                     let rx = p.done.subscribe();
                     slots.insert(peer.clone(), Slot::Pending(p));
                     drop(slots);
-                    self.spawn_dial(node.clone(), peer.clone());
+                    self.spawn_dial(node.clone(), peer.clone(), attempt);
                     rx
                 }
             }
@@ -306,20 +329,20 @@ impl Distribution {
         }
     }
 
-    fn spawn_dial(self: &Arc<Self>, node: Node, peer: Atom) {
+    fn spawn_dial(self: &Arc<Self>, node: Node, peer: Atom, attempt: Attempt) {
         let dist = self.clone();
         let span = tracing::info_span!("dial", peer = %peer.as_str());
         tokio::spawn(
             async move {
-                match tokio::time::timeout(NET_SETUPTIME * 2, dist.dial(&node, &peer)).await {
+                match tokio::time::timeout(NET_SETUPTIME * 2, dist.dial(&node, &peer, attempt)).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => {
                         tracing::info!("connection to {} failed: {e}", peer.as_str());
-                        dist.fail_pending(&node, &peer);
+                        dist.fail_pending(&node, &peer, attempt);
                     }
                     Err(_) => {
                         tracing::info!("connection to {} timed out", peer.as_str());
-                        dist.fail_pending(&node, &peer);
+                        dist.fail_pending(&node, &peer, attempt);
                     }
                 }
             }
@@ -327,12 +350,13 @@ impl Distribution {
         );
     }
 
-    /// Ends a pending attempt without a connection: queued signals become undeliverable.
-    fn fail_pending(&self, node: &Node, peer: &Atom) {
+    /// Ends a pending setup that `attempt` still owns without a connection: queued signals
+    /// become undeliverable. A setup taken over by another attempt is left to that one.
+    fn fail_pending(&self, node: &Node, peer: &Atom, attempt: Attempt) {
         let pending = {
             let mut slots = lock(&self.slots);
             match slots.get(peer) {
-                Some(Slot::Pending(_)) => match slots.remove(peer) {
+                Some(Slot::Pending(p)) if p.owner == attempt => match slots.remove(peer) {
                     Some(Slot::Pending(p)) => Some(p),
                     _ => None,
                 },
@@ -347,7 +371,7 @@ impl Distribution {
         }
     }
 
-    async fn dial(self: &Arc<Self>, node: &Node, peer: &Atom) -> Result<(), ConnectError> {
+    async fn dial(self: &Arc<Self>, node: &Node, peer: &Atom, attempt: Attempt) -> Result<(), ConnectError> {
         let name = NodeName::from_atom(peer).ok_or_else(|| ConnectError::BadName(peer.as_str().to_string()))?;
         let epmd_addr = format!("{}:{}", name.host, self.config.epmd_port);
         let entry = tokio::time::timeout(EPMD_TIMEOUT, crate::epmd::client::port_please(epmd_addr.as_str(), &name.alive))
@@ -363,17 +387,26 @@ impl Distribution {
         let _ = stream.set_nodelay(true);
         let hs = Handshake::initiator(self.config.local.clone(), peer.clone(), rand::random())
             .map_err(|e| ConnectError::Handshake(e.to_string()))?;
-        let (stream, outcome) = match self.run_handshake(stream, hs).await {
+        let (stream, outcome) = match self.run_handshake(stream, hs, attempt, &mut None).await {
             Ok(done) => done,
             Err(HsEnd::Nok) => {
                 // the peer's own attempt toward us wins: wait for it to arrive
                 tracing::debug!("simultaneous connect: {} dials us instead", peer.as_str());
                 return self.await_incoming(peer).await;
             }
+            Err(HsEnd::Superseded) => {
+                // we accepted the peer's attempt meanwhile: that one is (or becomes) the
+                // connection
+                tracing::debug!("simultaneous connect: our dial to {} was superseded", peer.as_str());
+                return self.await_incoming(peer).await;
+            }
             Err(HsEnd::Failed(e)) => return Err(ConnectError::Handshake(e)),
         };
-        self.establish(node, stream, outcome);
-        Ok(())
+        if self.establish(node, stream, outcome, attempt) {
+            Ok(())
+        } else {
+            self.await_incoming(peer).await
+        }
     }
 
     async fn await_incoming(&self, peer: &Atom) -> Result<(), ConnectError> {
@@ -422,39 +455,59 @@ impl Distribution {
     async fn accept(self: &Arc<Self>, node: &Node, stream: TcpStream) -> Result<(), ConnectError> {
         let hs = Handshake::acceptor(self.config.local.clone(), rand::random())
             .map_err(|e| ConnectError::Handshake(e.to_string()))?;
-        match tokio::time::timeout(NET_SETUPTIME, self.run_handshake(stream, hs)).await {
+        let attempt = self.new_attempt(false);
+        let mut peer = None;
+        let r = match tokio::time::timeout(NET_SETUPTIME, self.run_handshake(stream, hs, attempt, &mut peer)).await {
             Ok(Ok((stream, outcome))) => {
-                self.establish(node, stream, outcome);
-                Ok(())
+                self.establish(node, stream, outcome, attempt);
+                return Ok(());
             }
-            Ok(Err(HsEnd::Nok)) => Ok(()),
+            Ok(Err(HsEnd::Nok)) => return Ok(()),
             Ok(Err(HsEnd::Failed(e))) => Err(ConnectError::Handshake(e)),
+            Ok(Err(HsEnd::Superseded)) => Err(ConnectError::Handshake("superseded".into())),
             Err(_) => Err(ConnectError::Timeout),
+        };
+        // a setup we registered and still own ends here
+        if let Some(peer) = peer {
+            self.fail_pending(node, &peer, attempt);
         }
+        r
     }
 
-    /// The status to answer an incoming attempt from `peer` with (protocol notes 2.4).
-    fn status_for(&self, peer: &Atom) -> Status {
+    /// The status to answer an incoming attempt from `peer` with (protocol notes 2.4), as
+    /// net_kernel's `accept_pending` does: `alive` over a connection that is up; over a setup
+    /// in progress (our dial, or another accepted attempt), `nok` if our name is the greater,
+    /// else this attempt takes the setup over (`ok_simultaneous`: the other attempt is given
+    /// up, as BEAM kills its owner); `ok` otherwise.
+    fn status_for(&self, peer: &Atom, attempt: Attempt) -> Status {
         let mut slots = lock(&self.slots);
-        match slots.get(peer) {
+        match slots.get_mut(peer) {
             Some(Slot::Up(_)) => Status::Alive,
-            Some(Slot::Pending(p)) if p.outgoing => {
+            Some(Slot::Pending(p)) => {
                 if self.our_name() > peer {
                     Status::Nok
                 } else {
+                    p.owner = attempt;
                     Status::OkSimultaneous
                 }
             }
-            Some(Slot::Pending(_)) => Status::Ok,
             None => {
-                slots.insert(peer.clone(), Slot::Pending(Pending::new(false)));
+                slots.insert(peer.clone(), Slot::Pending(Pending::new(attempt)));
                 Status::Ok
             }
         }
     }
 
-    /// Runs a handshake to completion over `stream`.
-    async fn run_handshake(&self, mut stream: TcpStream, mut hs: Handshake) -> Result<(TcpStream, Outcome), HsEnd> {
+    /// Runs a handshake to completion over `stream`. An acceptor that registers a setup (its
+    /// status was `ok` or `ok_simultaneous`) notes the peer in `registered`, so that a failed
+    /// handshake can release the setup.
+    async fn run_handshake(
+        &self,
+        mut stream: TcpStream,
+        mut hs: Handshake,
+        attempt: Attempt,
+        registered: &mut Option<Atom>,
+    ) -> Result<(TcpStream, Outcome), HsEnd> {
         let mut buf = vec![0u8; 4096];
         let mut progress = Progress::NeedInput;
         loop {
@@ -465,16 +518,28 @@ impl Distribution {
             match progress {
                 Progress::Complete(outcome) => return Ok((stream, outcome)),
                 Progress::StatusRequest { peer, .. } => {
-                    let status = self.status_for(&peer);
+                    let status = self.status_for(&peer, attempt);
+                    if matches!(status, Status::Ok | Status::OkSimultaneous) {
+                        *registered = Some(peer);
+                    }
                     progress = self.hs_step(&mut stream, &mut hs, |hs| hs.reply_status(status)).await?;
                     if status == Status::Nok {
                         return Err(HsEnd::Nok);
                     }
                     continue;
                 }
-                Progress::AliveQuery { .. } => {
-                    // we are dialling, so we do want a fresh connection
-                    progress = self.hs_step(&mut stream, &mut hs, |hs| hs.answer_alive(true)).await?;
+                Progress::AliveQuery { peer } => {
+                    // The peer already has a connection from us. We want a fresh one only if
+                    // this dial still owns our setup (net_kernel's `is_pending`): if we
+                    // accepted the peer's own attempt meanwhile (`ok_simultaneous`), that
+                    // connection is the one, and replacing it would take a live connection
+                    // down on both sides.
+                    let proceed = self.owns(&peer, attempt);
+                    let r = self.hs_step(&mut stream, &mut hs, |hs| hs.answer_alive(proceed)).await;
+                    if !proceed {
+                        return Err(HsEnd::Superseded);
+                    }
+                    progress = r?;
                     continue;
                 }
                 Progress::NeedInput => {}
@@ -510,16 +575,24 @@ impl Distribution {
         }
     }
 
-    /// A handshake completed: start the connection and release what waited for it.
-    fn establish(self: &Arc<Self>, node: &Node, stream: TcpStream, outcome: Outcome) {
+    /// A handshake completed: start the connection and release what waited for it. `false`
+    /// (and the stream is dropped) if `attempt` no longer owns the setup: another attempt
+    /// took it over, and only one connection may come up.
+    fn establish(self: &Arc<Self>, node: &Node, stream: TcpStream, outcome: Outcome, attempt: Attempt) -> bool {
         let peer = outcome.name.clone();
         let visible = outcome.flags.contains(DistFlags::PUBLISHED);
-        let id = self.next_conn_id.fetch_add(1, Ordering::Relaxed);
-        // a reconnect over a connection we still held: that one goes down first
+        // a reconnect over a connection we still held (we answered `alive` and the peer
+        // confirmed it is connecting anew): that one goes down first
         let stale = match lock(&self.slots).get(&peer) {
-            Some(Slot::Up(old)) => Some(old.clone()),
-            _ => None,
+            Some(Slot::Pending(p)) if p.owner == attempt => None,
+            Some(Slot::Up(old)) if !attempt.dialled => Some(old.clone()),
+            None if !attempt.dialled => None,
+            _ => {
+                tracing::debug!(peer = %peer.as_str(), "handshake completed after its setup was taken over; dropped");
+                return false;
+            }
         };
+        let id = self.next_conn_id.fetch_add(1, Ordering::Relaxed);
         if let Some(old) = &stale {
             old.close("replaced");
             self.connection_closed(node, &peer, old.id, "replaced");
@@ -550,6 +623,7 @@ impl Distribution {
         }
         tracing::info!(peer = %peer.as_str(), visible, flags = ?outcome.negotiated, "connection up");
         let _ = self.events.send(NodeEvent::Up { node: peer, visible });
+        true
     }
 
     /// A connection ended (called by its tasks, once).
@@ -577,6 +651,9 @@ impl Distribution {
 enum HsEnd {
     /// Simultaneous connect lost by this attempt: the other one carries on.
     Nok,
+    /// Our dial found the peer connected (`alive`) after we had accepted the peer's own
+    /// attempt: it answered `false` and gave up.
+    Superseded,
     Failed(String),
 }
 
