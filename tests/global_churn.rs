@@ -54,19 +54,6 @@ fn ordered_names() -> (String, String) {
     (unique_name("churna"), unique_name("churnb"))
 }
 
-/// Every nodedown seen so far on `events` (without waiting).
-fn nodedowns(events: &mut broadcast::Receiver<NodeEvent>) -> Vec<(Atom, String)> {
-    let mut downs = Vec::new();
-    loop {
-        match events.try_recv() {
-            Ok(NodeEvent::Down { node, reason, .. }) => downs.push((node, reason)),
-            Ok(NodeEvent::Up { .. }) => {}
-            Err(broadcast::error::TryRecvError::Lagged(_)) => {}
-            Err(_) => return downs,
-        }
-    }
-}
-
 fn pop_warnings(n: &BeamNode) -> Vec<String> {
     n.logs().into_iter().filter(|l| l.contains(POP_WARNING)).collect()
 }
@@ -131,5 +118,86 @@ fn a_late_simultaneous_dial_does_not_replace_the_live_connection() {
         assert!(big2.connect(&Atom::new(beam.name())).await);
         assert_eq!(settle(&mut big2_events, quiet).await, vec![], "BEAM as the slow node");
         assert!(big2.is_connected(&Atom::new(beam.name())));
+    });
+}
+
+/// The benchmark cluster in small: a BEAM server, two BEAM clients and two erlnode nodes join
+/// one by one (each connect makes `global` connect everybody, so connections cross), then
+/// short-lived visible nodes, BEAM and erlnode, join through a client and are SIGKILLed. Live
+/// nodes may drop the killed ones (BEAM does, with the same warning), but no connection
+/// between live nodes may go down, and no live node may be asked to leave. The erlnode nodes
+/// dial through a slow EPMD, which makes their connects cross the others' more often.
+#[test]
+fn churn_of_short_lived_nodes_disconnects_no_live_node() {
+    for_each_otp_async(|otp| async move {
+        let epmd = Epmd::start(&otp);
+        let slow_port = slow_epmd(epmd.port(), EPMD_DELAY / 4).await;
+        let srv = BeamNode::start(&otp, &epmd, NodeOpts::erlang().prefix("churns"));
+        let cli: Vec<BeamNode> = (0..2).map(|_| BeamNode::start(&otp, &epmd, NodeOpts::erlang().prefix("churnc"))).collect();
+        let r1 = rust_node(unique_name("churnr"), slow_port).await;
+        let r2 = rust_node(unique_name("churnq"), epmd.port()).await;
+        let mut r_events = [r1.monitor_nodes(), r2.monitor_nodes()];
+        let mut live: Vec<String> = vec![srv.name().to_string(), r1.name().as_str().to_string(), r2.name().as_str().to_string()];
+        live.extend(cli.iter().map(|c| c.name().to_string()));
+
+        // formation, as the benchmark does it: the server connects the erlnode nodes, then
+        // each client connects to everybody and syncs
+        for r in [&r1, &r2] {
+            let got = srv.eval_async(&format!("net_kernel:connect_node({})", erlang_atom(r.name().as_str()))).await.unwrap();
+            assert_eq!(got, "true");
+        }
+        for c in &cli {
+            for peer in &live {
+                if peer != c.name() {
+                    let got = c.eval_async(&format!("net_kernel:connect_node({})", erlang_atom(peer))).await.unwrap();
+                    assert_eq!(got, "true", "{} to {peer}", c.name());
+                }
+            }
+            assert_eq!(c.eval_timeout_async("global:sync()", T).await.unwrap(), "ok");
+        }
+
+        // churn: short-lived nodes join through the first client and die
+        for round in 0..4 {
+            let driver = &cli[round % 2];
+            let (name, killed): (String, Box<dyn FnOnce()>) = if round % 2 == 0 {
+                let b = BeamNode::start(&otp, &epmd, NodeOpts::erlang().prefix("churni"));
+                (b.name().to_string(), Box::new(move || b.kill()))
+            } else {
+                let r = rust_node(unique_name("churnj"), epmd.port()).await;
+                (r.name().as_str().to_string(), Box::new(move || r.shutdown()))
+            };
+            let got = driver.eval_async(&format!("net_kernel:connect_node({})", erlang_atom(&name))).await.unwrap();
+            assert_eq!(got, "true");
+            let atom = erlang_atom(&name);
+            let joined = wait_until_async(T, async || {
+                srv.eval_async(&format!("lists:member({atom}, nodes())")).await.unwrap_or_default() == "true"
+            })
+            .await;
+            assert!(joined, "{name} did not join everybody");
+            killed();
+            assert!(
+                wait_until_async(T, async || srv.eval_async(&format!("lists:member({atom}, nodes())")).await.unwrap_or_default() == "false").await,
+                "{name} still listed"
+            );
+        }
+        for c in &cli {
+            assert_eq!(c.eval_timeout_async("global:sync()", T).await.unwrap(), "ok");
+        }
+
+        // nobody lost a live node
+        for (r, events) in [&r1, &r2].into_iter().zip(r_events.iter_mut()) {
+            let downs: Vec<(Atom, String)> =
+                settle(events, EPMD_DELAY).await.into_iter().filter(|(n, _)| live.iter().any(|l| l == n.as_str())).collect();
+            assert_eq!(downs, vec![], "{:?} lost live nodes", r.name());
+        }
+        for b in std::iter::once(&srv).chain(&cli) {
+            // "... at node Self requested disconnect from node Rm ..." / "... disconnected node Rm ..."
+            let about_live = |l: &String| live.iter().any(|n| l.contains(&format!("from node {n} ")) || l.contains(&format!("disconnected node {n} ")));
+            let warned: Vec<String> = pop_warnings(b).into_iter().filter(about_live).collect();
+            assert_eq!(warned, Vec::<String>::new(), "{} dropped live nodes", b.name());
+            let others: Vec<String> = live.iter().filter(|n| n.as_str() != b.name()).map(|n| erlang_atom(n)).collect();
+            let check = format!("lists:sort(nodes()) =:= lists:sort([{}])", others.join(","));
+            assert_eq!(b.eval_async(&check).await.unwrap(), "true", "nodes() on {}: {:?}", b.name(), b.eval_async("nodes()").await);
+        }
     });
 }
