@@ -42,7 +42,7 @@ impl Host {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let sname = unique_name(prefix);
         let mut cmd = Command::new(exe);
-        cmd.args(["host", "--sname", &sname, "--cookie", DEFAULT_COOKIE, "--epmd-port", &epmd_port.to_string(), "--hidden"])
+        cmd.args(["host", "--sname", &sname, "--cookie", DEFAULT_COOKIE, "--epmd-port", &epmd_port.to_string()])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
