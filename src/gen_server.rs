@@ -227,10 +227,18 @@ impl std::error::Error for CallError {}
 
 /// Calls a server from process `p` (`gen_server:call/3`); `timeout` `None` waits forever.
 pub async fn call(p: &mut Process, dest: Dest, request: Term, timeout: Option<Duration>) -> Result<Term, CallError> {
+    // {global, Name} is resolved locally first, as gen:call does; an unknown name is noproc
+    let dest = match dest {
+        Dest::Global(name) => match p.node().whereis_global(&name) {
+            Some(pid) => Dest::Pid(pid),
+            None => return Err(CallError::NoProc),
+        },
+        other => other,
+    };
     let target_node = match &dest {
         Dest::Pid(pid) => pid.node.clone(),
         Dest::Remote(_, node) => node.clone(),
-        Dest::Name(_) | Dest::Alias(_) => p.node().name().clone(),
+        Dest::Name(_) | Dest::Alias(_) | Dest::Global(_) => p.node().name().clone(),
     };
     let mref = p.monitor(dest.clone());
     let tag = Term::Ref(mref.clone());

@@ -349,3 +349,199 @@ fn a_silent_peer_is_declared_down_after_net_ticktime() {
         assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(12), "declared down after {took:?}");
     });
 }
+
+#[test]
+fn node_watchers_get_nodeup_before_the_first_message_and_nodedown_after() {
+    for_each_otp_async(|otp| async move {
+        let epmd = Epmd::start(&otp);
+        let erl = BeamNode::start(&otp, &epmd, NodeOpts::erlang());
+        let node = rust_node(&epmd, "rusty").await;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Term>();
+        let watcher = node.spawn(move |mut p: Process| async move {
+            p.register(Atom::new("watcher"));
+            loop {
+                let m = p.receive().await;
+                let _ = tx.send(m);
+            }
+        });
+        node.monitor_nodes_messages(&watcher, true);
+        // the BEAM node connects and at once sends to the watcher
+        erl.eval_async(&format!("{{watcher, {}}} ! hello, ok", erl_atom(&node))).await.unwrap();
+        let first = tokio::time::timeout(T, rx.recv()).await.unwrap().unwrap();
+        assert_eq!(first.to_string(), format!("{{nodeup,{},[{{node_type,visible}}]}}", erlang_atom(erl.name())));
+        assert_eq!(tokio::time::timeout(T, rx.recv()).await.unwrap().unwrap(), Term::atom("hello"));
+        erl.kill();
+        let down = tokio::time::timeout(T, rx.recv()).await.unwrap().unwrap();
+        let [tag, n, _info] = down.as_tuple().unwrap() else { panic!("{down:?}") };
+        assert!(tag.is_atom("nodedown"));
+        assert_eq!(n, &Term::atom(erl.name()));
+    });
+}
+
+/// Completes a real handshake with `node` as a made-up node `evil@host`, returning the socket.
+async fn handshake_as_evil(epmd: &Epmd, node: &Node) -> tokio::net::TcpStream {
+    use erlnode::handshake::{Cookie, FlagOptions, Handshake, LocalNode, Progress};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let alive = node.name().as_str().split('@').next().unwrap().to_string();
+    let entry = erlnode::epmd::client::port_please(("127.0.0.1", epmd.port()), &alive).await.unwrap().unwrap();
+    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", entry.port)).await.unwrap();
+    let local = LocalNode {
+        name: Atom::new(&format!("{}@{}", unique_name("evil"), hostname_short())),
+        flags: FlagOptions::PASS_THROUGH.flags(),
+        creation: 7,
+        cookie: Cookie::new(DEFAULT_COOKIE.as_bytes().to_vec()),
+    };
+    let mut hs = Handshake::initiator(local, node.name().clone(), 1234).unwrap();
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let out = hs.take_output();
+        sock.write_all(&out).await.unwrap();
+        let n = sock.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed during handshake");
+        if let Progress::Complete(_) = hs.handle_input(&buf[..n]).unwrap() {
+            return sock;
+        }
+    }
+}
+
+#[test]
+fn a_peer_sending_garbage_is_cut_off_and_nobody_else_notices() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for_each_otp_async(|otp| async move {
+        let epmd = Epmd::start(&otp);
+        let erl = BeamNode::start(&otp, &epmd, NodeOpts::erlang());
+        let node = rust_node(&epmd, "rusty").await;
+        spawn_echo(&node);
+        // a BEAM node is connected and talking to us throughout
+        let echo = format!("{{echo, {}}} ! {{self(), hi}}, receive R -> R after 5000 -> timeout end", erl_atom(&node));
+        assert_eq!(erl.eval_async(&echo).await.unwrap(), "{echo,hi}");
+
+        let garbage: Vec<(&str, Vec<u8>)> = vec![
+            ("random bytes in a frame", vec![0, 0, 0, 6, 0xde, 0xad, 0xbe, 0xef, 0x01, 0x02]),
+            // pass-through frame whose control tuple has an unknown op
+            ("unknown control op", {
+                let mut body = vec![112u8];
+                body.extend(erlnode::term::encode(&Term::Tuple(vec![Term::Int(99), Term::atom("x")])));
+                let mut f = (body.len() as u32).to_be_bytes().to_vec();
+                f.extend(body);
+                f
+            }),
+            // a length prefix far beyond any limit: refused before any allocation
+            ("a 4 GiB frame", vec![0xff, 0xff, 0xff, 0xf0, 112]),
+            // a term nested beyond the depth limit
+            ("a term nested too deep", {
+                let mut body = vec![112u8, 131];
+                for _ in 0..100_000 {
+                    body.extend([104, 1]);
+                }
+                body.push(106);
+                let mut f = (body.len() as u32).to_be_bytes().to_vec();
+                f.extend(body);
+                f
+            }),
+        ];
+        for (what, bytes) in garbage {
+            let mut sock = handshake_as_evil(&epmd, &node).await;
+            sock.write_all(&bytes).await.unwrap();
+            // the node closes the connection: EOF (or a reset) within the deadline
+            let mut buf = [0u8; 64];
+            let closed = tokio::time::timeout(T, async {
+                loop {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => return true,
+                        Ok(_) => continue, // ticks or anything else before the close
+                    }
+                }
+            })
+            .await;
+            assert_eq!(closed, Ok(true), "{what}: connection not closed");
+            // the BEAM node is still connected and served
+            assert_eq!(erl.eval_async(&echo).await.unwrap(), "{echo,hi}", "after {what}");
+            assert_eq!(node.nodes(), vec![Atom::new(erl.name())], "after {what}");
+        }
+    });
+}
+
+#[test]
+fn replies_to_alias_tags_arrive_through_the_alias() {
+    // OTP 25/27 answer an alias with ALIAS_SEND (op 33); OTP 28+ with ALTACT_SIG_SEND (op 37)
+    for_each_otp_async(|otp| async move {
+        let epmd = Epmd::start(&otp);
+        let ex = BeamNode::start(&otp, &epmd, NodeOpts::elixir());
+        ex.eval_async("{:ok, _} = Agent.start(fn -> 42 end, name: :agent1)").await.unwrap();
+        let node = rust_node(&epmd, "rusty").await;
+        let peer = Atom::new(ex.name());
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Term>();
+        node.spawn(move |mut p: Process| async move {
+            let alias = p.alias();
+            let tag = Term::Improper(vec![Term::atom("alias")], Box::new(Term::Ref(alias.clone())));
+            let identity = Term::from(ExportFun { module: Atom::new("Elixir.Function"), function: Atom::new("identity"), arity: 1 });
+            let from = Term::Tuple(vec![Term::Pid(p.pid().clone()), tag.clone()]);
+            let call = Term::Tuple(vec![Term::atom("$gen_call"), from, Term::Tuple(vec![Term::atom("get"), identity])]);
+            p.send(Dest::Remote(Atom::new("agent1"), peer), call);
+            let got = p.receive_timeout(T).await.unwrap_or(Term::atom("timeout"));
+            let _ = tx.send(got);
+            // after unalias, a late message to the alias is dropped
+            p.unalias(&alias);
+            normal()
+        });
+        let got = tokio::time::timeout(T, rx.recv()).await.unwrap().unwrap();
+        let [tag, value] = got.as_tuple().unwrap() else { panic!("{got:?}") };
+        assert!(matches!(tag, Term::Improper(..)), "{got:?}");
+        assert_eq!(value, &Term::Int(42));
+    });
+}
+
+#[test]
+fn otp28_priority_messages_and_exit_signals_to_an_alias() {
+    for_each_otp_async(|otp| async move {
+        if otp.version() < 28 {
+            // erlang:send/3 with [priority] and exit/3 arrived in OTP 28 (ALTACT_SIG_SEND)
+            return;
+        }
+        let epmd = Epmd::start(&otp);
+        let erl = BeamNode::start(&otp, &epmd, NodeOpts::erlang());
+        let node = rust_node(&epmd, "rusty").await;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Term>();
+        node.spawn(move |mut p: Process| async move {
+            p.trap_exit(true);
+            let alias = p.alias();
+            let _ = tx.send(Term::Ref(alias));
+            loop {
+                let m = p.receive().await;
+                let _ = tx.send(m);
+            }
+        });
+        let alias = tokio::time::timeout(T, rx.recv()).await.unwrap().unwrap();
+        erl.eval_async("register(shell, self())").await.unwrap();
+        node.send(Dest::Remote(Atom::new("shell"), Atom::new(erl.name())), alias);
+        let r = erl
+            .eval_async("receive A -> erlang:send(A, prio_hi, [priority]), exit(A, boom, [priority]) after 5000 -> timeout end")
+            .await
+            .unwrap();
+        assert_eq!(r, "true");
+        assert_eq!(tokio::time::timeout(T, rx.recv()).await.unwrap().unwrap(), Term::atom("prio_hi"));
+        let exit = tokio::time::timeout(T, rx.recv()).await.unwrap().unwrap();
+        let [tag, Term::Pid(from), reason] = exit.as_tuple().unwrap() else { panic!("{exit:?}") };
+        assert!(tag.is_atom("EXIT"));
+        assert_eq!(from.node.as_str(), erl.name());
+        assert!(reason.is_atom("boom"));
+    });
+}
+
+#[test]
+fn long_names_both_ways() {
+    for_each_otp_async(|otp| async move {
+        let epmd = Epmd::start(&otp);
+        let erl = BeamNode::start(&otp, &epmd, NodeOpts::erlang().long_names());
+        let ex = BeamNode::start(&otp, &epmd, NodeOpts::elixir().long_names());
+        let name = format!("{}@127.0.0.1", unique_name("rusty"));
+        let node = rust_node_with(&epmd, NodeConfig::new(name.clone(), DEFAULT_COOKIE).long_names()).await;
+        assert_eq!(node.name().as_str(), name);
+        assert_eq!(erl.eval_async(&format!("net_adm:ping({})", erl_atom(&node))).await.unwrap(), "pong");
+        assert!(node.ping(&Atom::new(ex.name())).await);
+        assert!(ex.eval_async("Node.list()").await.unwrap().contains(&ex_atom(&node)));
+        // a short-named peer cannot be reached from a long-named node, as between BEAM nodes
+        assert!(!node.ping(&Atom::new(&format!("nobody@{}", hostname_short()))).await);
+    });
+}

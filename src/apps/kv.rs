@@ -1,10 +1,12 @@
 //! The article's `KV` GenServer: `{:get, key}` gives the value or `nil`, `{:set, key, value}`
 //! stores and gives `true`, `:keys` lists the keys; any other request gives
-//! `:not_implemented` and the server carries on.
+//! `:not_implemented` and the server carries on. A cast is applied the same way with the reply
+//! dropped (`GenServer.cast(kv, {:set, k, v})` stores; the article's Elixir KV has no
+//! `handle_cast` and would crash on one).
 
 use std::collections::BTreeMap;
 
-use crate::gen_server::{CallReply, From, GenServer};
+use crate::gen_server::{CallReply, From, GenServer, Next};
 use crate::node::Process;
 use crate::term::Term;
 
@@ -38,6 +40,11 @@ impl Kv {
 impl GenServer for Kv {
     async fn handle_call(&mut self, request: Term, _from: &From, _p: &mut Process) -> CallReply {
         CallReply::Reply(self.handle(request))
+    }
+
+    async fn handle_cast(&mut self, request: Term, _p: &mut Process) -> Next {
+        self.handle(request);
+        Next::Continue
     }
 }
 

@@ -36,6 +36,9 @@ pub struct NodeOpts {
     /// The cookie (default: $ERLANG_COOKIE, else ~/.erlang.cookie as `erl` reads it).
     #[arg(long, env = "ERLANG_COOKIE", hide_env_values = true, global = true)]
     pub cookie: Option<String>,
+    /// Elixir syntax for terms typed and printed (default: Erlang syntax).
+    #[arg(long, global = true)]
+    pub elixir: bool,
 }
 
 impl NodeOpts {
@@ -73,6 +76,8 @@ pub enum Command {
     Cast(oneshot::SendArgs),
     /// Send a message.
     Send(oneshot::SendArgs),
+    /// Call a function on a node (`erpc:call`): prints the result.
+    Rpc(oneshot::RpcArgs),
     /// List the nodes registered with EPMD on HOST (default: this host).
     Names {
         /// The host.
@@ -125,9 +130,10 @@ pub fn run() -> ExitCode {
             Command::Call(args) => oneshot::call(args, &opts).await,
             Command::Cast(args) => oneshot::send(args, &opts, true).await,
             Command::Send(args) => oneshot::send(args, &opts, false).await,
+            Command::Rpc(args) => oneshot::rpc(args, &opts).await,
             Command::Names { host } => oneshot::names(host).await,
             Command::Epmd { port } => serve::epmd(port).await,
-            Command::Term(cmd) => term_cmd::run(cmd),
+            Command::Term(cmd) => term_cmd::run(cmd, opts.elixir),
         }
     });
     // one-shot commands must not wait for lingering connection tasks

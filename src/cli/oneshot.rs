@@ -20,9 +20,6 @@ pub struct CallArgs {
     /// Milliseconds to wait for the reply.
     #[arg(long, default_value_t = 5000)]
     pub timeout: u64,
-    /// Elixir syntax in and out.
-    #[arg(long)]
-    pub elixir: bool,
     /// A cluster member to resolve `{global, Name}` through (repeatable).
     #[arg(long)]
     pub connect: Vec<String>,
@@ -35,12 +32,38 @@ pub struct SendArgs {
     pub dest: String,
     /// The message or request.
     pub message: String,
-    /// Elixir syntax.
-    #[arg(long)]
-    pub elixir: bool,
     /// A cluster member to resolve `{global, Name}` through (repeatable).
     #[arg(long)]
     pub connect: Vec<String>,
+}
+
+/// `erlnode rpc NODE MOD FUN [ARGS]`
+#[derive(Args, Debug)]
+pub struct RpcArgs {
+    /// The node, e.g. foo@host.
+    pub node: String,
+    /// The module: `erlang`; with --elixir also `:erlang` or `Enum`.
+    pub module: String,
+    /// The function.
+    pub function: String,
+    /// The arguments as a list literal, e.g. '[1, foo]' (default `[]`).
+    #[arg(default_value = "[]")]
+    pub args: String,
+    /// Milliseconds to wait for the result.
+    #[arg(long, default_value_t = 5000)]
+    pub timeout: u64,
+    /// Elixir syntax in and out.
+    #[arg(long)]
+    pub elixir: bool,
+}
+
+/// A module or function name as typed: a term literal that is an atom (`foo`, `'Foo'`,
+/// `:foo`, `Enum` in Elixir), else the text itself.
+fn name_atom(text: &str, elixir: bool) -> Result<Atom, String> {
+    if let Ok(Term::Atom(a)) = parse(text, elixir) {
+        return Ok(a);
+    }
+    Atom::try_new(text).map_err(|e| e.to_string())
 }
 
 /// A destination as typed: `{global, Name}` or `{Name, Node}`.
@@ -135,8 +158,8 @@ pub(super) async fn ping(peer: &str, opts: &NodeOpts) -> Result<(), String> {
 }
 
 pub(super) async fn call(args: CallArgs, opts: &NodeOpts) -> Result<(), String> {
-    let t = target(&args.dest, args.elixir)?;
-    let request = parse(&args.request, args.elixir)?;
+    let t = target(&args.dest, opts.elixir)?;
+    let request = parse(&args.request, opts.elixir)?;
     let toward = match &t {
         Target::Remote(_, n) => n.as_str().to_string(),
         Target::Global(_) => args.connect.first().cloned().unwrap_or_default(),
@@ -147,16 +170,16 @@ pub(super) async fn call(args: CallArgs, opts: &NodeOpts) -> Result<(), String> 
     node.shutdown();
     match result {
         Ok(reply) => {
-            println!("{}", render(&reply, args.elixir));
+            println!("{}", render(&reply, opts.elixir));
             Ok(())
         }
-        Err(e) => Err(format!("call failed: {}", render(&e.reason(), args.elixir))),
+        Err(e) => Err(format!("call failed: {}", render(&e.reason(), opts.elixir))),
     }
 }
 
 pub(super) async fn send(args: SendArgs, opts: &NodeOpts, cast: bool) -> Result<(), String> {
-    let t = target(&args.dest, args.elixir)?;
-    let mut msg = parse(&args.message, args.elixir)?;
+    let t = target(&args.dest, opts.elixir)?;
+    let mut msg = parse(&args.message, opts.elixir)?;
     if cast {
         msg = Term::Tuple(vec![Term::atom("$gen_cast"), msg]);
     }
@@ -183,4 +206,28 @@ pub(super) async fn names(host: Option<String>) -> Result<(), String> {
         println!("name {name} at port {port}");
     }
     Ok(())
+}
+
+pub(super) async fn rpc(args: RpcArgs, opts: &NodeOpts) -> Result<(), String> {
+    let module = name_atom(&args.module, args.elixir)?;
+    let function = name_atom(&args.function, args.elixir)?;
+    let call_args = match parse(&args.args, args.elixir)? {
+        Term::List(v) => v,
+        other => return Err(format!("the arguments must be a list, not {}", render(&other, args.elixir))),
+    };
+    let node = start(opts, &args.node).await?;
+    let peer = connect(&node, &args.node).await?;
+    let timeout = Some(Duration::from_millis(args.timeout));
+    let result = node.rpc_call(&peer, module.as_str(), function.as_str(), call_args, timeout).await;
+    node.shutdown();
+    match result {
+        Ok(v) => {
+            println!("{}", render(&v, args.elixir));
+            Ok(())
+        }
+        Err(e) => {
+            let (class, reason) = e.erpc_exception();
+            Err(format!("rpc failed: {}:{}", class.as_str(), render(&reason, args.elixir)))
+        }
+    }
 }

@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use clap::Args;
 
 use super::NodeOpts;
-use crate::apps::{Kv, PubSub};
 use crate::node::name::NameMode;
 use crate::node::{Node, NodeConfig};
 use crate::term::Atom;
@@ -43,26 +42,16 @@ pub(super) async fn run(args: ServeArgs, opts: NodeOpts) -> Result<(), String> {
         kvs.push("kv1".into());
         pss.push("ps1".into());
     }
-    let mut names = Vec::new();
-    for n in &kvs {
-        let pid = crate::gen_server::start(&node, Kv::new(), None).await.map_err(|r| format!("kv {n}: {r}"))?;
-        names.push((Atom::try_new(n).map_err(|e| e.to_string())?, pid));
-    }
-    for n in &pss {
-        let pid = crate::gen_server::start(&node, PubSub::new(), None).await.map_err(|r| format!("pubsub {n}: {r}"))?;
-        names.push((Atom::try_new(n).map_err(|e| e.to_string())?, pid));
-    }
+    // join the cluster first, so the names are registered cluster-wide at once
     for peer in &args.connect {
         let peer = Atom::try_new(peer).map_err(|e| e.to_string())?;
         if !node.connect(&peer).await {
             tracing::warn!("could not connect to {}", peer.as_str());
         }
     }
-    for (name, pid) in &names {
-        if !crate::services::register_name(&node, name, pid).await {
-            return Err(format!("the name {} is taken in the cluster", name.as_str()));
-        }
-    }
+    let kvs: Vec<&str> = kvs.iter().map(String::as_str).collect();
+    let pss: Vec<&str> = pss.iter().map(String::as_str).collect();
+    let names = crate::apps::start_servers(&node, &kvs, &pss).await?;
     let served: Vec<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
     println!("erlnode: {} is up; serving {}", node.name().as_str(), served.join(", "));
     wait_for_signal().await;

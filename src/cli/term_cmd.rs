@@ -13,17 +13,11 @@ pub enum TermCmd {
     Decode {
         /// The file holding ETF bytes (`131, ...`); `-` for stdin.
         file: Option<String>,
-        /// Print in Elixir syntax.
-        #[arg(long)]
-        elixir: bool,
     },
     /// Write the ETF bytes of TERM (an Erlang literal) to stdout.
     Encode {
         /// The term, e.g. '{set, foo, 123}'.
         term: String,
-        /// Read TERM as Elixir syntax.
-        #[arg(long)]
-        elixir: bool,
         /// Compress (COMPRESSED_EXT, zlib level 6).
         #[arg(long)]
         compressed: bool,
@@ -41,9 +35,9 @@ pub fn render(t: &Term, elixir: bool) -> String {
     if elixir { t.elixir().to_string() } else { t.to_string() }
 }
 
-pub(super) fn run(cmd: TermCmd) -> Result<(), String> {
+pub(super) fn run(cmd: TermCmd, elixir: bool) -> Result<(), String> {
     match cmd {
-        TermCmd::Decode { file, elixir } => {
+        TermCmd::Decode { file } => {
             let bytes = match file.as_deref() {
                 None | Some("-") => {
                     let mut v = Vec::new();
@@ -56,7 +50,7 @@ pub(super) fn run(cmd: TermCmd) -> Result<(), String> {
             println!("{}", render(&term, elixir));
             Ok(())
         }
-        TermCmd::Encode { term, elixir, compressed } => {
+        TermCmd::Encode { term, compressed } => {
             let t = parse(&term, elixir)?;
             let bytes = if compressed { encode_compressed(&t, 6) } else { encode(&t) };
             std::io::stdout().write_all(&bytes).map_err(|e| format!("writing stdout: {e}"))

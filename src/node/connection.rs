@@ -34,6 +34,8 @@ const READ_CHUNK: usize = 64 * 1024;
 pub(crate) struct ConnHandle {
     pub id: u64,
     pub visible: bool,
+    /// The negotiated distribution flags.
+    pub flags: DistFlags,
     tx: mpsc::UnboundedSender<Outbound>,
     shared: Arc<Shared>,
 }
@@ -102,7 +104,7 @@ pub(crate) fn start(
         epoch: now,
     });
     let visible = outcome.flags.contains(DistFlags::PUBLISHED);
-    let handle = ConnHandle { id, visible, tx, shared: shared.clone() };
+    let handle = ConnHandle { id, visible, flags: outcome.negotiated, tx, shared: shared.clone() };
     let peer = outcome.name.clone();
     let (read_half, write_half) = stream.into_split();
     let span = tracing::info_span!("conn", peer = %peer.as_str());

@@ -22,7 +22,7 @@ use super::process::lock;
 use super::{Node, Outbound};
 use crate::dist::DistFlags;
 use crate::handshake::{Handshake, HandshakeError, LocalNode, Outcome, Progress, Side, Status};
-use crate::term::Atom;
+use crate::term::{Atom, Term};
 
 /// How long one handshake may take (`net_setuptime`, default 7 s).
 pub const NET_SETUPTIME: Duration = Duration::from_secs(7);
@@ -121,6 +121,9 @@ pub(crate) struct Distribution {
     slots: Mutex<HashMap<Atom, Slot>>,
     next_conn_id: AtomicU64,
     events: broadcast::Sender<NodeEvent>,
+    /// Processes subscribed with [`Node::monitor_nodes_messages`]: they get `{nodeup, ...}` and
+    /// `{nodedown, ...}` in their mailbox, ordered with the messages of that connection.
+    node_watchers: Mutex<Vec<crate::term::Pid>>,
 }
 
 impl std::fmt::Debug for Distribution {
@@ -136,11 +139,47 @@ impl Distribution {
             slots: Mutex::new(HashMap::new()),
             next_conn_id: AtomicU64::new(1),
             events: broadcast::channel(1024).0,
+            node_watchers: Mutex::new(Vec::new()),
         })
     }
 
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
         self.events.subscribe()
+    }
+
+    pub(crate) fn watch_nodes(&self, pid: &crate::term::Pid, on: bool) {
+        let mut w = lock(&self.node_watchers);
+        w.retain(|p| p != pid);
+        if on {
+            w.push(pid.clone());
+        }
+    }
+
+    /// Delivers `{nodeup, Node, [{node_type, T}]}` or `{nodedown, Node, [{node_type, T},
+    /// {nodedown_reason, R}]}` to every watching process, as `net_kernel:monitor_nodes(true,
+    /// [{node_type, all}, nodedown_reason])` does.
+    fn tell_watchers(&self, node: &Node, up: bool, peer: &Atom, visible: bool, reason: &str) {
+        let watchers: Vec<crate::term::Pid> = {
+            let mut w = lock(&self.node_watchers);
+            w.retain(|p| node.is_alive(p));
+            w.clone()
+        };
+        if watchers.is_empty() {
+            return;
+        }
+        let node_type = Term::Tuple(vec![
+            Term::atom("node_type"),
+            Term::atom(if visible { "visible" } else { "hidden" }),
+        ]);
+        let msg = if up {
+            Term::Tuple(vec![Term::atom("nodeup"), Term::Atom(peer.clone()), Term::List(vec![node_type])])
+        } else {
+            let why = Term::Tuple(vec![Term::atom("nodedown_reason"), Term::atom(reason)]);
+            Term::Tuple(vec![Term::atom("nodedown"), Term::Atom(peer.clone()), Term::List(vec![node_type, why])])
+        };
+        for w in watchers {
+            node.send(crate::node::Dest::Pid(w), msg.clone());
+        }
     }
 
     fn our_name(&self) -> &Atom {
@@ -159,6 +198,19 @@ impl Distribution {
             .collect();
         v.sort();
         v
+    }
+
+    /// `true` if a connection to `peer` is up.
+    pub(crate) fn is_up(&self, peer: &Atom) -> bool {
+        matches!(lock(&self.slots).get(peer), Some(Slot::Up(_)))
+    }
+
+    /// The flags negotiated with `peer`, if connected.
+    pub(crate) fn peer_flags(&self, peer: &Atom) -> Option<DistFlags> {
+        match lock(&self.slots).get(peer) {
+            Some(Slot::Up(h)) => Some(h.flags),
+            _ => None,
+        }
     }
 
     /// Hands a signal to the connection to `to_node`, dialling if there is none.
@@ -222,22 +274,35 @@ impl Distribution {
     }
 
     /// Closes the connection to `peer` (`erlang:disconnect_node/1`).
-    pub(crate) fn disconnect(&self, peer: &Atom) -> bool {
-        match lock(&self.slots).get(peer) {
+    /// The connection is gone from the table, and its nodedown reported, when this returns,
+    /// as after `erlang:disconnect_node/1` on BEAM: a `connect` right after dials anew instead
+    /// of finding the closing connection.
+    pub(crate) fn disconnect(&self, node: &Node, peer: &Atom) -> bool {
+        let id = match lock(&self.slots).get(peer) {
             Some(Slot::Up(h)) => {
                 h.close("disconnect");
-                true
+                h.id
             }
-            _ => false,
-        }
+            _ => return false,
+        };
+        self.connection_closed(node, peer, id, "disconnect");
+        true
     }
 
     /// Closes every connection.
-    pub(crate) fn disconnect_all(&self) {
-        for (_, s) in lock(&self.slots).iter() {
-            if let Slot::Up(h) = s {
-                h.close("shutdown");
-            }
+    pub(crate) fn disconnect_all(&self, node: &Node) {
+        let up: Vec<(Atom, u64)> = lock(&self.slots)
+            .iter()
+            .filter_map(|(n, s)| match s {
+                Slot::Up(h) => {
+                    h.close("shutdown");
+                    Some((n.clone(), h.id))
+                }
+                Slot::Pending(_) => None,
+            })
+            .collect();
+        for (peer, id) in up {
+            self.connection_closed(node, &peer, id, "shutdown");
         }
     }
 
@@ -450,6 +515,17 @@ impl Distribution {
         let peer = outcome.name.clone();
         let visible = outcome.flags.contains(DistFlags::PUBLISHED);
         let id = self.next_conn_id.fetch_add(1, Ordering::Relaxed);
+        // a reconnect over a connection we still held: that one goes down first
+        let stale = match lock(&self.slots).get(&peer) {
+            Some(Slot::Up(old)) => Some(old.clone()),
+            _ => None,
+        };
+        if let Some(old) = &stale {
+            old.close("replaced");
+            self.connection_closed(node, &peer, old.id, "replaced");
+        }
+        // watchers learn of the node before any message that arrives over the connection
+        self.tell_watchers(node, true, &peer, visible, "");
         let handle = connection::start(
             node.clone(),
             self.clone(),
@@ -469,12 +545,7 @@ impl Distribution {
                 }
                 let _ = p.done.send(Some(true));
             }
-            Some(Slot::Up(old)) => {
-                // the peer reconnected over a connection we still held (`alive` + `true`)
-                old.close("replaced");
-                node.connection_lost(&peer);
-                let _ = self.events.send(NodeEvent::Down { node: peer.clone(), reason: "replaced".into(), visible: old.visible });
-            }
+            Some(Slot::Up(old)) => old.close("replaced"),
             None => {}
         }
         tracing::info!(peer = %peer.as_str(), visible, flags = ?outcome.negotiated, "connection up");
@@ -496,6 +567,7 @@ impl Distribution {
         if let Some(h) = removed {
             tracing::info!(peer = %peer.as_str(), reason, "connection down");
             node.connection_lost(peer);
+            self.tell_watchers(node, false, peer, h.visible, reason);
             let _ = self.events.send(NodeEvent::Down { node: peer.clone(), reason: reason.to_string(), visible: h.visible });
         }
     }

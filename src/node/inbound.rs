@@ -25,6 +25,15 @@ impl Node {
         self.deliver_to_alias(alias, msg);
     }
 
+    /// An exit signal sent to a local alias (OTP 28 `ALTACT_SIG_SEND` with the EXIT flag): it
+    /// reaches the alias's process like `exit/2` while the alias is active.
+    pub fn remote_alias_exit(&self, from: &Pid, alias: &Reference, reason: Term) {
+        let entry = self.inner.aliases.read().unwrap_or_else(|e| e.into_inner()).get(alias).cloned();
+        if let Some(e) = entry {
+            self.apply_exit(&e, from, reason, true);
+        }
+    }
+
     /// `from` (remote) links to the local `to`. If `to` does not exist, `from` gets an exit
     /// signal `noproc`.
     pub fn remote_link(&self, from: &Pid, to: &Pid) {
@@ -117,7 +126,7 @@ impl Node {
     /// `noconnection`, and monitors held by processes there are forgotten.
     pub fn connection_lost(&self, peer: &Atom) {
         for e in self.inner.processes.all() {
-            let (links, downs) = {
+            let (links, downs, spawns) = {
                 let mut st = e.state();
                 let links: Vec<Pid> = st.links.iter().filter(|p| &p.node == peer).cloned().collect();
                 for p in &links {
@@ -129,8 +138,13 @@ impl Node {
                     st.monitors.remove(r);
                 }
                 st.monitored_by.retain(|_, w| &w.pid.node != peer);
-                (links, downs)
+                let spawns: Vec<Reference> =
+                    st.spawn_requests.iter().filter(|(_, n)| *n == peer).map(|(r, _)| r.clone()).collect();
+                (links, downs, spawns)
             };
+            for req_id in spawns {
+                self.spawn_request_failed(&e.pid, &req_id);
+            }
             for (mref, target) in downs {
                 e.deliver(down_message(&mref, &target.down_object(), noconnection()));
             }

@@ -15,6 +15,7 @@ mod start;
 pub mod name;
 mod outbound;
 mod process;
+mod spawn;
 mod wire;
 
 pub use distribution::{default_cookie, ConnectError, NodeEvent};
@@ -22,6 +23,7 @@ pub use inbound::ProcRef;
 pub use start::NodeConfig;
 pub use outbound::Outbound;
 pub use process::{normal, MonitorTarget, Process};
+pub use spawn::{SpawnOpts, MAX_PROCESSES};
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -43,6 +45,8 @@ pub enum Dest {
     Remote(Atom, Atom),
     /// A process alias (a reference).
     Alias(Reference),
+    /// A name registered with `global` (`{global, Name}`), resolved when used.
+    Global(Term),
 }
 
 impl From<Pid> for Dest {
@@ -144,6 +148,18 @@ struct NodeInner {
     keep_alive: std::sync::Mutex<KeepAlive>,
     /// Stands in as the sender of messages sent from outside any process.
     system_pid: Pid,
+    /// Resolves `{global, Name}` (installed by the `global` service).
+    global_names: std::sync::OnceLock<Arc<dyn GlobalNames>>,
+    /// Services attached to this node, by type.
+    extensions: RwLock<HashMap<std::any::TypeId, Arc<dyn std::any::Any + Send + Sync>>>,
+    /// The functions this node runs for `rpc`/`erpc` callers.
+    rpc: crate::services::rpc::Registry,
+}
+
+/// Looks up names registered with `global`.
+pub trait GlobalNames: Send + Sync + std::fmt::Debug {
+    /// The pid registered as `name`, if any (`global:whereis_name/1`).
+    fn whereis(&self, name: &Term) -> Option<Pid>;
 }
 
 impl Node {
@@ -163,6 +179,9 @@ impl Node {
                 dist: std::sync::OnceLock::new(),
                 keep_alive: std::sync::Mutex::new(KeepAlive(Vec::new())),
                 system_pid,
+                global_names: std::sync::OnceLock::new(),
+                extensions: RwLock::new(HashMap::new()),
+                rpc: crate::services::rpc::Registry::with_builtins(),
             }),
         }
     }
@@ -184,9 +203,46 @@ impl Node {
         drop(things);
     }
 
+    /// Installs the resolver of `{global, Name}` destinations (done once, by `global`).
+    pub fn set_global_names(&self, names: Arc<dyn GlobalNames>) {
+        let _ = self.inner.global_names.set(names);
+    }
+
+    /// The pid registered with `global` as `name` (`global:whereis_name/1`).
+    pub fn whereis_global(&self, name: &Term) -> Option<Pid> {
+        self.inner.global_names.get().and_then(|g| g.whereis(name))
+    }
+
+    /// Attaches a service object to this node (one per type).
+    pub fn set_extension<T: Send + Sync + 'static>(&self, value: Arc<T>) {
+        self.inner.extensions.write().unwrap_or_else(|e| e.into_inner()).insert(std::any::TypeId::of::<T>(), value);
+    }
+
+    /// The service object of type `T`, if attached.
+    pub fn extension<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        let ext = self.inner.extensions.read().unwrap_or_else(|e| e.into_inner());
+        ext.get(&std::any::TypeId::of::<T>()).cloned().and_then(|a| a.downcast::<T>().ok())
+    }
+
     /// This node's full name (`node()`).
     pub fn name(&self) -> &Atom {
         &self.inner.name
+    }
+
+    /// The functions this node runs for `rpc:call`/`erpc:call` callers
+    /// ([`crate::services::rpc`]).
+    pub fn rpc(&self) -> &crate::services::rpc::Registry {
+        &self.inner.rpc
+    }
+
+    /// `true` once the node is distributed ([`Node::start`]; `erlang:is_alive/0`).
+    pub fn is_distributed(&self) -> bool {
+        self.inner.dist.get().is_some()
+    }
+
+    /// The flags negotiated with `peer`, if connected.
+    pub fn peer_flags(&self, peer: &Atom) -> Option<crate::dist::DistFlags> {
+        self.distribution().and_then(|d| d.peer_flags(peer))
     }
 
     /// This node's creation.
@@ -405,6 +461,12 @@ impl Node {
                     self.remote(&node, Outbound::RegSend { from, name, msg });
                 }
             }
+            Dest::Global(name) => {
+                // like global:send/2, but a missing name drops the message instead of raising
+                if let Some(pid) = self.whereis_global(&name) {
+                    self.send_from(from, Dest::Pid(pid), msg);
+                }
+            }
             Dest::Alias(alias) => {
                 if alias.node == self.inner.name {
                     self.deliver_to_alias(&alias, msg);
@@ -451,6 +513,7 @@ impl Node {
                     }
                 }
             }
+            Outbound::SpawnRequest { from, req_id, .. } => self.spawn_request_failed(&from, &req_id),
             other => tracing::debug!(node = %to_node.as_str(), signal = ?other.kind(), "no connection; signal dropped"),
         }
     }
@@ -557,21 +620,38 @@ impl Node {
     /// not exist yields an immediate `DOWN` with reason `noproc`.
     pub fn monitor(&self, watcher: &Pid, target: Dest) -> Reference {
         let mref = self.make_ref();
-        let Some(w) = self.lookup(watcher) else { return mref };
+        self.monitor_with(watcher, target, mref.clone());
+        mref
+    }
+
+    /// [`Node::monitor`] with a reference the caller made (with [`Node::make_ref`]).
+    pub fn monitor_with(&self, watcher: &Pid, target: Dest, mref: Reference) {
+        let Some(w) = self.lookup(watcher) else { return };
+        let target = match target {
+            // a global name is resolved first, as gen:call does
+            Dest::Global(name) => match self.whereis_global(&name) {
+                Some(pid) => Dest::Pid(pid),
+                None => {
+                    w.deliver(down_message(&mref, &Term::Tuple(vec![Term::atom("global"), name]), Term::atom("noproc")));
+                    return;
+                }
+            },
+            other => other,
+        };
         let (target, by_name): (MonitorTarget, Option<Atom>) = match target {
             Dest::Pid(p) => (MonitorTarget::Pid(p), None),
             Dest::Name(n) => (MonitorTarget::Name(n.clone(), self.inner.name.clone()), Some(n)),
             Dest::Remote(n, node) => (MonitorTarget::Name(n.clone(), node), Some(n)),
-            Dest::Alias(_) => {
+            Dest::Alias(_) | Dest::Global(_) => {
                 w.deliver(down_message(&mref, &Term::atom("undefined"), Term::atom("noproc")));
-                return mref;
+                return;
             }
         };
         if target.node() != &self.inner.name {
             w.state().monitors.insert(mref.clone(), target.clone());
             let node = target.node().clone();
             self.remote(&node, Outbound::Monitor { from: watcher.clone(), target, reference: mref.clone() });
-            return mref;
+            return;
         }
         let local = match &target {
             MonitorTarget::Pid(p) => self.lookup(p),
@@ -591,7 +671,6 @@ impl Node {
         if !installed {
             w.deliver(down_message(&mref, &target.down_object(), Term::atom("noproc")));
         }
-        mref
     }
 
     /// Removes a monitor held by `watcher`.

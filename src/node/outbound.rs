@@ -3,7 +3,7 @@
 //! `PAYLOAD_EXIT` or `EXIT`, ...; `erl_dist_protocol`, "Protocol between Connected Nodes").
 
 use super::MonitorTarget;
-use crate::dist::{ProcRef, SpawnResult};
+use crate::dist::{Mfa, ProcRef, SpawnResult};
 use crate::term::{Atom, Pid, Reference, Term};
 
 /// A signal for a process on another node. Fields are named after the control-message fields
@@ -35,6 +35,19 @@ pub enum Outbound {
     MonitorExit { from: ProcRef, to: Pid, reference: Reference, reason: Term },
     /// Answer to a spawn request.
     SpawnReply { req_id: Reference, to: Pid, flags: u32, result: SpawnResult },
+    /// Ask the peer to spawn a process (boxed: the largest signal, and a rare one).
+    SpawnRequest { req_id: Reference, from: Pid, group_leader: Pid, what: Box<SpawnWhat> },
+}
+
+/// What a spawn request asks the peer to run.
+#[derive(Clone, Debug)]
+pub struct SpawnWhat {
+    /// `{Module, Function, Arity}`.
+    pub mfa: Mfa,
+    /// The option list.
+    pub opts: Term,
+    /// The argument list (the payload).
+    pub args: Term,
 }
 
 impl Outbound {
@@ -53,6 +66,7 @@ impl Outbound {
             Outbound::Demonitor { .. } => "demonitor",
             Outbound::MonitorExit { .. } => "monitor_exit",
             Outbound::SpawnReply { .. } => "spawn_reply",
+            Outbound::SpawnRequest { .. } => "spawn_request",
         }
     }
 }

@@ -69,6 +69,8 @@ pub(crate) struct ProcState {
     pub monitored_by: HashMap<Reference, Watcher>,
     pub name: Option<Atom>,
     pub aliases: HashSet<Reference>,
+    /// Spawn requests this process sent and not yet got a reply to: request id to node.
+    pub spawn_requests: HashMap<Reference, Atom>,
 }
 
 /// Out-of-band kill: the reason and the waker of the process task.

@@ -103,9 +103,10 @@ impl std::fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-/// The flags this node advertises.
+/// The flags this node advertises: OTP 25's full set (atom cache, fragments, spawn), plus OTP
+/// 28's `ALTACT_SIG` (op 37 is handled), minus `PUBLISHED` for a hidden node.
 pub fn advertised_flags(hidden: bool) -> DistFlags {
-    FlagOptions { published: !hidden, spawn: false, atom_cache_and_fragments: true }.flags()
+    FlagOptions { published: !hidden, spawn: true, atom_cache_and_fragments: true }.flags() | DistFlags::ALTACT_SIG
 }
 
 impl Node {
@@ -139,6 +140,16 @@ impl Node {
         crate::gen_server::start(&node, crate::services::net_kernel::NetKernel, Some(Atom::new(crate::services::net_kernel::NAME)))
             .await
             .map_err(|r| StartError::Listen(std::io::Error::other(format!("net_kernel: {r:?}"))))?;
+        if !config.hidden {
+            // a visible node must speak global, or :global.sync() hangs on every BEAM node
+            crate::services::gns::start(&node).await;
+            // the default `pg` scope, as `-kernel start_pg true` runs it
+            crate::services::pg::start_scope(&node, Atom::new(crate::services::pg::DEFAULT_SCOPE))
+                .map_err(|e| StartError::Listen(std::io::Error::other(format!("pg: {e}"))))?;
+        }
+        crate::services::rex::start(&node)
+            .await
+            .map_err(|r| StartError::Listen(std::io::Error::other(format!("rex: {r:?}"))))?;
         tracing::info!(node = %node.name().as_str(), port, creation, "node started");
         Ok(node)
     }
@@ -167,9 +178,34 @@ impl Node {
         }
     }
 
+    /// `true` if a connection to `node` is up.
+    pub fn is_connected(&self, node: &Atom) -> bool {
+        self.distribution().is_some_and(|d| d.is_up(node))
+    }
+
+    /// Sends from `from` like `erlang:send(To, Msg, [noconnect])`: a message for a node that
+    /// is not connected is dropped instead of setting up a connection.
+    pub fn send_noconnect(&self, from: &crate::term::Pid, to: Dest, msg: Term) {
+        let remote_node = match &to {
+            Dest::Pid(p) if &p.node != self.name() => Some(p.node.clone()),
+            Dest::Remote(_, n) if n != self.name() => Some(n.clone()),
+            Dest::Alias(r) if &r.node != self.name() => Some(r.node.clone()),
+            _ => None,
+        };
+        if remote_node.is_some_and(|n| !self.is_connected(&n)) {
+            return;
+        }
+        self.send_from(Some(from), to, msg);
+    }
+
+    /// Sends from `from` (a local pid, for services sending on behalf of a process).
+    pub fn send_as(&self, from: &crate::term::Pid, to: Dest, msg: Term) {
+        self.send_from(Some(from), to, msg);
+    }
+
     /// Closes the connection to `node` (`erlang:disconnect_node/1`).
     pub fn disconnect(&self, node: &Atom) -> bool {
-        self.distribution().is_some_and(|d| d.disconnect(node))
+        self.distribution().is_some_and(|d| d.disconnect(self, node))
     }
 
     /// `net_adm:ping/1`: `true` for `pong`. Like BEAM, a failed ping disconnects the node.
@@ -196,10 +232,20 @@ impl Node {
         }
     }
 
+    /// `pid` gets `{nodeup, Node, [{node_type, visible | hidden}]}` and `{nodedown, Node,
+    /// [{node_type, T}, {nodedown_reason, R}]}` messages (`net_kernel:monitor_nodes/2` with
+    /// `[{node_type, all}, nodedown_reason]`): a nodeup reaches the mailbox before any message
+    /// that came over the new connection.
+    pub fn monitor_nodes_messages(&self, pid: &crate::term::Pid, on: bool) {
+        if let Some(d) = self.distribution() {
+            d.watch_nodes(pid, on);
+        }
+    }
+
     /// Closes every connection and unregisters from EPMD.
     pub fn shutdown(&self) {
         if let Some(d) = self.distribution() {
-            d.disconnect_all();
+            d.disconnect_all(self);
         }
         self.drop_keep_alive();
     }

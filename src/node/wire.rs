@@ -5,7 +5,7 @@
 //! Connected Nodes").
 
 use super::{MonitorTarget, Node, Outbound, ProcRef};
-use crate::dist::{Control, DistError, DistFlags, DistMessage};
+use crate::dist::{AltactTarget, Control, DistError, DistFlags, DistMessage};
 use crate::term::{Atom, Term};
 
 fn wire_target(t: &MonitorTarget) -> ProcRef {
@@ -37,6 +37,10 @@ pub(crate) fn encode_outbound(sig: Outbound, negotiated: DistFlags, out: &mut Ve
             (Control::PayloadMonitorPExit { from, to, reference }, Some(reason))
         }
         Outbound::SpawnReply { req_id, to, flags, result } => (Control::SpawnReply { req_id, to, flags, result }, None),
+        Outbound::SpawnRequest { req_id, from, group_leader, what } => {
+            let super::outbound::SpawnWhat { mfa, opts, args } = *what;
+            (Control::SpawnRequest { req_id, from, group_leader, mfa, opts }, Some(args))
+        }
     };
     let (control, payload) = crate::dist::lower_for_peer(control, payload, negotiated)?;
     crate::dist::encode_message(&control, payload.as_ref(), negotiated, out)
@@ -79,15 +83,30 @@ pub(crate) fn dispatch(node: &Node, peer: &Atom, msg: DistMessage) -> Result<(),
             node.remote_monitor_exit(&to, &reference, need(28, payload)?)
         }
         Control::GroupLeader { .. } => {}
-        Control::SpawnRequest { .. } | Control::SpawnRequestTt { .. } => {
-            // SPAWN is not advertised, so a peer may not send this
-            return Err(DistError::NotNegotiated { op: "SPAWN_REQUEST", flag: "SPAWN" });
+        Control::SpawnRequest { req_id, from, mfa, opts, .. }
+        | Control::SpawnRequestTt { req_id, from, mfa, opts, .. } => {
+            node.handle_spawn_request(req_id, from, mfa, opts, need(29, payload)?)
         }
-        Control::SpawnReply { .. } | Control::SpawnReplyTt { .. } => {
-            tracing::debug!(peer = %peer.as_str(), "spawn reply for a request we never made");
+        Control::SpawnReply { req_id, to, flags, result } | Control::SpawnReplyTt { req_id, to, flags, result, .. } => {
+            tracing::trace!(peer = %peer.as_str(), "spawn reply");
+            node.handle_spawn_reply(req_id, to, flags, result)
         }
-        Control::AltactSigSend { .. } => {
-            return Err(DistError::NotNegotiated { op: "ALTACT_SIG_SEND", flag: "ALTACT_SIG" });
+        // OTP 28: a message or an exit signal to a pid, an alias or a name. We have no
+        // priority queues, so a priority message is delivered in order with the others.
+        Control::AltactSigSend { exit, from, to, .. } => {
+            let payload = need(37, payload)?;
+            match (to, exit) {
+                (AltactTarget::Pid(pid), false) => node.remote_send(&pid, payload),
+                (AltactTarget::Alias(alias), false) => node.remote_alias_send(&alias, payload),
+                (AltactTarget::Name(name), false) => node.remote_reg_send(&name, payload),
+                (AltactTarget::Pid(pid), true) => node.remote_exit2(&from, &pid, payload),
+                (AltactTarget::Alias(alias), true) => node.remote_alias_exit(&from, &alias, payload),
+                (AltactTarget::Name(name), true) => {
+                    if let Some(pid) = node.whereis(&name) {
+                        node.remote_exit2(&from, &pid, payload);
+                    }
+                }
+            }
         }
     }
     Ok(())

@@ -129,7 +129,7 @@ impl Encoder<'_> {
                     }
                 },
                 Work::One(t) => {
-                    let t: &'a Term = *t;
+                    let t: &'a Term = t;
                     stack.pop();
                     self.term(t, &mut stack);
                 }

@@ -75,11 +75,13 @@ fn cmp_numbers(a: &Term, b: &Term) -> Ordering {
     }
 }
 
+/// BEAM compares pids by serial, then number, then node, then creation (so `<rust@vm.3.0>`
+/// sorts before `<a@vm.56.0>`); `global` builds lock ids from sorted pids, so this must agree.
 fn cmp_pid(a: &Pid, b: &Pid) -> Ordering {
-    a.node
-        .cmp(&b.node)
-        .then(a.serial.cmp(&b.serial))
+    a.serial
+        .cmp(&b.serial)
         .then(a.id.cmp(&b.id))
+        .then_with(|| a.node.cmp(&b.node))
         .then(a.creation.cmp(&b.creation))
 }
 
@@ -188,6 +190,18 @@ fn bits_of(t: &Term) -> (&[u8], u8) {
         Term::Binary(b) => (b, 8),
         Term::BitBinary(b) => (&b.data, b.bits),
         _ => (&[], 8),
+    }
+}
+
+impl Ord for Pid {
+    fn cmp(&self, other: &Pid) -> Ordering {
+        cmp_pid(self, other)
+    }
+}
+
+impl PartialOrd for Pid {
+    fn partial_cmp(&self, other: &Pid) -> Option<Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -341,6 +355,15 @@ mod tests {
         let bits = Term::BitBinary(BitBinary { data: Bytes::from_static(&[0xff, 0x80]), bits: 1 });
         assert!(Term::binary([0xff]) < bits);
         assert!(bits < Term::binary([0xff, 0x80]));
+    }
+
+    #[test]
+    fn pids_compare_as_beam_compares_them() {
+        // t2: [<rust@vm.3.0>, <a@vm.56.0>] is sorted
+        let rust = Pid { node: Atom::new("rust@vm"), id: 3, serial: 0, creation: 1 };
+        let a = Pid { node: Atom::new("a@vm"), id: 56, serial: 0, creation: 1 };
+        assert!(rust < a);
+        assert!(Term::Pid(rust) < Term::Pid(a));
     }
 
     #[test]

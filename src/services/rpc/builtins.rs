@@ -1,0 +1,138 @@
+//! The functions every erlnode node answers over `rpc`, with the results BEAM gives for them
+//! (ERTS `erlang` module reference), so that tools that probe a node (`rpc:call(N, erlang,
+//! node, [])`, `erl_call -a 'erlang node'`, observer-style `system_info` queries) work:
+//!
+//! | function                   | result                                                   |
+//! |----------------------------|----------------------------------------------------------|
+//! | `erlang:node/0`            | this node's name                                         |
+//! | `erlang:nodes/0`           | connected visible nodes                                  |
+//! | `erlang:nodes/1`           | `visible`, `hidden`, `connected`, `this`, `known`, or a list of them |
+//! | `erlang:registered/0`      | locally registered names                                 |
+//! | `erlang:whereis/1`         | pid or `undefined`                                       |
+//! | `erlang:is_alive/0`        | `true` when distributed                                  |
+//! | `erlang:system_info/1`     | see [`system_info`]                                      |
+//! | `erlang:apply/3`           | applies another registered function                      |
+//! | `global:whereis_name/1`    | the globally registered pid, or `undefined` (a hidden node, which runs no `global`, answers for its local names) |
+//! | `erl_eval:eval_str/1`      | `{error, "..."}`: a Rust node cannot evaluate Erlang (what `erl_call -e` asks) |
+//!
+//! Errors follow BEAM's: a bad argument raises `badarg` with the stack a BIF leaves,
+//! `[{erlang, F, Args, []}]`.
+
+use super::{Registry, RpcError, RpcResult};
+use crate::node::Node;
+use crate::term::{Atom, Term};
+
+/// `erlang:system_info(otp_release)`: the OTP release whose distribution protocol this node
+/// implements and was checked against (OTP 25.2.3, whose MANDATORY_25_DIGEST handshake it
+/// requires). A numeric string, as on BEAM, because tools parse it with `list_to_integer/1`.
+pub const OTP_RELEASE: &str = "25";
+/// `erlang:system_info(machine)`: BEAM answers `"BEAM"`; this node is not a BEAM.
+pub const MACHINE: &str = "erlnode";
+/// What `erl_eval:eval_str/1` (`erl_call -e`) answers.
+pub const EVAL_UNSUPPORTED: &str = "erlnode is a Rust node: it cannot evaluate Erlang expressions";
+
+pub(super) fn install(r: &Registry) {
+    r.register_builtin("erlang", "node", 0, |node, _, _, _| Ok(Term::Atom(node.name().clone())));
+    r.register_builtin("erlang", "nodes", 0, |node, _, _, _| Ok(atoms(node.nodes())));
+    r.register_builtin("erlang", "nodes", 1, nodes);
+    r.register_builtin("erlang", "registered", 0, |node, _, _, _| Ok(atoms(node.registered())));
+    r.register_builtin("erlang", "whereis", 1, |node, m, f, args| match args {
+        [Term::Atom(name)] => Ok(node.whereis(name).map(Term::Pid).unwrap_or_else(|| Term::atom("undefined"))),
+        _ => Err(RpcError::badarg(m, f, args)),
+    });
+    r.register_builtin("erlang", "is_alive", 0, |node, _, _, _| {
+        Ok(Term::atom(if node.is_distributed() { "true" } else { "false" }))
+    });
+    r.register_builtin("erlang", "system_info", 1, system_info);
+    r.register_builtin("global", "whereis_name", 1, |node, _, _, args| {
+        let found = match args {
+            [name] => match node.whereis_global(name) {
+                Some(pid) => Some(pid),
+                // a hidden node runs no global: services::register_name registered locally
+                None if node.extension::<crate::services::gns::GlobalService>().is_none() => match name {
+                    Term::Atom(a) => node.whereis(a),
+                    _ => None,
+                },
+                None => None,
+            },
+            _ => None,
+        };
+        Ok(found.map(Term::Pid).unwrap_or_else(|| Term::atom("undefined")))
+    });
+    r.register_builtin("erl_eval", "eval_str", 1, |_, _, _, _| {
+        Ok(Term::Tuple(vec![Term::atom("error"), Term::charlist(EVAL_UNSUPPORTED)]))
+    });
+}
+
+fn atoms(v: Vec<Atom>) -> Term {
+    Term::List(v.into_iter().map(Term::Atom).collect())
+}
+
+/// `erlang:nodes(Arg)`, `Arg` a node type or a list of node types.
+fn nodes(node: &Node, m: &Atom, f: &Atom, args: &[Term]) -> RpcResult {
+    let kinds: Vec<&Atom> = match args {
+        [Term::Atom(a)] => vec![a],
+        [Term::List(l)] => {
+            let mut v = Vec::with_capacity(l.len());
+            for t in l {
+                match t {
+                    Term::Atom(a) => v.push(a),
+                    _ => return Err(RpcError::badarg(m, f, args)),
+                }
+            }
+            v
+        }
+        _ => return Err(RpcError::badarg(m, f, args)),
+    };
+    let mut out: Vec<Atom> = Vec::new();
+    for k in kinds {
+        let add: Vec<Atom> = match k.as_str() {
+            "visible" => node.nodes(),
+            "hidden" => node.hidden_nodes(),
+            "connected" => {
+                let mut v = node.nodes();
+                v.extend(node.hidden_nodes());
+                v
+            }
+            "this" => vec![node.name().clone()],
+            "known" => {
+                let mut v = vec![node.name().clone()];
+                v.extend(node.nodes());
+                v.extend(node.hidden_nodes());
+                v
+            }
+            _ => return Err(RpcError::badarg(m, f, args)),
+        };
+        for n in add {
+            if !out.contains(&n) {
+                out.push(n);
+            }
+        }
+    }
+    Ok(atoms(out))
+}
+
+/// `erlang:system_info(Item)` for the items that make sense on a Rust node:
+/// `otp_release` ([`OTP_RELEASE`]), `machine` ([`MACHINE`]), `version` (this crate's version),
+/// `system_version`, `process_count`, `wordsize` (8), `schedulers`/`logical_processors`
+/// (available parallelism), `creation`. Anything else raises `badarg`, as BEAM does for an
+/// unknown item.
+pub fn system_info(node: &Node, m: &Atom, f: &Atom, args: &[Term]) -> RpcResult {
+    let [Term::Atom(item)] = args else { return Err(RpcError::badarg(m, f, args)) };
+    let cpus = || std::thread::available_parallelism().map(|n| n.get() as i64).unwrap_or(1);
+    Ok(match item.as_str() {
+        "otp_release" => Term::charlist(OTP_RELEASE),
+        "machine" => Term::charlist(MACHINE),
+        "version" => Term::charlist(env!("CARGO_PKG_VERSION")),
+        "system_version" => {
+            Term::charlist(&format!("erlnode {} (Rust node, OTP {OTP_RELEASE} distribution)\n", env!("CARGO_PKG_VERSION")))
+        }
+        "process_count" => Term::Int(node.process_count() as i64),
+        "wordsize" => Term::Int(8),
+        "schedulers" | "schedulers_online" | "logical_processors" | "logical_processors_available" => {
+            Term::Int(cpus())
+        }
+        "creation" => Term::Int(node.creation() as i64),
+        _ => return Err(RpcError::badarg(m, f, args)),
+    })
+}
