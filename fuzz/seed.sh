@@ -29,11 +29,11 @@ for t in decode_term dist_receiver handshake_acceptor handshake_initiator epmd_r
     mkdir -p "$corpus/$t"
 done
 
-# Committed ETF vectors, once they exist: every regular file under tests/data/otp*/ up to the
+# Committed ETF vectors: every tests/data/otp*/*.etf up to the
 # max_len the README's commands use.
 shopt -s nullglob
 for dir in "$root"/tests/data/otp*/; do
-    find "$dir" -type f -size -65537c -print0 | while IFS= read -r -d '' f; do
+    find "$dir" -type f -name "*.etf" -size -65537c -print0 | while IFS= read -r -d '' f; do
         cp "$f" "$corpus/decode_term/$(sha1sum "$f" | cut -c1-40)"
     done
 done
