@@ -22,17 +22,11 @@ use erlnode::handshake::{
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
+mod common;
+
+/// The bin directory of OTP `version`, provisioned by the harness when missing.
 fn otp_bin(version: u32) -> PathBuf {
-    let dir = match version {
-        25 => PathBuf::from("/usr/bin"),
-        v => PathBuf::from(format!("/opt/otp/{v}/bin")),
-    };
-    assert!(
-        dir.join("erl").exists(),
-        "OTP {version} not found in {}",
-        dir.display()
-    );
-    dir
+    common::Otp::get(version).bin_dir().to_path_buf()
 }
 
 fn unique(prefix: &str) -> String {
@@ -283,7 +277,7 @@ const PRINT_WHEN_CONNECTED: &str = "W = fun W() -> case nodes(connected) of [] -
      Ns -> io:format(\"SEEN ~p~n\", [Ns]) end end, W().";
 
 /// (a) We dial a real node, complete the handshake, and see its first frame.
-fn dial_beam(version: u32) {
+fn dial_beam_on(version: u32) {
     let bin = otp_bin(version);
     let epmd = Epmd::start(&bin);
     let beam = unique("hs_beam");
@@ -323,18 +317,8 @@ fn dial_beam(version: u32) {
 }
 
 #[test]
-fn dial_beam_otp25() {
-    dial_beam(25);
-}
-
-#[test]
-fn dial_beam_otp27() {
-    dial_beam(27);
-}
-
-#[test]
-fn dial_beam_otp29() {
-    dial_beam(29);
+fn dial_beam() {
+    common::for_each_otp(|otp| dial_beam_on(otp.version()));
 }
 
 /// Erlang that pings `node` and reports both the connection and the ping result.
@@ -379,7 +363,7 @@ fn accept_from_beam(
 }
 
 /// (b) `net_adm:ping` from BEAM reaches us; the BEAM side completes the handshake.
-fn beam_dials_us(version: u32) {
+fn beam_dials_us_on(version: u32) {
     let (result, mut erl, mut stream) = accept_from_beam(version, "c", "c");
     let outcome = result.expect("handshake from BEAM");
     assert!(outcome.name.as_str().starts_with("hs_beam_"));
@@ -400,24 +384,18 @@ fn beam_dials_us(version: u32) {
 }
 
 #[test]
-fn beam_dials_us_otp25() {
-    beam_dials_us(25);
-}
-
-#[test]
-fn beam_dials_us_otp27() {
-    beam_dials_us(27);
-}
-
-#[test]
-fn beam_dials_us_otp29() {
-    beam_dials_us(29);
+fn beam_dials_us() {
+    common::for_each_otp(|otp| beam_dials_us_on(otp.version()));
 }
 
 /// (c) BEAM dials us with another cookie: our acceptor rejects its challenge reply.
 #[test]
 fn beam_with_wrong_cookie_is_rejected_by_us() {
-    let (result, mut erl, _stream) = accept_from_beam(25, "ours", "theirs");
+    common::for_each_otp(|otp| beam_with_wrong_cookie_is_rejected_by_us_on(otp.version()));
+}
+
+fn beam_with_wrong_cookie_is_rejected_by_us_on(version: u32) {
+    let (result, mut erl, _stream) = accept_from_beam(version, "ours", "theirs");
     match result {
         Err(DriveError::Handshake(HandshakeError::BadCookie { peer, message })) => {
             assert!(peer.as_str().starts_with("hs_beam_"));
@@ -432,7 +410,11 @@ fn beam_with_wrong_cookie_is_rejected_by_us() {
 /// (c) We dial BEAM with another cookie: BEAM rejects our challenge reply and closes.
 #[test]
 fn we_with_wrong_cookie_are_rejected_by_beam() {
-    let bin = otp_bin(25);
+    common::for_each_otp(|otp| we_with_wrong_cookie_are_rejected_by_beam_on(otp.version()));
+}
+
+fn we_with_wrong_cookie_are_rejected_by_beam_on(version: u32) {
+    let bin = otp_bin(version);
     let epmd = Epmd::start(&bin);
     let beam = unique("hs_beam");
     let mut erl = Erl::start(&bin, &epmd, &beam, "theirs", "ok.");
