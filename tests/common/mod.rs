@@ -614,6 +614,7 @@ pub enum Lang {
 pub struct NodeOpts {
     lang: Lang,
     prefix: String,
+    exact_name: Option<String>,
     cookie: String,
     erl_args: Vec<String>,
     env: Vec<(String, String)>,
@@ -634,6 +635,7 @@ impl NodeOpts {
         NodeOpts {
             lang,
             prefix: prefix.to_string(),
+            exact_name: None,
             cookie: DEFAULT_COOKIE.to_string(),
             erl_args: Vec::new(),
             env: Vec::new(),
@@ -643,6 +645,14 @@ impl NodeOpts {
     /// Prefix of the node's unique short name (default `erl` / `ex`).
     pub fn prefix(mut self, prefix: &str) -> Self {
         self.prefix = prefix.to_string();
+        self
+    }
+
+    /// Start under exactly this short name (the part before `@`) instead of a unique one:
+    /// with the [`BeamNode::alive_name`] of a node that is gone, this restarts "the same
+    /// node" as a new incarnation (a new creation from EPMD). The caller keeps it unique.
+    pub fn exact_name(mut self, alive_name: &str) -> Self {
+        self.exact_name = Some(alive_name.to_string());
         self
     }
 
@@ -805,7 +815,10 @@ impl BeamNode {
 
     /// Starts a node and waits for its control channel.
     pub fn try_start(otp: &Otp, epmd: &Epmd, opts: NodeOpts) -> Result<BeamNode, HarnessError> {
-        let sname = unique_name(&opts.prefix);
+        let sname = match &opts.exact_name {
+            Some(name) => name.clone(),
+            None => unique_name(&opts.prefix),
+        };
         let ctl = repo_root().join("erlang_interop/erlnode_ctl.erl");
         let ctl = ctl
             .to_str()
