@@ -353,24 +353,30 @@ fn partitions(views: &Views) -> BTreeSet<BTreeSet<String>> {
         .collect()
 }
 
-/// What holds after A dropped B whoever is in X's place: X, a bystander like C, shares C's
-/// fate exactly (X's view is C's view with the two swapped, so X was dropped only where C was
-/// too), and A and B end apart.
-fn check_partition_invariants(views: &Views) -> Result<(), String> {
-    if &swapped(views, "C", "X") != views {
-        return Err(format!("X and C, in the same position, did not end the same: {views:#?}"));
+/// The two bystanders when `dropper` drops B: the other two of A, C and X.
+fn bystanders(dropper: &str) -> (&'static str, &'static str) {
+    if dropper == "A" { ("C", "X") } else { ("A", "C") }
+}
+
+/// What holds after `dropper` dropped B whoever is in X's place: the two bystanders, in the
+/// same position, share one fate exactly (one's view is the other's with the two swapped, so
+/// X as a bystander was dropped only where a BEAM node was too), and `dropper` and B end apart.
+fn check_partition_invariants(views: &Views, dropper: &str) -> Result<(), String> {
+    let (p, q) = bystanders(dropper);
+    if &swapped(views, p, q) != views {
+        return Err(format!("{p} and {q}, in the same position, did not end the same: {views:#?}"));
     }
-    if partitions(views).iter().any(|p| p.contains("A") && p.contains("B")) {
-        return Err(format!("A and B ended together: {views:#?}"));
+    if partitions(views).iter().any(|c| c.contains(dropper) && c.contains("B")) {
+        return Err(format!("{dropper} and B ended together: {views:#?}"));
     }
     Ok(())
 }
 
-/// Builds A, B, C (BEAM) and `x` all connected, each with a name `<role>_n`, has A drop its
-/// connection to B, waits until the state settles (see [`settled_views`]) and satisfies
+/// Builds A, B, C (BEAM) and `x` all connected, each with a name `<role>_n`, has `dropper`
+/// (A or X) drop its connection to B, waits until the state settles (see [`settled_views`]) and satisfies
 /// [`check_partition_invariants`], and returns it by role. Then A pings the others back and
 /// the whole cluster must converge again.
-async fn partition_scenario(otp: &Otp, epmd: &Epmd, x: M<'_>) -> Views {
+async fn partition_scenario(otp: &Otp, epmd: &Epmd, x: M<'_>, dropper: &str) -> Views {
     let a = BeamNode::start(otp, epmd, NodeOpts::erlang().prefix("a"));
     let b = BeamNode::start(otp, epmd, NodeOpts::erlang().prefix("b"));
     let c = BeamNode::start(otp, epmd, NodeOpts::elixir().prefix("c"));
@@ -396,7 +402,11 @@ async fn partition_scenario(otp: &Otp, epmd: &Epmd, x: M<'_>) -> Views {
     wait_converged(&ms, &table, "before the partition").await;
 
     let disc = format!("erlang:disconnect_node({})", erlang_atom(b.name()));
-    assert_eq!(a.eval_async(&disc).await.unwrap(), "true");
+    match (dropper, x) {
+        ("A", _) => assert_eq!(a.eval_async(&disc).await.unwrap(), "true"),
+        (_, M::Beam(n)) => assert_eq!(n.eval_async(&disc).await.unwrap(), "true"),
+        (_, M::Rust(n)) => assert!(n.disconnect(&Atom::new(b.name()))),
+    }
     let roles = [("A", M::Beam(&a)), ("B", M::Beam(&b)), ("C", M::Beam(&c)), ("X", x)];
     let mut last = String::new();
     let mut views = BTreeMap::new();
@@ -409,7 +419,7 @@ async fn partition_scenario(otp: &Otp, epmd: &Epmd, x: M<'_>) -> Views {
                 return false;
             }
         };
-        if let Err(e) = check_partition_invariants(&first) {
+        if let Err(e) = check_partition_invariants(&first, dropper) {
             last = e;
             return false;
         }
@@ -429,8 +439,9 @@ async fn partition_scenario(otp: &Otp, epmd: &Epmd, x: M<'_>) -> Views {
         }
     })
     .await;
-    assert!(ok, "{}: after A dropped B: {last}", x.name());
-    eprintln!("after A dropped B ({} in X's place): {views:#?}", if matches!(x, M::Rust(_)) { "Rust" } else { "BEAM" });
+    assert!(ok, "{}: after {dropper} dropped B: {last}", x.name());
+    let who = if matches!(x, M::Rust(_)) { "Rust" } else { "BEAM" };
+    eprintln!("after {dropper} dropped B ({who} in X's place): {:?}", partitions(&views));
 
     // rejoin: A pings everyone back; one cluster, one table
     for n in [b.name(), c.name(), &x.name()] {
@@ -443,7 +454,7 @@ async fn partition_scenario(otp: &Otp, epmd: &Epmd, x: M<'_>) -> Views {
 /// How often the BEAM reference runs at most, looking for the outcome the Rust run had.
 const MAX_REFERENCE_RUNS: usize = 6;
 
-/// A drops B in a cluster of A, B, C and X. Where everyone ends depends, on BEAM itself, on a
+/// A drops B in a cluster of A, B, C and X (then, the same with X dropping B). Where everyone ends depends, on BEAM itself, on a
 /// race: whether B handles its own nodedown of A before a bystander's re-multicast of A's
 /// `lost_connection` reaches it (then B "removes" A instead of reporting the loss, and A
 /// survives with the bystanders). So BEAM ends in one of `{A} {B} {C X}`, `{A C X} {B}` or
@@ -456,28 +467,40 @@ const MAX_REFERENCE_RUNS: usize = 6;
 #[test]
 fn partition_and_rejoin_as_a_beam_node_would() {
     for_each_otp_async(|otp| async move {
-        let epmd = Epmd::start(&otp);
+        for dropper in ["A", "X"] {
+            partition_against_reference(&otp, dropper).await;
+        }
+    });
+}
+
+async fn partition_against_reference(otp: &Otp, dropper: &str) {
+    {
+        let epmd = Epmd::start(otp);
         let reference_run = async || {
-            let x = BeamNode::start(&otp, &epmd, NodeOpts::erlang().prefix("x"));
-            partition_scenario(&otp, &epmd, M::Beam(&x)).await
+            let x = BeamNode::start(otp, &epmd, NodeOpts::erlang().prefix("x"));
+            partition_scenario(otp, &epmd, M::Beam(&x), dropper).await
         };
         let mut references = vec![reference_run().await];
         let r = rust_node(&epmd, "x_rust").await;
-        let got = partition_scenario(&otp, &epmd, M::Rust(&r)).await;
-        let matches = |refs: &[Views]| refs.iter().any(|v| v == &got || swapped(v, "A", "B") == got);
+        let got = partition_scenario(otp, &epmd, M::Rust(&r), dropper).await;
+        let matches = |refs: &[Views]| refs.iter().any(|v| v == &got || swapped(v, dropper, "B") == got);
         while !matches(&references) && references.len() < MAX_REFERENCE_RUNS {
             references.push(reference_run().await);
         }
         assert!(
             matches(&references),
-            "the Rust node in X's place ended in {:?}; BEAM in {} runs only in {:?}",
+            "{dropper} dropped B: the Rust node in X's place ended in {:?}; BEAM in {} runs only in {:?}",
             partitions(&got),
             references.len(),
             references.iter().map(partitions).collect::<Vec<_>>()
         );
-        eprintln!("partition outcome {:?} matched a BEAM reference run (of {})", partitions(&got), references.len());
+        eprintln!(
+            "{otp}, {dropper} dropped B: outcome {:?} matched a BEAM reference run (of {})",
+            partitions(&got),
+            references.len()
+        );
         r.shutdown();
-    });
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -537,15 +560,28 @@ fn many_concurrent_registrations_from_both_sides() {
         let all = [M::Beam(&e), M::Beam(&a), M::Beam(&b), M::Rust(&r)];
         wait_converged(&all, &BTreeSet::new(), "before registering").await;
 
-        // Rust registers m00..m49, Elixir m25..m74, all at once: m25..m49 on both sides
-        let ex = "25..74 |> Task.async_stream(fn i -> n = String.to_atom(\"m#{i}\"); \
+        // Rust registers m00..m49, Elixir m25..m74, all at once: m25..m49 on both sides. The
+        // Elixir side tells the Rust side when it starts (a message to a Rust process
+        // registered as `go`), so both run at the same time.
+        let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+        let go = r.spawn(move |mut p: Process| async move {
+            let _ = p.receive().await;
+            let _ = go_tx.send(());
+            erlnode::node::normal()
+        });
+        assert!(r.register(Atom::new("go"), &go));
+        let ex = format!("send({{:go, {}}}, :go); ", elixir_atom(r.name().as_str()))
+            + "25..74 |> Task.async_stream(fn i -> n = String.to_atom(\"m#{i}\"); \
                   p = spawn(fn -> receive do :stop -> :ok end end); {n, :global.register_name(n, p)} end, \
                   max_concurrency: 50, timeout: :infinity) |> Enum.map_join(\" \", fn {:ok, {n, res}} -> \"#{n}=#{res}\" end)";
         let pids: Vec<Pid> = (0..50).map(|_| idle(&r)).collect();
         let t0 = Instant::now();
         let rust_side = async {
+            tokio::time::timeout(T, go_rx).await.expect("the Elixir side starts").unwrap();
             let mut set = tokio::task::JoinSet::new();
-            for (i, pid) in pids.iter().enumerate() {
+            // the contested names first, in the opposite order to the Elixir side's, so that
+            // the two sides meet somewhere in the middle
+            for (i, pid) in pids.iter().enumerate().skip(25).rev().chain(pids.iter().enumerate().take(25)) {
                 let (node, pid, name) = (r.clone(), pid.clone(), format!("m{i:02}"));
                 set.spawn(async move {
                     let ok = services::register_name(&node, &Atom::new(&name), &pid).await;
@@ -559,7 +595,7 @@ fn many_concurrent_registrations_from_both_sides() {
             }
             out
         };
-        let (beam_res, rust_res) = tokio::join!(e.eval_timeout_async(ex, Duration::from_secs(120)), rust_side);
+        let (beam_res, rust_res) = tokio::join!(e.eval_timeout_async(&ex, Duration::from_secs(120)), rust_side);
         let elapsed = t0.elapsed();
         let beam_res = beam_res.unwrap();
         let beam_res: BTreeMap<String, bool> = beam_res
