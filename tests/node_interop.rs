@@ -461,3 +461,87 @@ fn a_peer_sending_garbage_is_cut_off_and_nobody_else_notices() {
         }
     });
 }
+
+#[test]
+fn replies_to_alias_tags_arrive_through_the_alias() {
+    // OTP 25/27 answer an alias with ALIAS_SEND (op 33); OTP 28+ with ALTACT_SIG_SEND (op 37)
+    for_each_otp_async(|otp| async move {
+        let epmd = Epmd::start(&otp);
+        let ex = BeamNode::start(&otp, &epmd, NodeOpts::elixir());
+        ex.eval_async("{:ok, _} = Agent.start(fn -> 42 end, name: :agent1)").await.unwrap();
+        let node = rust_node(&epmd, "rusty").await;
+        let peer = Atom::new(ex.name());
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Term>();
+        node.spawn(move |mut p: Process| async move {
+            let alias = p.alias();
+            let tag = Term::Improper(vec![Term::atom("alias")], Box::new(Term::Ref(alias.clone())));
+            let identity = Term::from(ExportFun { module: Atom::new("Elixir.Function"), function: Atom::new("identity"), arity: 1 });
+            let from = Term::Tuple(vec![Term::Pid(p.pid().clone()), tag.clone()]);
+            let call = Term::Tuple(vec![Term::atom("$gen_call"), from, Term::Tuple(vec![Term::atom("get"), identity])]);
+            p.send(Dest::Remote(Atom::new("agent1"), peer), call);
+            let got = p.receive_timeout(T).await.unwrap_or(Term::atom("timeout"));
+            let _ = tx.send(got);
+            // after unalias, a late message to the alias is dropped
+            p.unalias(&alias);
+            normal()
+        });
+        let got = tokio::time::timeout(T, rx.recv()).await.unwrap().unwrap();
+        let [tag, value] = got.as_tuple().unwrap() else { panic!("{got:?}") };
+        assert!(matches!(tag, Term::Improper(..)), "{got:?}");
+        assert_eq!(value, &Term::Int(42));
+    });
+}
+
+#[test]
+fn otp28_priority_messages_and_exit_signals_to_an_alias() {
+    for_each_otp_async(|otp| async move {
+        if otp.version() < 28 {
+            // erlang:send/3 with [priority] and exit/3 arrived in OTP 28 (ALTACT_SIG_SEND)
+            return;
+        }
+        let epmd = Epmd::start(&otp);
+        let erl = BeamNode::start(&otp, &epmd, NodeOpts::erlang());
+        let node = rust_node(&epmd, "rusty").await;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Term>();
+        node.spawn(move |mut p: Process| async move {
+            p.trap_exit(true);
+            let alias = p.alias();
+            let _ = tx.send(Term::Ref(alias));
+            loop {
+                let m = p.receive().await;
+                let _ = tx.send(m);
+            }
+        });
+        let alias = tokio::time::timeout(T, rx.recv()).await.unwrap().unwrap();
+        erl.eval_async("register(shell, self())").await.unwrap();
+        node.send(Dest::Remote(Atom::new("shell"), Atom::new(erl.name())), alias);
+        let r = erl
+            .eval_async("receive A -> erlang:send(A, prio_hi, [priority]), exit(A, boom, [priority]) after 5000 -> timeout end")
+            .await
+            .unwrap();
+        assert_eq!(r, "true");
+        assert_eq!(tokio::time::timeout(T, rx.recv()).await.unwrap().unwrap(), Term::atom("prio_hi"));
+        let exit = tokio::time::timeout(T, rx.recv()).await.unwrap().unwrap();
+        let [tag, Term::Pid(from), reason] = exit.as_tuple().unwrap() else { panic!("{exit:?}") };
+        assert!(tag.is_atom("EXIT"));
+        assert_eq!(from.node.as_str(), erl.name());
+        assert!(reason.is_atom("boom"));
+    });
+}
+
+#[test]
+fn long_names_both_ways() {
+    for_each_otp_async(|otp| async move {
+        let epmd = Epmd::start(&otp);
+        let erl = BeamNode::start(&otp, &epmd, NodeOpts::erlang().long_names());
+        let ex = BeamNode::start(&otp, &epmd, NodeOpts::elixir().long_names());
+        let name = format!("{}@127.0.0.1", unique_name("rusty"));
+        let node = rust_node_with(&epmd, NodeConfig::new(name.clone(), DEFAULT_COOKIE).long_names()).await;
+        assert_eq!(node.name().as_str(), name);
+        assert_eq!(erl.eval_async(&format!("net_adm:ping({})", erl_atom(&node))).await.unwrap(), "pong");
+        assert!(node.ping(&Atom::new(ex.name())).await);
+        assert!(ex.eval_async("Node.list()").await.unwrap().contains(&ex_atom(&node)));
+        // a short-named peer cannot be reached from a long-named node, as between BEAM nodes
+        assert!(!node.ping(&Atom::new(&format!("nobody@{}", hostname_short()))).await);
+    });
+}

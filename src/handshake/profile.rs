@@ -15,7 +15,8 @@ use crate::dist::DistFlags;
 /// (together, since either one makes BEAM send distribution headers instead of pass-through).
 ///
 /// Never advertised: `ATOM_CACHE`, `HIDDEN_ATOM_CACHE` (obsolete), `NAME_ME` (dynamic names),
-/// `LOCAL_EXT` (internal to ERTS), `ALTACT_SIG` (OTP 28 op 37, not implemented).
+/// `LOCAL_EXT` (internal to ERTS). `ALTACT_SIG` (OTP 28 op 37) is not part of these profiles;
+/// the node adds it (see `node::start::advertised_flags`).
 ///
 /// With every option on, the set is OTP 25's own `0xd07df7fbd` ("profile B"); with the atom
 /// cache and fragments off, it is `0xd075f5fbd` ("profile A", pass-through framing).
@@ -51,8 +52,7 @@ impl FlagOptions {
         DistFlags::ATOM_CACHE.0
             | DistFlags::HIDDEN_ATOM_CACHE.0
             | DistFlags::NAME_ME.0
-            | (1 << 36) // LOCAL_EXT
-            | DistFlags::ALTACT_SIG.0,
+            | (1 << 36), // LOCAL_EXT
     );
 
     /// Everything on: OTP 25's `0xd07df7fbd`.

@@ -275,22 +275,35 @@ impl Distribution {
     }
 
     /// Closes the connection to `peer` (`erlang:disconnect_node/1`).
-    pub(crate) fn disconnect(&self, peer: &Atom) -> bool {
-        match lock(&self.slots).get(peer) {
+    /// The connection is gone from the table, and its nodedown reported, when this returns,
+    /// as after `erlang:disconnect_node/1` on BEAM: a `connect` right after dials anew instead
+    /// of finding the closing connection.
+    pub(crate) fn disconnect(&self, node: &Node, peer: &Atom) -> bool {
+        let id = match lock(&self.slots).get(peer) {
             Some(Slot::Up(h)) => {
                 h.close("disconnect");
-                true
+                h.id
             }
-            _ => false,
-        }
+            _ => return false,
+        };
+        self.connection_closed(node, peer, id, "disconnect");
+        true
     }
 
     /// Closes every connection.
-    pub(crate) fn disconnect_all(&self) {
-        for (_, s) in lock(&self.slots).iter() {
-            if let Slot::Up(h) = s {
-                h.close("shutdown");
-            }
+    pub(crate) fn disconnect_all(&self, node: &Node) {
+        let up: Vec<(Atom, u64)> = lock(&self.slots)
+            .iter()
+            .filter_map(|(n, s)| match s {
+                Slot::Up(h) => {
+                    h.close("shutdown");
+                    Some((n.clone(), h.id))
+                }
+                Slot::Pending(_) => None,
+            })
+            .collect();
+        for (peer, id) in up {
+            self.connection_closed(node, &peer, id, "shutdown");
         }
     }
 

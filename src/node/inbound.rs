@@ -25,6 +25,15 @@ impl Node {
         self.deliver_to_alias(alias, msg);
     }
 
+    /// An exit signal sent to a local alias (OTP 28 `ALTACT_SIG_SEND` with the EXIT flag): it
+    /// reaches the alias's process like `exit/2` while the alias is active.
+    pub fn remote_alias_exit(&self, from: &Pid, alias: &Reference, reason: Term) {
+        let entry = self.inner.aliases.read().unwrap_or_else(|e| e.into_inner()).get(alias).cloned();
+        if let Some(e) = entry {
+            self.apply_exit(&e, from, reason, true);
+        }
+    }
+
     /// `from` (remote) links to the local `to`. If `to` does not exist, `from` gets an exit
     /// signal `noproc`.
     pub fn remote_link(&self, from: &Pid, to: &Pid) {

@@ -299,11 +299,11 @@ impl Node {
         Fut: Future<Output = Term> + Send + 'static,
     {
         let pid = self.inner.ids.pid();
-        let (entry, rx) = ProcessEntry::new(pid.clone());
+        let entry = ProcessEntry::new(pid.clone());
         self.inner.processes.insert(entry.clone());
         setup(&entry);
         let node = self.clone();
-        let process = Process::new(node.clone(), entry.clone(), rx);
+        let process = Process::new(node.clone(), entry.clone());
         let guarded = Guarded::new(body(process), entry.clone());
         tokio::spawn(async move {
             let reason = guarded.await;

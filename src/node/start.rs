@@ -103,9 +103,10 @@ impl std::fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-/// The flags this node advertises.
+/// The flags this node advertises: OTP 25's full set (atom cache, fragments, spawn), plus OTP
+/// 28's `ALTACT_SIG` (op 37 is handled), minus `PUBLISHED` for a hidden node.
 pub fn advertised_flags(hidden: bool) -> DistFlags {
-    FlagOptions { published: !hidden, spawn: true, atom_cache_and_fragments: true }.flags()
+    FlagOptions { published: !hidden, spawn: true, atom_cache_and_fragments: true }.flags() | DistFlags::ALTACT_SIG
 }
 
 impl Node {
@@ -204,7 +205,7 @@ impl Node {
 
     /// Closes the connection to `node` (`erlang:disconnect_node/1`).
     pub fn disconnect(&self, node: &Atom) -> bool {
-        self.distribution().is_some_and(|d| d.disconnect(node))
+        self.distribution().is_some_and(|d| d.disconnect(self, node))
     }
 
     /// `net_adm:ping/1`: `true` for `pong`. Like BEAM, a failed ping disconnects the node.
@@ -244,7 +245,7 @@ impl Node {
     /// Closes every connection and unregisters from EPMD.
     pub fn shutdown(&self) {
         if let Some(d) = self.distribution() {
-            d.disconnect_all();
+            d.disconnect_all(self);
         }
         self.drop_keep_alive();
     }

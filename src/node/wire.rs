@@ -5,7 +5,7 @@
 //! Connected Nodes").
 
 use super::{MonitorTarget, Node, Outbound, ProcRef};
-use crate::dist::{Control, DistError, DistFlags, DistMessage};
+use crate::dist::{AltactTarget, Control, DistError, DistFlags, DistMessage};
 use crate::term::{Atom, Term};
 
 fn wire_target(t: &MonitorTarget) -> ProcRef {
@@ -91,8 +91,22 @@ pub(crate) fn dispatch(node: &Node, peer: &Atom, msg: DistMessage) -> Result<(),
             tracing::trace!(peer = %peer.as_str(), "spawn reply");
             node.handle_spawn_reply(req_id, to, flags, result)
         }
-        Control::AltactSigSend { .. } => {
-            return Err(DistError::NotNegotiated { op: "ALTACT_SIG_SEND", flag: "ALTACT_SIG" });
+        // OTP 28: a message or an exit signal to a pid, an alias or a name. We have no
+        // priority queues, so a priority message is delivered in order with the others.
+        Control::AltactSigSend { exit, from, to, .. } => {
+            let payload = need(37, payload)?;
+            match (to, exit) {
+                (AltactTarget::Pid(pid), false) => node.remote_send(&pid, payload),
+                (AltactTarget::Alias(alias), false) => node.remote_alias_send(&alias, payload),
+                (AltactTarget::Name(name), false) => node.remote_reg_send(&name, payload),
+                (AltactTarget::Pid(pid), true) => node.remote_exit2(&from, &pid, payload),
+                (AltactTarget::Alias(alias), true) => node.remote_alias_exit(&from, &alias, payload),
+                (AltactTarget::Name(name), true) => {
+                    if let Some(pid) = node.whereis(&name) {
+                        node.remote_exit2(&from, &pid, payload);
+                    }
+                }
+            }
         }
     }
     Ok(())

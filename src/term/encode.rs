@@ -78,16 +78,26 @@ pub fn encode_compressed(term: &Term, level: u32) -> Vec<u8> {
     }
 }
 
-/// A cheap lower-bound guess of the encoded size, to reserve once for the common shapes.
+/// A cheap guess of the encoded size, to reserve once for the common shapes.
+///
+/// Never below [`MIN_RESERVE`]: small control messages and calls (a `'$gen_call'` is about
+/// 200 bytes) would otherwise grow the buffer several times.
 fn size_hint(term: &Term) -> usize {
-    match term {
+    let guess = match term {
         Term::Binary(b) => 6 + b.len(),
         Term::BitBinary(b) => 7 + b.data.len(),
         Term::List(l) | Term::Tuple(l) => 8 + 2 * l.len(),
         Term::Map(m) => 8 + 8 * m.len(),
         _ => 32,
-    }
+    };
+    guess.max(MIN_RESERVE)
 }
+
+/// Smallest reservation made for an encoding.
+const MIN_RESERVE: usize = 256;
+
+/// Initial capacity of the encoder's work stack when the root is a container.
+const STACK_RESERVE: usize = 16;
 
 /// Work left on the encoder's stack.
 enum Work<'a> {
@@ -109,7 +119,11 @@ struct Encoder<'o> {
 
 impl Encoder<'_> {
     fn run<'a>(&mut self, root: &'a Term) {
-        let mut stack: Vec<Work<'a>> = Vec::new();
+        let container = matches!(
+            root,
+            Term::List(_) | Term::Improper(..) | Term::Tuple(_) | Term::Map(_) | Term::LocalFun(_)
+        );
+        let mut stack: Vec<Work<'a>> = Vec::with_capacity(if container { STACK_RESERVE } else { 0 });
         self.term(root, &mut stack);
         while let Some(top) = stack.last_mut() {
             match top {

@@ -613,6 +613,8 @@ pub enum Lang {
 #[derive(Clone, Debug)]
 pub struct NodeOpts {
     lang: Lang,
+    /// `-name NAME@127.0.0.1` instead of `-sname NAME`.
+    long_names: bool,
     prefix: String,
     exact_name: Option<String>,
     cookie: String,
@@ -634,6 +636,7 @@ impl NodeOpts {
     fn new(lang: Lang, prefix: &str) -> Self {
         NodeOpts {
             lang,
+            long_names: false,
             prefix: prefix.to_string(),
             exact_name: None,
             cookie: DEFAULT_COOKIE.to_string(),
@@ -670,6 +673,12 @@ impl NodeOpts {
         S: Into<String>,
     {
         self.erl_args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Long names: `-name NAME@127.0.0.1` (the node's name is then `NAME@127.0.0.1`).
+    pub fn long_names(mut self) -> Self {
+        self.long_names = true;
         self
     }
 
@@ -819,6 +828,12 @@ impl BeamNode {
             Some(name) => name.clone(),
             None => unique_name(&opts.prefix),
         };
+        let (name_flag, name_arg, expected) = if opts.long_names {
+            let full = format!("{sname}@127.0.0.1");
+            ("name", full.clone(), full)
+        } else {
+            ("sname", sname.clone(), format!("{sname}@{}", hostname_short()))
+        };
         let ctl = repo_root().join("erlang_interop/erlnode_ctl.erl");
         let ctl = ctl
             .to_str()
@@ -830,8 +845,8 @@ impl BeamNode {
                 cmd = Command::new(otp.tool("erl"));
                 cmd.args([
                     "-noshell",
-                    "-sname",
-                    &sname,
+                    &format!("-{name_flag}"),
+                    &name_arg,
                     "-setcookie",
                     &opts.cookie,
                     "-start_epmd",
@@ -856,8 +871,8 @@ impl BeamNode {
                 erl.extend(opts.erl_args.iter().cloned());
                 cmd = Command::new(otp.tool("elixir"));
                 cmd.args([
-                    "--sname",
-                    &sname,
+                    &format!("--{name_flag}"),
+                    &name_arg,
                     "--cookie",
                     &opts.cookie,
                     "--erl",
@@ -920,7 +935,6 @@ impl BeamNode {
                 None
             }
         });
-        let expected = format!("{sname}@{}", hostname_short());
         match ready {
             Some(Ok(name)) if name == expected => {
                 node.name = name;

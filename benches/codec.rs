@@ -1,0 +1,532 @@
+//! Codec throughput: erlnode's ETF decoder and encoder next to BEAM's own `binary_to_term` /
+//! `term_to_binary` and the `eetf` crate, on the committed corpus `benches/corpus/*.etf`
+//! (written by `erlang_interop/make_bench_corpus.escript`).
+//!
+//! ```text
+//! cargo bench --bench codec
+//! ```
+//!
+//! Two parts, in one run:
+//! 1. criterion benchmarks (short), one group per operation, throughput in bytes of the
+//!    encoded term;
+//! 2. the comparison table: per file, passes of erlnode `decode_bytes` (zero-copy binaries from
+//!    a `Bytes`), erlnode `decode` (from a slice), `eetf` decode, BEAM `binary_to_term`, then
+//!    erlnode `encode`, `eetf` encode, BEAM `term_to_binary(T, [{minor_version, 2}])`,
+//!    interleaved (A B C A B C ...); each figure is the median over the passes, MB/s counts
+//!    the bytes of the encoded term, and the ratios are erlnode over the others. BEAM runs in
+//!    one `erl -noshell` that compiles `benches/beam_codec.erl` and answers one pass per request.
+//!    The table is printed and written to `target/bench-codec.md`.
+//!
+//! Finding `erl`: `$ERL`, else the interop harness's `$ERLNODE_OTP_DIR/25/bin/erl` or
+//! `target/otp/25/bin/erl`, else `erl` on `PATH`. Without one the BEAM columns are skipped,
+//! loudly.
+//!
+//! Knobs (environment): `BENCH_PASSES` (default 7), `BENCH_PASS_MS` (default 150),
+//! `BENCH_CRITERION=0` skips part 1, `BENCH_TABLE=0` skips part 2; `BENCH_FILES=a,b` limits
+//! both to some corpus files. `BENCH_PROFILE=decode_bytes|decode|encode|eetf_decode|eetf_encode`
+//! (with `BENCH_ITERS`, default 1000) only runs that operation, untimed, for a profiler. Criterion's own arguments (a filter, `--save-baseline`) still
+//! apply to part 1.
+//!
+//! Run as a test (`cargo test --benches`, no `--bench` argument), it only checks that every
+//! corpus file decodes and re-encodes to the same bytes, with erlnode and with eetf.
+
+use std::hint::black_box;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{Criterion, Throughput};
+use erlnode::term::{Term, decode, decode_bytes, encode};
+
+/// One corpus file, decoded once by each codec.
+struct File {
+    name: String,
+    path: PathBuf,
+    bytes: Bytes,
+    term: Term,
+    /// `None` when eetf cannot decode the file.
+    eetf: Option<eetf::Term>,
+}
+
+fn manifest_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn load_corpus() -> Vec<File> {
+    let dir = manifest_dir().join("benches/corpus");
+    // the order of the issue's list, then anything else alphabetically
+    const ORDER: [&str; 9] = [
+        "small_ints",
+        "atom_tuple",
+        "map_1000",
+        "binary_1mib",
+        "binaries_1000",
+        "bigints_1000",
+        "floats_1000",
+        "nested_1000",
+        "gen_call",
+    ];
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|e| e.expect("corpus entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "etf"))
+        .collect();
+    let rank = |p: &PathBuf| {
+        let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        (ORDER.iter().position(|n| *n == stem).unwrap_or(ORDER.len()), stem.to_string())
+    };
+    paths.sort_by_key(rank);
+    let only: Option<Vec<String>> =
+        std::env::var("BENCH_FILES").ok().map(|s| s.split(',').map(str::to_string).collect());
+    paths
+        .into_iter()
+        .filter_map(|path| {
+            let name = path.file_stem()?.to_str()?.to_string();
+            if only.as_ref().is_some_and(|o| !o.contains(&name)) {
+                return None;
+            }
+            let bytes = Bytes::from(std::fs::read(&path).expect("read corpus file"));
+            let term = decode(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let eetf = eetf::Term::decode(&bytes[..]).ok();
+            Some(File { name, path, bytes, term, eetf })
+        })
+        .collect()
+}
+
+/// Every file decodes and re-encodes byte for byte (the corpus is BEAM's own output).
+fn check(files: &[File]) {
+    for f in files {
+        assert_eq!(decode_bytes(f.bytes.clone()).expect("decode_bytes"), f.term, "{}", f.name);
+        assert!(encode(&f.term) == f.bytes, "{}: erlnode re-encoding differs from BEAM's", f.name);
+        match &f.eetf {
+            Some(t) => {
+                let mut v = Vec::new();
+                t.encode(&mut v).expect("eetf encode");
+            }
+            None => eprintln!("note: eetf cannot decode {}", f.name),
+        }
+    }
+}
+
+fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
+    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn main() {
+    let bench_mode = std::env::args().any(|a| a == "--bench");
+    let files = load_corpus();
+    assert!(!files.is_empty(), "no corpus files");
+    check(&files);
+    if !bench_mode {
+        println!("codec bench (test mode): {} corpus files decode and re-encode byte for byte", files.len());
+        return;
+    }
+    if let Ok(op) = std::env::var("BENCH_PROFILE") {
+        profile(&files, &op, env_or("BENCH_ITERS", 1000));
+        return;
+    }
+    if std::env::var("BENCH_CRITERION").as_deref() != Ok("0") {
+        run_criterion(&files);
+    }
+    if std::env::var("BENCH_TABLE").as_deref() != Ok("0") {
+        run_table(&files);
+    }
+}
+
+/// `BENCH_PROFILE=OP`: runs one operation `iters` times per file, untimed, for a profiler
+/// (`valgrind --tool=callgrind`, whose instruction counts are stable on a noisy machine).
+fn profile(files: &[File], op: &str, iters: usize) {
+    for f in files {
+        for _ in 0..iters {
+            match op {
+                "decode_bytes" => drop(black_box(decode_bytes(black_box(f.bytes.clone())))),
+                "decode" => drop(black_box(decode(black_box(&f.bytes)))),
+                "encode" => drop(black_box(encode(black_box(&f.term)))),
+                "eetf_decode" => drop(black_box(eetf::Term::decode(black_box(&f.bytes[..])))),
+                "eetf_encode" => {
+                    let mut v = Vec::new();
+                    if let Some(t) = &f.eetf {
+                        let _ = t.encode(&mut v);
+                    }
+                    drop(black_box(v))
+                }
+                _ => panic!("BENCH_PROFILE: unknown operation {op}"),
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Part 1: criterion
+
+fn run_criterion(files: &[File]) {
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_millis(900))
+        .sample_size(20)
+        .configure_from_args();
+    for f in files {
+        let mut g = c.benchmark_group(format!("codec/{}", f.name));
+        g.throughput(Throughput::Bytes(f.bytes.len() as u64));
+        g.bench_function("erlnode_decode_bytes", |b| b.iter(|| decode_bytes(black_box(f.bytes.clone()))));
+        g.bench_function("erlnode_decode", |b| b.iter(|| decode(black_box(&f.bytes[..]))));
+        if f.eetf.is_some() {
+            g.bench_function("eetf_decode", |b| b.iter(|| eetf::Term::decode(black_box(&f.bytes[..]))));
+        }
+        g.bench_function("erlnode_encode", |b| b.iter(|| encode(black_box(&f.term))));
+        if let Some(t) = &f.eetf {
+            g.bench_function("eetf_encode", |b| {
+                b.iter(|| {
+                    let mut v = Vec::new();
+                    let _ = black_box(t).encode(&mut v);
+                    v
+                })
+            });
+        }
+        g.finish();
+    }
+    c.final_summary();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Part 2: the interleaved comparison table
+
+/// Nanoseconds per call of `op` over about `pass`: the batch size doubles until a batch takes
+/// a twentieth of the pass (warm-up, not counted), then batches run until the pass is spent.
+/// The same procedure as `beam_codec.erl`'s.
+fn pass_ns<R>(pass: Duration, mut op: impl FnMut() -> R) -> f64 {
+    let batch = |n: u64, op: &mut dyn FnMut() -> R| {
+        let t0 = Instant::now();
+        for _ in 0..n {
+            black_box(op());
+        }
+        t0.elapsed()
+    };
+    let mut n = 1u64;
+    while batch(n, &mut op) < pass / 20 {
+        n *= 2;
+    }
+    let (mut spent, mut ops) = (Duration::ZERO, 0u64);
+    while spent < pass {
+        spent += batch(n, &mut op);
+        ops += n;
+    }
+    spent.as_nanos() as f64 / ops as f64
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    s.sort_by(|a, b| a.total_cmp(b));
+    let m = s.len() / 2;
+    if s.len() % 2 == 1 { s[m] } else { (s[m - 1] + s[m]) / 2.0 }
+}
+
+/// The `erl` to compare with, and where it was found.
+fn find_erl() -> Option<(PathBuf, &'static str)> {
+    if let Some(e) = std::env::var_os("ERL").filter(|e| !e.is_empty()) {
+        return Some((PathBuf::from(e), "$ERL"));
+    }
+    let otp_dir = match std::env::var_os("ERLNODE_OTP_DIR").filter(|d| !d.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => manifest_dir().join("target/otp"),
+    };
+    let harness = otp_dir.join("25/bin/erl");
+    if harness.is_file() {
+        return Some((harness, "the interop harness's OTP 25"));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join("erl")).find(|p| p.is_file()).map(|p| (p, "PATH"))
+}
+
+/// A running `erl -noshell` executing `beam_codec:main/0`.
+struct Beam {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    info: String,
+}
+
+impl Beam {
+    fn start(erl: &Path) -> std::io::Result<Beam> {
+        let src = manifest_dir().join("benches/beam_codec.erl");
+        let src = src.to_str().expect("UTF-8 path");
+        let eval = format!(
+            "{{ok, M, B}} = compile:file(\"{src}\", [binary, report]), \
+             {{module, M}} = code:load_binary(M, \"{src}\", B), M:main()."
+        );
+        // no scheduler busy-waiting: an idle BEAM must not take CPU from erlnode's passes
+        let mut child = Command::new(erl)
+            .args(["-noshell", "+sbwt", "none", "+sbwtdcpu", "none", "+sbwtdio", "none", "-eval", &eval])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut beam = Beam { child, stdin, stdout, info: String::new() };
+        beam.info = beam.ask("info")?;
+        Ok(beam)
+    }
+
+    fn ask(&mut self, request: &str) -> std::io::Result<String> {
+        writeln!(self.stdin, "{request}")?;
+        self.stdin.flush()?;
+        let mut line = String::new();
+        if self.stdout.read_line(&mut line)? == 0 {
+            return Err(std::io::Error::other(format!("erl exited on `{request}`")));
+        }
+        Ok(line.trim().to_string())
+    }
+
+    fn load(&mut self, f: &File) -> std::io::Result<()> {
+        let path = f.path.to_str().expect("UTF-8 path");
+        match self.ask(&format!("load {} {path}", f.name))?.as_str() {
+            "ok" => Ok(()),
+            other => Err(std::io::Error::other(format!("load {}: {other}", f.name))),
+        }
+    }
+
+    fn pass(&mut self, op: &str, name: &str, pass: Duration) -> std::io::Result<f64> {
+        let answer = self.ask(&format!("{op} {name} {}", pass.as_millis()))?;
+        answer.parse().map_err(|_| std::io::Error::other(format!("{op} {name}: {answer}")))
+    }
+}
+
+impl Drop for Beam {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "quit");
+        let _ = self.stdin.flush();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Median ns/op of each measured operation for one file (`NaN`: not measured).
+#[derive(Default)]
+struct Row {
+    dec_bytes: f64,
+    dec_slice: f64,
+    dec_eetf: f64,
+    dec_beam: f64,
+    enc: f64,
+    enc_eetf: f64,
+    enc_beam: f64,
+}
+
+fn run_table(files: &[File]) {
+    let passes: usize = env_or("BENCH_PASSES", 7);
+    let pass = Duration::from_millis(env_or("BENCH_PASS_MS", 150));
+    let mut beam = match find_erl() {
+        Some((erl, from)) => match Beam::start(&erl) {
+            Ok(b) => {
+                eprintln!("BEAM: {} (from {from}), OTP {}", erl.display(), b.info);
+                Some(b)
+            }
+            Err(e) => {
+                loud(&format!("could not run {} (from {from}): {e}", erl.display()));
+                None
+            }
+        },
+        None => {
+            loud("no erl found ($ERL, target/otp/25/bin/erl, PATH)");
+            None
+        }
+    };
+    let mut rows = Vec::new();
+    for f in files {
+        let mut s: [Vec<f64>; 7] = Default::default();
+        if let Some(Err(e)) = beam.as_mut().map(|b| b.load(f)) {
+            loud(&format!("BEAM failed: {e}"));
+            beam = None;
+        }
+        eprint!("{:>14}: {passes} passes of {} ms per column ", f.name, pass.as_millis());
+        for _ in 0..passes {
+            s[0].push(pass_ns(pass, || decode_bytes(f.bytes.clone())));
+            s[1].push(pass_ns(pass, || decode(&f.bytes)));
+            if f.eetf.is_some() {
+                s[2].push(pass_ns(pass, || eetf::Term::decode(&f.bytes[..])));
+            }
+            s[3].push(beam_pass(&mut beam, "dec", &f.name, pass));
+            s[4].push(pass_ns(pass, || encode(&f.term)));
+            if let Some(t) = &f.eetf {
+                s[5].push(pass_ns(pass, || {
+                    let mut v = Vec::new();
+                    let _ = t.encode(&mut v);
+                    v
+                }));
+            }
+            s[6].push(beam_pass(&mut beam, "enc", &f.name, pass));
+            eprint!(".");
+        }
+        eprintln!();
+        let m: Vec<f64> = s.iter().map(|v| median(v)).collect();
+        rows.push(Row {
+            dec_bytes: m[0],
+            dec_slice: m[1],
+            dec_eetf: m[2],
+            dec_beam: m[3],
+            enc: m[4],
+            enc_eetf: m[5],
+            enc_beam: m[6],
+        });
+    }
+    let beam_info = beam.as_ref().map(|b| b.info.clone());
+    drop(beam);
+    let table = render(files, &rows, beam_info.as_deref(), passes, pass);
+    println!("\n{table}");
+    let out = target_dir().join("bench-codec.md");
+    match std::fs::write(&out, &table) {
+        Ok(()) => println!("(written to {})", out.display()),
+        Err(e) => eprintln!("could not write {}: {e}", out.display()),
+    }
+}
+
+fn beam_pass(beam: &mut Option<Beam>, op: &str, name: &str, pass: Duration) -> f64 {
+    let Some(b) = beam.as_mut() else { return f64::NAN };
+    match b.pass(op, name, pass) {
+        Ok(ns) => ns,
+        Err(e) => {
+            loud(&format!("BEAM failed: {e}"));
+            *beam = None;
+            f64::NAN
+        }
+    }
+}
+
+fn loud(msg: &str) {
+    eprintln!("\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
+    eprintln!("!!! codec bench: {msg}");
+    eprintln!("!!! the BEAM columns are skipped (set ERL=/path/to/erl)");
+    eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n");
+}
+
+/// `target/`: three levels above this executable (`target/release/deps/codec-*`).
+fn target_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| Some(p.parent()?.parent()?.parent()?.to_path_buf()))
+        .filter(|p| p.is_dir())
+        .unwrap_or_else(|| manifest_dir().join("target"))
+}
+
+fn mbps(size: usize, ns: f64) -> String {
+    if ns.is_finite() { format!("{:.0}", size as f64 / ns * 1e3) } else { "—".into() }
+}
+
+fn ratio(ours_ns: f64, theirs_ns: f64) -> f64 {
+    theirs_ns / ours_ns
+}
+
+fn fmt_ratio(r: f64) -> String {
+    if r.is_finite() { format!("{r:.2}x") } else { "—".into() }
+}
+
+fn size(n: usize) -> String {
+    if n >= 1 << 20 { format!("{:.1} MiB", n as f64 / (1 << 20) as f64) } else { format!("{n} B") }
+}
+
+fn render(files: &[File], rows: &[Row], beam: Option<&str>, passes: usize, pass: Duration) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let beam = beam.map(|i| format!("OTP {i}")).unwrap_or_else(|| "not measured (no erl)".into());
+    let _ = writeln!(
+        s,
+        "MB/s of encoded bytes (10^6 B/s), median of {passes} interleaved passes of {} ms; BEAM: {beam}.\n\
+         Ratios are erlnode's throughput over the other's (above 1: erlnode is faster).\n",
+        pass.as_millis()
+    );
+    let _ = writeln!(s, "### Decode\n");
+    let _ = writeln!(
+        s,
+        "| file | size | erlnode `decode_bytes` | erlnode `decode` | eetf | BEAM `binary_to_term` | bytes / BEAM | slice / BEAM | bytes / eetf |"
+    );
+    let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|--:|");
+    let (mut r_beam, mut r_slice, mut r_eetf) = (vec![], vec![], vec![]);
+    for (f, r) in files.iter().zip(rows) {
+        let n = f.bytes.len();
+        let (a, b, c) = (ratio(r.dec_bytes, r.dec_beam), ratio(r.dec_slice, r.dec_beam), ratio(r.dec_bytes, r.dec_eetf));
+        r_beam.push(a);
+        r_slice.push(b);
+        r_eetf.push(c);
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            f.name,
+            size(n),
+            mbps(n, r.dec_bytes),
+            mbps(n, r.dec_slice),
+            mbps(n, r.dec_eetf),
+            mbps(n, r.dec_beam),
+            fmt_ratio(a),
+            fmt_ratio(b),
+            fmt_ratio(c)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "| **median** | | | | | | **{}** | **{}** | **{}** |\n",
+        fmt_ratio(median(&r_beam)),
+        fmt_ratio(median(&r_slice)),
+        fmt_ratio(median(&r_eetf))
+    );
+    let _ = writeln!(s, "### Encode\n");
+    let _ = writeln!(
+        s,
+        "| file | size | erlnode `encode` | eetf | BEAM `term_to_binary` | erlnode / BEAM | erlnode / eetf |"
+    );
+    let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|");
+    let (mut e_beam, mut e_eetf) = (vec![], vec![]);
+    for (f, r) in files.iter().zip(rows) {
+        let n = f.bytes.len();
+        let (a, b) = (ratio(r.enc, r.enc_beam), ratio(r.enc, r.enc_eetf));
+        e_beam.push(a);
+        e_eetf.push(b);
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            f.name,
+            size(n),
+            mbps(n, r.enc),
+            mbps(n, r.enc_eetf),
+            mbps(n, r.enc_beam),
+            fmt_ratio(a),
+            fmt_ratio(b)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "| **median** | | | | | **{}** | **{}** |\n",
+        fmt_ratio(median(&e_beam)),
+        fmt_ratio(median(&e_eetf))
+    );
+    let _ = writeln!(
+        s,
+        "Targets (median over the corpus): decode ≥ 2x BEAM and ≥ 3x eetf, encode ≥ 1.5x BEAM: \
+         decode {} / {}, encode {}.",
+        verdict(median(&r_beam), 2.0),
+        verdict(median(&r_eetf), 3.0),
+        verdict(median(&e_beam), 1.5)
+    );
+    s
+}
+
+fn verdict(r: f64, target: f64) -> String {
+    if !r.is_finite() {
+        "not measured".into()
+    } else if r >= target {
+        format!("{r:.2}x met")
+    } else {
+        format!("{r:.2}x MISSED")
+    }
+}

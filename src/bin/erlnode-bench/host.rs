@@ -1,0 +1,161 @@
+//! `erlnode-bench host`: the erlnode side of the benchmarks, one OS process like the BEAM
+//! server node it is compared with. It runs the library's [`Kv`] and [`PubSub`] (started on
+//! demand), a counting `bench_sink` and a `bench_ctl` answering the same requests as
+//! `erlang_interop/erlnode_bench.erl`'s (see there). It prints `ready NODE` once registered
+//! and exits when its stdin closes (so it cannot outlive the driver).
+
+use std::time::{Duration, Instant};
+
+use erlnode::apps::{Kv, PubSub};
+use erlnode::gen_server::{self, CallReply, From, GenServer};
+use erlnode::node::{normal, NodeConfig};
+use erlnode::{Atom, Dest, Node, Process, Term};
+
+/// How long `{stop, Pid}` waits for the process to be gone.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs the host until stdin closes.
+pub fn run(sname: &str, cookie: &str, epmd_port: u16, hidden: bool) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let config = NodeConfig::new(sname, cookie).epmd_port(epmd_port).hidden(hidden);
+        let node = Node::start(config).await.map_err(|e| format!("cannot start: {e}"))?;
+        let sink = node.spawn(|p| sink(p));
+        node.register(Atom::new("bench_sink"), &sink);
+        gen_server::start(&node, Ctl, Some(Atom::new("bench_ctl"))).await.map_err(|r| format!("ctl: {r}"))?;
+        println!("ready {}", node.name().as_str());
+        // stdin closing (the driver exiting, or dropping us) ends the host
+        tokio::task::spawn_blocking(|| {
+            let mut sink = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        node.shutdown();
+        Ok::<(), String>(())
+    })?;
+    rt.shutdown_timeout(Duration::from_millis(200));
+    Ok(())
+}
+
+/// Counts messages; `{'$bench_done', From}` sends `{'$bench_count', Count}` to `From`.
+async fn sink(mut p: Process) -> Term {
+    let mut count: i64 = 0;
+    loop {
+        let msg = p.receive().await;
+        if let Some([tag, Term::Pid(from)]) = msg.as_tuple() {
+            if tag.is_atom("$bench_done") {
+                p.send(Dest::Pid(from.clone()), Term::Tuple(vec![Term::atom("$bench_count"), Term::Int(count)]));
+                count = 0;
+                continue;
+            }
+        }
+        count += 1;
+    }
+}
+
+struct Ctl;
+
+impl GenServer for Ctl {
+    async fn handle_call(&mut self, req: Term, _from: &From, p: &mut Process) -> CallReply {
+        let node = p.node().clone();
+        let reply = match req.as_tuple() {
+            Some([op, kind]) if op.is_atom("start") => {
+                let started = if kind.is_atom("kv") {
+                    gen_server::start(&node, Kv::new(), None).await
+                } else {
+                    gen_server::start(&node, PubSub::new(), None).await
+                };
+                match started {
+                    Ok(pid) => Term::Pid(pid),
+                    Err(r) => r,
+                }
+            }
+            Some([op, Term::Pid(pid)]) if op.is_atom("stop") => {
+                p.exit(pid, Term::atom("kill"));
+                let deadline = Instant::now() + STOP_TIMEOUT;
+                while node.is_alive(pid) && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Term::atom(if node.is_alive(pid) { "timeout" } else { "ok" })
+            }
+            Some([op, dest, kind, Term::Int(n), Term::Int(dur_ms), Term::Pid(reply_to)]) if op.is_atom("burst") => {
+                match dest_of(dest) {
+                    Some(dest) => {
+                        let (kind, n, dur, reply_to) = (kind.clone(), *n, Duration::from_millis(*dur_ms as u64), reply_to.clone());
+                        node.spawn(move |p| burst(p, dest, kind, n, dur, reply_to));
+                        Term::atom("ok")
+                    }
+                    None => Term::atom("bad_dest"),
+                }
+            }
+            Some([op, Term::Int(n)]) if op.is_atom("spawn_idle") => {
+                for _ in 0..*n {
+                    node.spawn(|mut p: Process| async move {
+                        let _ = p.receive().await;
+                        normal()
+                    });
+                }
+                Term::atom("ok")
+            }
+            _ if req.is_atom("heap") => Term::Int(heap_bytes() as i64),
+            _ if req.is_atom("rss") => Term::Int(rss_bytes(std::process::id()).unwrap_or(0) as i64),
+            _ if req.is_atom("ping") => Term::atom("pong"),
+            _ => Term::atom("not_implemented"),
+        };
+        CallReply::Reply(reply)
+    }
+}
+
+fn dest_of(t: &Term) -> Option<Dest> {
+    match t {
+        Term::Pid(p) => Some(Dest::Pid(p.clone())),
+        Term::Atom(a) => Some(Dest::Name(a.clone())),
+        _ => match t.as_tuple() {
+            Some([Term::Atom(name), Term::Atom(node)]) => Some(Dest::Remote(name.clone(), node.clone())),
+            _ => None,
+        },
+    }
+}
+
+/// Sends up to `n` messages of `kind` (`small`: `{msg, I}`; `{bin, Size}`: one binary) to
+/// `dest` for at most `dur`, then `{'$bench_done', ReplyTo}`.
+async fn burst(p: Process, dest: Dest, kind: Term, n: i64, dur: Duration, reply_to: erlnode::term::Pid) -> Term {
+    let bin = match kind.as_tuple() {
+        Some([_, Term::Int(size)]) => Some(Term::binary(vec![b'x'; (*size).clamp(0, 1 << 24) as usize])),
+        _ => None,
+    };
+    let deadline = Instant::now() + dur;
+    for i in 0..n {
+        if i % 256 == 0 && Instant::now() >= deadline {
+            break;
+        }
+        let msg = match &bin {
+            Some(b) => b.clone(),
+            None => Term::Tuple(vec![Term::atom("msg"), Term::Int(i)]),
+        };
+        p.send(dest.clone(), msg);
+        if i % 4096 == 4095 {
+            // let the connection writers run (a BEAM sender is suspended on a busy dist buffer)
+            tokio::task::yield_now().await;
+        }
+    }
+    p.send(dest, Term::Tuple(vec![Term::atom("$bench_done"), Term::Pid(reply_to)]));
+    normal()
+}
+
+/// Bytes allocated and not freed (glibc `mallinfo2`: arena chunks in use plus mmapped ones),
+/// the counterpart of `erlang:memory(total)`; unlike RSS it drops when memory is freed.
+fn heap_bytes() -> u64 {
+    // SAFETY: mallinfo2 only reads the allocator's statistics.
+    let mi = unsafe { libc::mallinfo2() };
+    (mi.uordblks + mi.hblkhd) as u64
+}
+
+/// `VmRSS` of an OS process, in bytes.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
