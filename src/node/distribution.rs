@@ -233,6 +233,7 @@ impl Distribution {
                 }
             }
             None => {
+                tracing::debug!(peer = %to_node.as_str(), ?signal, "dialling to deliver a signal");
                 let mut p = Pending::new(true);
                 p.queue.push(signal);
                 slots.insert(to_node.clone(), Slot::Pending(p));
