@@ -263,6 +263,9 @@ impl HeaderDecoder {
     }
 
     fn first_fragment(&mut self, frame: Bytes) -> Result<Option<Body>, DistError> {
+        /// How many fragments' worth of the first fragment's size a reassembly buffer may
+        /// reserve up front.
+        const PREALLOC_FRAGMENTS: u64 = 16;
         let mut r = Reader { buf: &frame, pos: 2 };
         let sequence = r.u64("SequenceId")?;
         let fragment = r.u64("FragmentId")?;
@@ -282,7 +285,13 @@ impl HeaderDecoder {
         }
         let chunk = frame.get(start..).unwrap_or_default();
         self.reserve(0, chunk.len())?;
-        self.in_flight.insert(sequence, Partial { atoms, next_fragment: fragment - 1, data: chunk.to_vec() });
+        // room for the whole message at once (fragments are usually equal in size), so that
+        // joining them copies each byte once; the peer-given count is trusted only up to
+        // PREALLOC_FRAGMENTS times the bytes actually received
+        let expected = chunk.len().saturating_mul(fragment.min(PREALLOC_FRAGMENTS) as usize);
+        let mut data = Vec::with_capacity(expected.min(self.max_message_size));
+        data.extend_from_slice(chunk);
+        self.in_flight.insert(sequence, Partial { atoms, next_fragment: fragment - 1, data });
         Ok(None)
     }
 

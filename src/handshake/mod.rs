@@ -19,7 +19,8 @@
 //! A version 5 name (`'n'`, 32-bit flags, no creation) is accepted too; its initiator then sends
 //! the complement `'c'` (high flags, creation) after the challenge.
 //!
-//! Sans-IO: nothing here touches a socket or a clock, and our challenge is passed in.
+//! Sans-IO: nothing here touches a socket or a clock, and our challenge is passed in. Timeouts
+//! (OTP's `net_setuptime`, 7 s per step) and closing the socket are the driver's job.
 //! Two levels of API:
 //! - [`initiator`] and [`acceptor`]: one type per state; a transition consumes the state,
 //!   takes one unframed message and appends framed replies to an output buffer.

@@ -223,8 +223,18 @@ impl Reader {
                     }
                 }
             }
-            if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-                buf.reserve(READ_CHUNK);
+            // room for the rest of the frame being read, in one reservation: growing the buffer
+            // step by step would copy a large partial frame again at every step (earlier
+            // frames still share the old allocation)
+            let want = match buf.get(..4) {
+                Some(len) => {
+                    let frame = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+                    (4 + frame.min(crate::dist::MAX_FRAME_SIZE)).saturating_sub(buf.len()).max(READ_CHUNK / 4)
+                }
+                None => READ_CHUNK / 4,
+            };
+            if buf.capacity() - buf.len() < want {
+                buf.reserve(want.max(READ_CHUNK));
             }
             tokio::select! {
                 biased;

@@ -254,6 +254,7 @@ impl Distribution {
                 }
             }
             None => {
+                tracing::debug!(peer = %to_node.as_str(), ?signal, "dialling to deliver a signal");
                 let attempt = self.new_attempt(true);
                 let mut p = Pending::new(attempt);
                 p.queue.push(signal);

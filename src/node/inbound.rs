@@ -81,7 +81,7 @@ impl Node {
     pub fn remote_monitor(&self, from: &Pid, target: &ProcRef, mref: &Reference) {
         let (entry, by_name) = match target {
             ProcRef::Pid(p) => (self.lookup(p), None),
-            ProcRef::Name(n) => (self.whereis(n).and_then(|p| self.lookup(&p)), Some(n.clone())),
+            ProcRef::Name(n) => (self.named_entry(n), Some(n.clone())),
         };
         let installed = entry.is_some_and(|e| {
             let mut st = e.state();
@@ -107,7 +107,7 @@ impl Node {
     pub fn remote_demonitor(&self, target: &ProcRef, mref: &Reference) {
         let entry = match target {
             ProcRef::Pid(p) => self.lookup(p),
-            ProcRef::Name(n) => self.whereis(n).and_then(|p| self.lookup(&p)),
+            ProcRef::Name(n) => self.named_entry(n),
         };
         if let Some(e) = entry {
             e.state().monitored_by.remove(mref);

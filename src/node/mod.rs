@@ -77,18 +77,39 @@ impl From<Reference> for Dest {
 
 const SHARDS: usize = 16;
 
+/// Hashes the `(id, serial)` of this node's own pids with one multiply: the keys are minted
+/// here, not chosen by peers, so SipHash's flood resistance buys nothing on the routing path.
+#[derive(Clone, Copy, Debug, Default)]
+struct PidKeyHasher(u64);
+
+impl std::hash::Hasher for PidKeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ *b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (self.0.rotate_left(32) ^ n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type PidMap = HashMap<(u32, u32), Arc<ProcessEntry>, std::hash::BuildHasherDefault<PidKeyHasher>>;
+
 /// Local processes by pid, sharded so that routing rarely contends.
 #[derive(Debug)]
 struct ProcessTable {
-    shards: Vec<RwLock<HashMap<(u32, u32), Arc<ProcessEntry>>>>,
+    shards: Vec<RwLock<PidMap>>,
 }
 
 impl ProcessTable {
     fn new() -> ProcessTable {
-        ProcessTable { shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect() }
+        ProcessTable { shards: (0..SHARDS).map(|_| RwLock::new(PidMap::default())).collect() }
     }
 
-    fn shard(&self, pid: &Pid) -> &RwLock<HashMap<(u32, u32), Arc<ProcessEntry>>> {
+    fn shard(&self, pid: &Pid) -> &RwLock<PidMap> {
         &self.shards[(pid.id as usize) % SHARDS]
     }
 
@@ -141,7 +162,8 @@ struct NodeInner {
     creation: u32,
     ids: IdAllocator,
     processes: ProcessTable,
-    names: RwLock<HashMap<Atom, Pid>>,
+    /// Local names, straight to the process (one lookup to route a message to a name).
+    names: RwLock<HashMap<Atom, Arc<ProcessEntry>>>,
     aliases: RwLock<HashMap<Reference, Arc<ProcessEntry>>>,
     dist: std::sync::OnceLock<Arc<distribution::Distribution>>,
     /// Kept for the node's lifetime: EPMD registration, embedded EPMD.
@@ -299,11 +321,11 @@ impl Node {
         Fut: Future<Output = Term> + Send + 'static,
     {
         let pid = self.inner.ids.pid();
-        let (entry, rx) = ProcessEntry::new(pid.clone());
+        let entry = ProcessEntry::new(pid.clone());
         self.inner.processes.insert(entry.clone());
         setup(&entry);
         let node = self.clone();
-        let process = Process::new(node.clone(), entry.clone(), rx);
+        let process = Process::new(node.clone(), entry.clone());
         let guarded = Guarded::new(body(process), entry.clone());
         tokio::spawn(async move {
             let reason = guarded.await;
@@ -351,7 +373,7 @@ impl Node {
         self.inner.processes.remove(&entry.pid);
         if let Some(name) = &state.name {
             let mut names = self.inner.names.write().unwrap_or_else(|e| e.into_inner());
-            if names.get(name) == Some(&entry.pid) {
+            if names.get(name).is_some_and(|e| e.pid == entry.pid) {
                 names.remove(name);
             }
         }
@@ -385,7 +407,8 @@ impl Node {
             return false;
         }
         st.name = Some(name.clone());
-        names.insert(name, pid.clone());
+        drop(st);
+        names.insert(name, entry.clone());
         true
     }
 
@@ -393,10 +416,8 @@ impl Node {
     pub fn unregister(&self, name: &Atom) -> bool {
         let removed = self.inner.names.write().unwrap_or_else(|e| e.into_inner()).remove(name);
         match removed {
-            Some(pid) => {
-                if let Some(e) = self.lookup(&pid) {
-                    e.state().name = None;
-                }
+            Some(e) => {
+                e.state().name = None;
                 true
             }
             None => false,
@@ -405,6 +426,10 @@ impl Node {
 
     /// The pid registered locally under `name` (`whereis/1`).
     pub fn whereis(&self, name: &Atom) -> Option<Pid> {
+        self.inner.names.read().unwrap_or_else(|e| e.into_inner()).get(name).map(|e| e.pid.clone())
+    }
+
+    fn named_entry(&self, name: &Atom) -> Option<Arc<ProcessEntry>> {
         self.inner.names.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
     }
 
@@ -480,10 +505,8 @@ impl Node {
     }
 
     fn send_to_name(&self, name: &Atom, msg: Term) {
-        if let Some(pid) = self.whereis(name) {
-            if let Some(e) = self.lookup(&pid) {
-                e.deliver(msg);
-            }
+        if let Some(e) = self.named_entry(name) {
+            e.deliver(msg);
         }
     }
 
@@ -655,7 +678,7 @@ impl Node {
         }
         let local = match &target {
             MonitorTarget::Pid(p) => self.lookup(p),
-            MonitorTarget::Name(n, _) => self.whereis(n).and_then(|p| self.lookup(&p)),
+            MonitorTarget::Name(n, _) => self.named_entry(n),
         };
         let installed = local.is_some_and(|t| {
             let mut st = t.state();
@@ -694,7 +717,7 @@ impl Node {
         // a local target: find it by pid, or by scanning names' owner
         let entry = match target {
             MonitorTarget::Pid(p) => self.lookup(p),
-            MonitorTarget::Name(n, _) => self.whereis(n).and_then(|p| self.lookup(&p)),
+            MonitorTarget::Name(n, _) => self.named_entry(n),
         };
         if let Some(t) = entry {
             t.state().monitored_by.remove(mref);

@@ -1,7 +1,8 @@
 //! Lightweight processes: a tokio task, a pid, a mailbox, and the link/monitor state BEAM keeps
 //! per process (Erlang Reference Manual, "Processes": links, monitors, exit signals, aliases).
 //!
-//! The mailbox carries only messages. Exit signals that kill are delivered out of band: the
+//! The mailbox carries only messages; it allocates nothing until the first message arrives, so
+//! an idle process costs little. Exit signals that kill are delivered out of band: the
 //! reason is stored and the task is woken and dropped at its next poll, so a process that is
 //! busy (or waiting on something other than its mailbox) still dies promptly, as on BEAM.
 
@@ -14,7 +15,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 
 use super::{Dest, Node};
 use crate::term::{Atom, Pid, Reference, Term};
@@ -80,11 +80,63 @@ struct KillSlot {
     waker: Option<Waker>,
 }
 
+/// A process's message queue and the waker of the process when it waits on an empty queue.
+#[derive(Debug, Default)]
+struct Mailbox {
+    inner: Mutex<MailboxInner>,
+}
+
+#[derive(Debug, Default)]
+struct MailboxInner {
+    queue: VecDeque<Term>,
+    waker: Option<Waker>,
+}
+
+impl Mailbox {
+    fn push(&self, msg: Term) {
+        let waker = {
+            let mut inner = lock(&self.inner);
+            inner.queue.push_back(msg);
+            inner.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    fn try_pop(&self) -> Option<Term> {
+        lock(&self.inner).queue.pop_front()
+    }
+
+    fn len(&self) -> usize {
+        lock(&self.inner).queue.len()
+    }
+
+    /// The oldest message, waiting for one if needed. Cancel-safe: a message is taken only
+    /// when the future completes.
+    async fn pop(&self) -> Term {
+        std::future::poll_fn(|cx| {
+            let mut inner = lock(&self.inner);
+            match inner.queue.pop_front() {
+                Some(m) => Poll::Ready(m),
+                None => {
+                    match &inner.waker {
+                        Some(w) if w.will_wake(cx.waker()) => {}
+                        _ => inner.waker = Some(cx.waker().clone()),
+                    }
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+}
+
 /// The shared half of a process: reachable from the process table.
 #[derive(Debug)]
 pub(crate) struct ProcessEntry {
     pub pid: Pid,
-    tx: mpsc::UnboundedSender<Term>,
+    mailbox: Mailbox,
     trap_exit: AtomicBool,
     state: Mutex<ProcState>,
     kill: Mutex<KillSlot>,
@@ -97,22 +149,21 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl ProcessEntry {
-    pub(crate) fn new(pid: Pid) -> (Arc<ProcessEntry>, mpsc::UnboundedReceiver<Term>) {
-        let (tx, rx) = mpsc::unbounded_channel();
+    pub(crate) fn new(pid: Pid) -> Arc<ProcessEntry> {
         let state = ProcState { alive: true, ..ProcState::default() };
         let entry = ProcessEntry {
             pid,
-            tx,
+            mailbox: Mailbox::default(),
             trap_exit: AtomicBool::new(false),
             state: Mutex::new(state),
             kill: Mutex::new(KillSlot::default()),
         };
-        (Arc::new(entry), rx)
+        Arc::new(entry)
     }
 
     /// Queues a message. Messages to a process that has exited vanish, as on BEAM.
     pub(crate) fn deliver(&self, msg: Term) {
-        let _ = self.tx.send(msg);
+        self.mailbox.push(msg);
     }
 
     pub(crate) fn traps_exits(&self) -> bool {
@@ -196,7 +247,6 @@ pub fn normal() -> Term {
 pub struct Process {
     node: Node,
     entry: Arc<ProcessEntry>,
-    rx: mpsc::UnboundedReceiver<Term>,
     /// Messages passed over by a selective receive, oldest first.
     saved: VecDeque<Term>,
 }
@@ -208,8 +258,8 @@ impl std::fmt::Debug for Process {
 }
 
 impl Process {
-    pub(crate) fn new(node: Node, entry: Arc<ProcessEntry>, rx: mpsc::UnboundedReceiver<Term>) -> Process {
-        Process { node, entry, rx, saved: VecDeque::new() }
+    pub(crate) fn new(node: Node, entry: Arc<ProcessEntry>) -> Process {
+        Process { node, entry, saved: VecDeque::new() }
     }
 
     /// This process's pid (`self()`).
@@ -232,11 +282,7 @@ impl Process {
         if let Some(m) = self.saved.pop_front() {
             return m;
         }
-        match self.rx.recv().await {
-            Some(m) => m,
-            // the sender lives in the entry this process holds, so the channel cannot close
-            None => std::future::pending().await,
-        }
+        self.entry.mailbox.pop().await
     }
 
     /// The next message, or `None` after `timeout`.
@@ -244,7 +290,7 @@ impl Process {
         if let Some(m) = self.saved.pop_front() {
             return Some(m);
         }
-        tokio::time::timeout(timeout, self.rx.recv()).await.ok().flatten()
+        tokio::time::timeout(timeout, self.entry.mailbox.pop()).await.ok()
     }
 
     /// Selective receive: the first message (oldest first) for which `select` returns `Some`,
@@ -262,14 +308,13 @@ impl Process {
         }
         let deadline = timeout.map(|d| tokio::time::Instant::now() + d);
         loop {
-            let next = match deadline {
-                Some(d) => match tokio::time::timeout_at(d, self.rx.recv()).await {
+            let msg = match deadline {
+                Some(d) => match tokio::time::timeout_at(d, self.entry.mailbox.pop()).await {
                     Ok(m) => m,
                     Err(_) => return None,
                 },
-                None => self.rx.recv().await,
+                None => self.entry.mailbox.pop().await,
             };
-            let Some(msg) = next else { return None };
             if let Some(t) = select(&msg) {
                 return Some(t);
             }
@@ -279,7 +324,7 @@ impl Process {
 
     /// Number of messages waiting (`process_info(self(), message_queue_len)`).
     pub fn message_queue_len(&self) -> usize {
-        self.saved.len() + self.rx.len()
+        self.saved.len() + self.entry.mailbox.len()
     }
 
     /// Sets `trap_exit`; returns the previous value (`process_flag(trap_exit, On)`).
@@ -312,7 +357,7 @@ impl Process {
         };
         self.saved.retain(|m| !is_down(m));
         let mut keep = VecDeque::new();
-        while let Ok(m) = self.rx.try_recv() {
+        while let Some(m) = self.entry.mailbox.try_pop() {
             if !is_down(&m) {
                 keep.push_back(m);
             }

@@ -54,6 +54,15 @@ pub const MAX_DECOMPRESSED_SIZE: usize = 128 << 20;
 /// (`1 bsl (1 bsl 26)` raises `system_limit`), i.e. 8 MiB.
 pub const MAX_BIG_BYTES: usize = 1 << 23;
 
+/// Most elements one decode may declare, summed over every container (tuple, list, map, fun
+/// free variables) and `STRING_EXT` character in the term.
+///
+/// Each element is a [`Term`] of about 56 bytes, and costs as little as one byte on the wire
+/// (`NIL_EXT`); inside a `COMPRESSED` term, up to [`MAX_DECOMPRESSED_SIZE`] such bytes come
+/// from about a thousandth as many. Without a bound a 60 KB compressed term asks for gigabytes.
+/// This one (8 Mi elements) keeps one decoded term below about 500 MB.
+pub const MAX_TERM_ELEMENTS: usize = 1 << 23;
+
 /// Maps up to this size are checked for duplicate keys pairwise; larger ones through a hash set.
 const MAP_PAIRWISE_MAX: usize = 16;
 
@@ -158,6 +167,11 @@ pub enum DecodeErrorKind {
     },
     /// Nesting deeper than [`MAX_TERM_DEPTH`].
     TooDeep,
+    /// The term declares more than [`MAX_TERM_ELEMENTS`] elements in all.
+    TooManyTermElements {
+        /// Elements declared so far, this container included.
+        declared: usize,
+    },
     /// Two equal keys in one map (BEAM rejects such maps).
     DuplicateMapKey,
     /// A `COMPRESSED` term declares more than [`MAX_DECOMPRESSED_SIZE`] bytes.
@@ -221,6 +235,9 @@ impl fmt::Display for DecodeErrorKind {
                 write!(f, "container declares {declared} elements but only {available} bytes remain")
             }
             TooDeep => write!(f, "term nested deeper than {MAX_TERM_DEPTH}"),
+            TooManyTermElements { declared } => {
+                write!(f, "term declares {declared} elements in all, over {MAX_TERM_ELEMENTS}")
+            }
             DuplicateMapKey => write!(f, "map has duplicate keys"),
             DecompressedTooLarge { declared } => {
                 write!(f, "compressed term declares {declared} bytes, over {MAX_DECOMPRESSED_SIZE}")
@@ -273,7 +290,7 @@ fn finish(input: &[u8], t: Term, end: usize) -> Result<Term> {
 }
 
 fn decode_in(buf: &[u8], owner: Option<&Bytes>, offset: usize, opts: &DecodeOptions) -> Result<(Term, usize)> {
-    let mut d = Dec { buf, pos: offset.min(buf.len()), owner, cache: opts.atom_cache, owed: 0 };
+    let mut d = Dec { buf, pos: offset.min(buf.len()), owner, cache: opts.atom_cache, owed: 0, elements: 0 };
     if offset > buf.len() {
         return Err(d.err_at(buf.len(), DecodeErrorKind::UnexpectedEnd { needed: offset - buf.len() + 1 }));
     }
@@ -345,6 +362,8 @@ struct Dec<'a> {
     /// Bytes owed to elements that open containers have declared but not yet started: each
     /// takes at least one.
     owed: usize,
+    /// Elements declared so far in this term, against [`MAX_TERM_ELEMENTS`].
+    elements: usize,
 }
 
 impl<'a> Dec<'a> {
@@ -430,7 +449,20 @@ impl<'a> Dec<'a> {
         if n > available {
             return Err(self.err_at(at, DecodeErrorKind::TooManyElements { declared: n, available }));
         }
+        self.count_elements(n, at)?;
         self.owed += n;
+        Ok(())
+    }
+
+    /// Counts `n` more elements (of a container or a `STRING_EXT` at `at`) against
+    /// [`MAX_TERM_ELEMENTS`], before anything is allocated for them.
+    #[inline]
+    fn count_elements(&mut self, n: usize, at: usize) -> Result<()> {
+        let declared = self.elements.saturating_add(n);
+        if declared > MAX_TERM_ELEMENTS {
+            return Err(self.err_at(at, DecodeErrorKind::TooManyTermElements { declared }));
+        }
+        self.elements = declared;
         Ok(())
     }
 
@@ -657,6 +689,7 @@ impl<'a> Dec<'a> {
                     self.pos += 1;
                     let n = self.u16()? as usize;
                     let s = self.take(n)?;
+                    self.count_elements(n, at)?;
                     elems.extend(s.iter().map(|&b| Term::Int(b as i64)));
                     self.owed = self.owed.saturating_sub(1);
                     return Ok(Tail::Proper);
@@ -704,6 +737,7 @@ impl<'a> Dec<'a> {
                 STRING_EXT => {
                     let n = self.u16()? as usize;
                     let s = self.take(n)?;
+                    self.count_elements(n, at)?;
                     Term::List(s.iter().map(|&b| Term::Int(b as i64)).collect())
                 }
                 LIST_EXT => {
@@ -948,7 +982,7 @@ impl<'a> Dec<'a> {
         let zdata = &self.buf[self.pos..];
         let (inflated, consumed) = inflate(zdata, declared).map_err(|kind| self.err_at(at, kind))?;
         let inflated = Bytes::from(inflated);
-        let mut inner = Dec { buf: &inflated, pos: 0, owner: Some(&inflated), cache: self.cache, owed: 0 };
+        let mut inner = Dec { buf: &inflated, pos: 0, owner: Some(&inflated), cache: self.cache, owed: 0, elements: 0 };
         let wrap = |e: DecodeError| DecodeError {
             offset: at,
             kind: DecodeErrorKind::InCompressed { offset: e.offset, kind: Box::new(e.kind) },
@@ -1279,6 +1313,36 @@ mod tests {
             offset: z.len(),
             kind: DecodeErrorKind::TrailingBytes { count: 1 }
         });
+    }
+
+    #[test]
+    fn element_budget_bounds_compressed_amplification() {
+        // Fuzzing found (decode_term, -rss_limit_mb=2048): a 58 KB COMPRESSED term inflating to
+        // a LIST_EXT of 60 million NIL_EXT made the decoder ask for 3.36 GB at once, one
+        // 56-byte Term per inflated byte. The same shape just over MAX_TERM_ELEMENTS must fail
+        // before anything is allocated for the elements.
+        use flate2::{Compression, write::ZlibEncoder};
+        use std::io::Write;
+        let n = MAX_TERM_ELEMENTS;
+        let mut inner = vec![LIST_EXT];
+        inner.extend_from_slice(&(n as u32).to_be_bytes());
+        inner.resize(5 + n + 1, NIL_EXT);
+        let mut z = ZlibEncoder::new(Vec::new(), Compression::fast());
+        z.write_all(&inner).unwrap();
+        let mut b = vec![VERSION_MAGIC, COMPRESSED];
+        b.extend_from_slice(&(inner.len() as u32).to_be_bytes());
+        b.extend_from_slice(&z.finish().unwrap());
+        assert!(b.len() < 64 << 10, "{}", b.len());
+        let kind = DecodeErrorKind::TooManyTermElements { declared: n + 1 };
+        assert_eq!(err(&b), DecodeErrorKind::InCompressed { offset: 0, kind: Box::new(kind) });
+
+        // uncompressed, the budget counts every container and STRING_EXT in the term
+        let mut b = vec![VERSION_MAGIC, SMALL_TUPLE_EXT, 2, STRING_EXT, 0xff, 0xff];
+        b.resize(b.len() + 0xffff, 1);
+        b.extend_from_slice(&[LIST_EXT, 0x00, 0x80, 0, 0]);
+        b.resize(b.len() + (1 << 23) + 1, NIL_EXT);
+        let declared = 2 + 0xffff + (1 << 23) + 1;
+        assert_eq!(err(&b), DecodeErrorKind::TooManyTermElements { declared });
     }
 
     #[test]

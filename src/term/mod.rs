@@ -28,8 +28,8 @@ mod parse;
 pub use atom::{Atom, AtomTooLong, INLINE_CAP, MAX_ATOM_BYTES, MAX_ATOM_CHARS};
 pub use bigint::{BigInt, Integer};
 pub use decode::{
-    DecodeError, DecodeErrorKind, DecodeOptions, MAX_BIG_BYTES, MAX_DECOMPRESSED_SIZE, MAX_TERM_DEPTH, decode,
-    decode_bytes, decode_term_at,
+    DecodeError, DecodeErrorKind, DecodeOptions, MAX_BIG_BYTES, MAX_DECOMPRESSED_SIZE, MAX_TERM_DEPTH,
+    MAX_TERM_ELEMENTS, decode, decode_bytes, decode_term_at,
 };
 pub use encode::{encode, encode_body_to, encode_compressed, encode_to};
 pub use display::{Elixir, elixir_float, erlang_atom_is_bare, erlang_float};

@@ -616,6 +616,7 @@ pub struct NodeOpts {
     /// `-name NAME@127.0.0.1` instead of `-sname NAME`.
     long_names: bool,
     prefix: String,
+    exact_name: Option<String>,
     cookie: String,
     erl_args: Vec<String>,
     env: Vec<(String, String)>,
@@ -637,6 +638,7 @@ impl NodeOpts {
             lang,
             long_names: false,
             prefix: prefix.to_string(),
+            exact_name: None,
             cookie: DEFAULT_COOKIE.to_string(),
             erl_args: Vec::new(),
             env: Vec::new(),
@@ -646,6 +648,14 @@ impl NodeOpts {
     /// Prefix of the node's unique short name (default `erl` / `ex`).
     pub fn prefix(mut self, prefix: &str) -> Self {
         self.prefix = prefix.to_string();
+        self
+    }
+
+    /// Start under exactly this short name (the part before `@`) instead of a unique one:
+    /// with the [`BeamNode::alive_name`] of a node that is gone, this restarts "the same
+    /// node" as a new incarnation (a new creation from EPMD). The caller keeps it unique.
+    pub fn exact_name(mut self, alive_name: &str) -> Self {
+        self.exact_name = Some(alive_name.to_string());
         self
     }
 
@@ -814,7 +824,10 @@ impl BeamNode {
 
     /// Starts a node and waits for its control channel.
     pub fn try_start(otp: &Otp, epmd: &Epmd, opts: NodeOpts) -> Result<BeamNode, HarnessError> {
-        let sname = unique_name(&opts.prefix);
+        let sname = match &opts.exact_name {
+            Some(name) => name.clone(),
+            None => unique_name(&opts.prefix),
+        };
         let (name_flag, name_arg, expected) = if opts.long_names {
             let full = format!("{sname}@127.0.0.1");
             ("name", full.clone(), full)

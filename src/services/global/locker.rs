@@ -203,19 +203,25 @@ impl Global {
     }
 
     /// The main loop's wait: restarted by every message, as BEAM's `receive ... after` is.
+    /// Like BEAM's `after 0` branch, every turn that finds the mailbox empty forgets
+    /// `just_synced`, also one with nothing to do: only the wait right after a sync is skipped.
     fn locker_rearm(&mut self) {
+        let just_synced = if self.locker.mailbox.is_empty() {
+            std::mem::take(&mut self.locker.just_synced)
+        } else {
+            self.locker.just_synced
+        };
         if self.locker.local.is_empty() && self.locker.remote.is_empty() {
             self.locker.deadline = None;
             return;
         }
-        let ms = if self.locker.just_synced {
+        let ms = if just_synced {
             0
         } else if self.locker.known.is_empty() {
             200
         } else {
             (1000 + 100 * self.locker.known.len() as u64).min(3000)
         };
-        self.locker.just_synced = false;
         self.locker.deadline = Some(self.now + Duration::from_millis(ms));
     }
 

@@ -611,3 +611,22 @@ fn a_refused_registration_backs_off_randomly_and_retries() {
     assert!(c.run_until(LIMIT, |c| c.result("a@h", op) == Some(&Term::atom("yes"))));
     assert!(c.core("b@h").whereis(&Term::atom("late")).is_some());
 }
+
+#[test]
+fn a_later_sync_waits_as_beam_waits_before_locking() {
+    // BEAM's locker skips its wait only right after a sync (`just_synced`) and forgets that on
+    // its next turn even when nothing is pending; a sync that starts later waits again (200 ms
+    // for a node that knows nobody, 1000 + 100 per known node otherwise). Found by the interop
+    // bridge test converging in ~25 ms where BEAM needs at least 200.
+    for seed in 0..20 {
+        let mut c = Cluster::new(&["a@h", "b@h", "c@h"], seed);
+        c.connect("a@h", "b@h");
+        assert!(c.run_until(LIMIT, |c| fully_synced(c, &["a@h", "b@h"])), "seed {seed}");
+        c.settle(Duration::from_secs(1));
+        let t0 = c.now;
+        c.connect("b@h", "c@h");
+        assert!(c.run_until(LIMIT, |c| fully_synced(c, &["a@h", "b@h", "c@h"])), "seed {seed}");
+        let took = c.now - t0;
+        assert!(took >= Duration::from_millis(200), "seed {seed}: the join took {took:?}");
+    }
+}

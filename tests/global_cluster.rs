@@ -1,0 +1,752 @@
+//! `global` in the hard cluster situations, with real BEAM nodes (issue: take part in global
+//! natively): a BEAM node restarting as a new incarnation, a partition under "prevent
+//! overlapping partitions" compared with what a BEAM node in the Rust node's place does, the
+//! Rust node bridging two partitions, many concurrent registrations from both sides, and two
+//! Rust nodes in one cluster. Every test runs against each harness OTP version with three BEAM
+//! nodes and one or two Rust nodes, and prints the timings it measures.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use common::*;
+use erlnode::node::NodeConfig;
+use erlnode::services::{self, gns::GlobalService};
+use erlnode::term::{Atom, Pid, Term};
+use erlnode::{Dest, Node, Process};
+
+/// Deadline for anything the cluster must reach (2 shared cores, many nodes).
+const T: Duration = Duration::from_secs(60);
+
+async fn rust_node(epmd: &Epmd, prefix: &str) -> Node {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_test_writer().try_init();
+    }
+    Node::start(NodeConfig::new(unique_name(prefix), DEFAULT_COOKIE).epmd_port(epmd.port())).await.expect("starts")
+}
+
+/// A process that answers `{From, Tag}` with `{Tag, pong}` and ends on `stop`.
+fn idle(node: &Node) -> Pid {
+    node.spawn(|mut p: Process| async move {
+        loop {
+            let m = p.receive().await;
+            if m.is_atom("stop") {
+                return erlnode::node::normal();
+            }
+            if let Some([Term::Pid(from), tag]) = m.as_tuple() {
+                p.send(Dest::Pid(from.clone()), Term::Tuple(vec![tag.clone(), Term::atom("pong")]));
+            }
+        }
+    })
+}
+
+fn gns(node: &Node) -> std::sync::Arc<GlobalService> {
+    node.extension::<GlobalService>().expect("a visible node runs global")
+}
+
+fn atom_text(t: &Term) -> String {
+    match t {
+        Term::Atom(a) => a.as_str().to_string(),
+        other => format!("{other}"),
+    }
+}
+
+/// One cluster member, BEAM or Rust, queried the same way.
+#[derive(Clone, Copy)]
+enum M<'a> {
+    Beam(&'a BeamNode),
+    Rust(&'a Node),
+}
+
+impl M<'_> {
+    fn name(&self) -> String {
+        match self {
+            M::Beam(n) => n.name().to_string(),
+            M::Rust(n) => n.name().as_str().to_string(),
+        }
+    }
+
+    /// Evaluates `erl` (on `erl` nodes) or `ex` (on `elixir` nodes); `Err` names the node.
+    async fn eval(n: &BeamNode, erl: &str, ex: &str, timeout: Duration) -> Result<String, String> {
+        let expr = if n.lang() == Lang::Erlang { erl } else { ex };
+        n.eval_timeout_async(expr, timeout).await.map_err(|e| format!("{} ({expr}): {e}", n.name()))
+    }
+
+    /// A space-separated word list printed as a string (`"a b"`; `[]` is Erlang's `""`).
+    async fn words(n: &BeamNode, erl: &str, ex: &str) -> Result<BTreeSet<String>, String> {
+        let s = Self::eval(n, erl, ex, DEFAULT_EVAL_TIMEOUT).await?;
+        let s = if s.is_empty() || s == "[]" { "\"\"".to_string() } else { s };
+        let body = s.strip_prefix('"').and_then(|s| s.strip_suffix('"')).ok_or_else(|| format!("{}: not a string: {s}", n.name()))?;
+        Ok(body.split_whitespace().map(str::to_string).collect())
+    }
+
+    async fn connected(&self) -> Result<BTreeSet<String>, String> {
+        match self {
+            M::Beam(n) => {
+                Self::words(
+                    n,
+                    "string:join([atom_to_list(N) || N <- lists:sort(nodes())], \" \")",
+                    "Enum.map_join(Enum.sort(Node.list()), \" \", &Atom.to_string/1)",
+                )
+                .await
+            }
+            M::Rust(n) => Ok(n.nodes().iter().map(|a| a.as_str().to_string()).collect()),
+        }
+    }
+
+    /// The nodes `global` has synced with.
+    async fn known(&self) -> Result<BTreeSet<String>, String> {
+        match self {
+            M::Beam(n) => {
+                Self::words(
+                    n,
+                    "string:join([atom_to_list(N) || N <- lists:sort(gen_server:call(global_name_server, get_known))], \" \")",
+                    "Enum.map_join(Enum.sort(GenServer.call(:global_name_server, :get_known)), \" \", &Atom.to_string/1)",
+                )
+                .await
+            }
+            M::Rust(n) => Ok(gns(n).known_nodes().iter().map(|a| a.as_str().to_string()).collect()),
+        }
+    }
+
+    /// The name table as `name=node_of_pid`.
+    async fn table(&self) -> Result<BTreeSet<String>, String> {
+        match self {
+            M::Beam(n) => {
+                Self::words(
+                    n,
+                    "string:join([atom_to_list(N) ++ \"=\" ++ case global:whereis_name(N) of P when is_pid(P) -> atom_to_list(node(P)); U -> atom_to_list(U) end \
+                     || N <- lists:sort(global:registered_names())], \" \")",
+                    "Enum.map_join(Enum.sort(:global.registered_names()), \" \", fn n -> case :global.whereis_name(n) do \
+                     p when is_pid(p) -> \"#{n}=#{node(p)}\"; u -> \"#{n}=#{u}\" end end)",
+                )
+                .await
+            }
+            M::Rust(n) => Ok(services::registered_names(n)
+                .iter()
+                .map(|name| {
+                    let owner = gns(n).whereis_name(name).map(|p| p.node.as_str().to_string()).unwrap_or("undefined".into());
+                    format!("{}={owner}", atom_text(name))
+                })
+                .collect()),
+        }
+    }
+
+    /// `:global.sync()` returned `ok` (BEAM); a Rust node has nothing to wait for.
+    async fn sync(&self) -> Result<(), String> {
+        match self {
+            M::Beam(n) => match Self::eval(n, "global:sync()", ":global.sync()", T).await? {
+                s if s == "ok" || s == ":ok" => Ok(()),
+                s => Err(format!("{}: global:sync() = {s}", n.name())),
+            },
+            M::Rust(_) => Ok(()),
+        }
+    }
+}
+
+/// One check that `ms` form one cluster: each is connected to and synced with every other,
+/// `:global.sync()` returns everywhere and every name table equals `table` (`name=node`).
+async fn converged(ms: &[M<'_>], table: &BTreeSet<String>) -> Result<(), String> {
+    let all: BTreeSet<String> = ms.iter().map(M::name).collect();
+    for m in ms {
+        m.sync().await?;
+    }
+    for m in ms {
+        let mut others = all.clone();
+        others.remove(&m.name());
+        let (c, k, t) = (m.connected().await?, m.known().await?, m.table().await?);
+        if !others.is_subset(&c) {
+            return Err(format!("{} is connected to {c:?}, not to all of {others:?}", m.name()));
+        }
+        if k != others {
+            return Err(format!("{} knows {k:?}, expected {others:?}", m.name()));
+        }
+        if &t != table {
+            return Err(format!("{} has table {t:?}, expected {table:?}", m.name()));
+        }
+    }
+    Ok(())
+}
+
+async fn wait_converged(ms: &[M<'_>], table: &BTreeSet<String>, what: &str) {
+    let mut last = String::new();
+    let ok = wait_until_async(T, async || match converged(ms, table).await {
+        Ok(()) => true,
+        Err(e) => {
+            last = e;
+            false
+        }
+    })
+    .await;
+    assert!(ok, "{what}: not converged within {T:?}: {last}");
+}
+
+fn table_of<const N: usize>(entries: [(&str, &str); N]) -> BTreeSet<String> {
+    entries.iter().map(|(name, node)| format!("{name}={node}")).collect()
+}
+
+/// `global:register_name(Name, spawn(...))` on a BEAM node; the result atom.
+async fn beam_register(n: &BeamNode, name: &str) -> String {
+    let (erl, ex) = (
+        format!("global:register_name({name}, spawn(fun() -> receive stop -> ok end end))"),
+        format!(":global.register_name(:{name}, spawn(fn -> receive do :stop -> :ok end end))"),
+    );
+    M::eval(n, &erl, &ex, T).await.unwrap().trim_start_matches(':').to_string()
+}
+
+async fn beam_ping(from: &BeamNode, to: &str) {
+    let (erl, ex) = (format!("net_adm:ping({})", erlang_atom(to)), format!("Node.ping({})", elixir_atom(to)));
+    let r = M::eval(from, &erl, &ex, T).await.unwrap();
+    assert!(r.ends_with("pong"), "{} pinging {to}: {r}", from.name());
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. a BEAM node restarts as a new incarnation
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn beam_node_restarting_with_a_new_creation() {
+    for_each_otp_async(|otp| async move {
+        let epmd = Epmd::start(&otp);
+        let a = BeamNode::start(&otp, &epmd, NodeOpts::erlang().prefix("a"));
+        let b = BeamNode::start(&otp, &epmd, NodeOpts::elixir().prefix("b"));
+        let c = BeamNode::start(&otp, &epmd, NodeOpts::erlang().prefix("c"));
+        beam_ping(&b, a.name()).await;
+        beam_ping(&c, a.name()).await;
+        let r = rust_node(&epmd, "r").await;
+        assert!(r.connect(&Atom::new(a.name())).await);
+        let rn = r.name().as_str().to_string();
+        let r_pid = idle(&r);
+        assert!(services::register_name(&r, &Atom::new("r_name"), &r_pid).await);
+        assert_eq!(beam_register(&c, "c_name").await, "yes");
+        assert_eq!(beam_register(&c, "c_gone").await, "yes");
+        let table = table_of([("c_gone", c.name()), ("c_name", c.name()), ("r_name", &rn)]);
+        wait_converged(&[M::Beam(&a), M::Beam(&b), M::Beam(&c), M::Rust(&r)], &table, "before the restart").await;
+        let old_pid = services::whereis_name(&r, &Atom::new("c_name")).expect("c_name resolves");
+
+        // SIGKILL c: its names vanish everywhere
+        c.kill();
+        let table = table_of([("r_name", &rn)]);
+        let cn = Atom::new(c.name());
+        assert!(wait_until_async(T, async || !r.is_connected(&cn)).await, "r still connected to the dead c");
+        wait_converged(&[M::Beam(&a), M::Beam(&b), M::Rust(&r)], &table, "after c died").await;
+        assert!(wait_until(T, || epmd.names().is_ok_and(|t| !t.contains(&format!("name {} ", c.alive_name())))));
+
+        // the same name again, a new creation
+        let c2 = BeamNode::start(&otp, &epmd, NodeOpts::erlang().exact_name(c.alive_name()));
+        assert_eq!(c2.name(), c.name());
+        // the new incarnation joins through the Rust node, which syncs it into the cluster
+        beam_ping(&c2, &rn).await;
+        let table = table_of([("r_name", &rn)]);
+        wait_converged(&[M::Beam(&a), M::Beam(&b), M::Beam(&c2), M::Rust(&r)], &table, "after the restart").await;
+        assert_eq!(beam_register(&c2, "c_name").await, "yes");
+        assert_eq!(beam_register(&c2, "c_new").await, "yes");
+        let table = table_of([("c_name", c2.name()), ("c_new", c2.name()), ("r_name", &rn)]);
+        wait_converged(&[M::Beam(&a), M::Beam(&b), M::Beam(&c2), M::Rust(&r)], &table, "names of the new c").await;
+
+        // c_name is the new incarnation's process, and the old pid does not resolve
+        let new_pid = services::whereis_name(&r, &Atom::new("c_name")).expect("c_name resolves");
+        assert_ne!(new_pid.creation, old_pid.creation, "old {old_pid:?}, new {new_pid:?}");
+        assert_eq!(services::whereis_name(&r, &Atom::new("c_gone")), None);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let target = old_pid.clone();
+        r.spawn(move |mut p: Process| async move {
+            let mref = p.monitor(Dest::Pid(target));
+            let down = p.receive().await;
+            let _ = tx.send((mref, down));
+            erlnode::node::normal()
+        });
+        let (mref, down) = tokio::time::timeout(T, rx).await.expect("a DOWN for the old pid").unwrap();
+        match down.as_tuple() {
+            Some([tag, Term::Ref(m), _, _, reason]) if tag.is_atom("DOWN") => {
+                assert_eq!(m, &mref);
+                assert!(reason.is_atom("noproc"), "DOWN for the old incarnation's pid: {down}");
+            }
+            _ => panic!("expected a DOWN, got {down}"),
+        }
+        // the new node calls the Rust name
+        let reply = c2
+            .eval_async("P = global:whereis_name(r_name), P ! {self(), ping}, receive {ping, X} -> X after 5000 -> timeout end")
+            .await
+            .unwrap();
+        assert_eq!(reply, "pong");
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. partition and rejoin under prevent_overlapping_partitions
+// ---------------------------------------------------------------------------------------
+
+/// What one member looks like after the partition, in roles (`A`, `B`, `C`, `X`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct View {
+    connected: BTreeSet<String>,
+    known: BTreeSet<String>,
+    names: BTreeSet<String>,
+}
+
+/// The partition scenario's state, by role, if it has settled: every member's connections
+/// equal its known nodes, connections are symmetric and group the members into cliques, each
+/// clique holds exactly the names of its members, and `:global.sync()` returns everywhere.
+async fn settled_views(ms: &[(&str, M<'_>)]) -> Result<BTreeMap<String, View>, String> {
+    let role: BTreeMap<String, String> = ms.iter().map(|(r, m)| (m.name(), r.to_string())).collect();
+    let roles = |s: BTreeSet<String>| -> BTreeSet<String> { s.into_iter().map(|n| role.get(&n).cloned().unwrap_or(n)).collect() };
+    for (_, m) in ms {
+        m.sync().await?;
+    }
+    let mut views = BTreeMap::new();
+    for (r, m) in ms {
+        let names = m.table().await?.into_iter().map(|e| e.split('=').next().unwrap_or_default().to_string()).collect();
+        let view = View { connected: roles(m.connected().await?), known: roles(m.known().await?), names };
+        views.insert(r.to_string(), view);
+    }
+    for (r, v) in &views {
+        if v.connected != v.known {
+            return Err(format!("{r} is connected to {:?} but knows {:?}", v.connected, v.known));
+        }
+        let mut clique = v.connected.clone();
+        clique.insert(r.clone());
+        for peer in &v.connected {
+            let mut theirs = views.get(peer).map(|p| p.connected.clone()).unwrap_or_default();
+            theirs.insert(peer.clone());
+            if theirs != clique {
+                return Err(format!("{r} sees clique {clique:?}, {peer} sees {theirs:?}"));
+            }
+        }
+        let expected: BTreeSet<String> = clique.iter().map(|m| format!("{}_n", m.to_lowercase())).collect();
+        if v.names != expected {
+            return Err(format!("{r} in clique {clique:?} has names {:?}", v.names));
+        }
+    }
+    Ok(views)
+}
+
+type Views = BTreeMap<String, View>;
+
+/// `views` with roles `p` and `q` swapped (in role keys, peer sets and `<role>_n` names).
+fn swapped(views: &Views, p: &str, q: &str) -> Views {
+    let role = |r: &str| if r == p { q.to_string() } else if r == q { p.to_string() } else { r.to_string() };
+    let name = |n: &str| match n.strip_suffix("_n") {
+        Some(r) => format!("{}_n", role(&r.to_uppercase()).to_lowercase()),
+        None => n.to_string(),
+    };
+    let set = |s: &BTreeSet<String>, f: &dyn Fn(&str) -> String| s.iter().map(|x| f(x)).collect();
+    views
+        .iter()
+        .map(|(r, v)| {
+            let v = View { connected: set(&v.connected, &role), known: set(&v.known, &role), names: set(&v.names, &name) };
+            (role(r), v)
+        })
+        .collect()
+}
+
+/// The partitions (cliques) of a settled state.
+fn partitions(views: &Views) -> BTreeSet<BTreeSet<String>> {
+    views
+        .iter()
+        .map(|(r, v)| {
+            let mut clique = v.connected.clone();
+            clique.insert(r.clone());
+            clique
+        })
+        .collect()
+}
+
+/// The two bystanders when `dropper` drops B: the other two of A, C and X.
+fn bystanders(dropper: &str) -> (&'static str, &'static str) {
+    if dropper == "A" { ("C", "X") } else { ("A", "C") }
+}
+
+/// What holds after `dropper` dropped B whoever is in X's place: the two bystanders, in the
+/// same position, share one fate exactly (one's view is the other's with the two swapped, so
+/// X as a bystander was dropped only where a BEAM node was too), and `dropper` and B end apart.
+fn check_partition_invariants(views: &Views, dropper: &str) -> Result<(), String> {
+    let (p, q) = bystanders(dropper);
+    if &swapped(views, p, q) != views {
+        return Err(format!("{p} and {q}, in the same position, did not end the same: {views:#?}"));
+    }
+    if partitions(views).iter().any(|c| c.contains(dropper) && c.contains("B")) {
+        return Err(format!("{dropper} and B ended together: {views:#?}"));
+    }
+    Ok(())
+}
+
+/// Builds A, B, C (BEAM) and `x` all connected, each with a name `<role>_n`, has `dropper`
+/// (A or X) drop its connection to B, waits until the state settles (see [`settled_views`]) and satisfies
+/// [`check_partition_invariants`], and returns it by role. Then A pings the others back and
+/// the whole cluster must converge again.
+async fn partition_scenario(otp: &Otp, epmd: &Epmd, x: M<'_>, dropper: &str) -> Views {
+    let a = BeamNode::start(otp, epmd, NodeOpts::erlang().prefix("a"));
+    let b = BeamNode::start(otp, epmd, NodeOpts::erlang().prefix("b"));
+    let c = BeamNode::start(otp, epmd, NodeOpts::elixir().prefix("c"));
+    beam_ping(&b, a.name()).await;
+    beam_ping(&c, a.name()).await;
+    let x_pid;
+    match x {
+        M::Beam(n) => {
+            beam_ping(n, a.name()).await;
+            assert_eq!(beam_register(n, "x_n").await, "yes");
+        }
+        M::Rust(n) => {
+            assert!(n.connect(&Atom::new(a.name())).await);
+            x_pid = idle(n);
+            assert!(services::register_name(n, &Atom::new("x_n"), &x_pid).await);
+        }
+    }
+    for (n, name) in [(&a, "a_n"), (&b, "b_n"), (&c, "c_n")] {
+        assert_eq!(beam_register(n, name).await, "yes");
+    }
+    let ms = [M::Beam(&a), M::Beam(&b), M::Beam(&c), x];
+    let table = table_of([("a_n", a.name()), ("b_n", b.name()), ("c_n", c.name()), ("x_n", &x.name())]);
+    wait_converged(&ms, &table, "before the partition").await;
+
+    let disc = format!("erlang:disconnect_node({})", erlang_atom(b.name()));
+    match (dropper, x) {
+        ("A", _) => assert_eq!(a.eval_async(&disc).await.unwrap(), "true"),
+        (_, M::Beam(n)) => assert_eq!(n.eval_async(&disc).await.unwrap(), "true"),
+        (_, M::Rust(n)) => assert!(n.disconnect(&Atom::new(b.name()))),
+    }
+    let roles = [("A", M::Beam(&a)), ("B", M::Beam(&b)), ("C", M::Beam(&c)), ("X", x)];
+    let mut last = String::new();
+    let mut views = BTreeMap::new();
+    let ok = wait_until_async(T, async || {
+        // settled: the same settled state twice in a row, one sync round apart
+        let first = match settled_views(&roles).await {
+            Ok(v) => v,
+            Err(e) => {
+                last = e;
+                return false;
+            }
+        };
+        if let Err(e) = check_partition_invariants(&first, dropper) {
+            last = e;
+            return false;
+        }
+        match settled_views(&roles).await {
+            Ok(second) if second == first => {
+                views = second;
+                true
+            }
+            Ok(second) => {
+                last = format!("still moving: {first:?} then {second:?}");
+                false
+            }
+            Err(e) => {
+                last = e;
+                false
+            }
+        }
+    })
+    .await;
+    assert!(ok, "{}: after {dropper} dropped B: {last}", x.name());
+    let who = if matches!(x, M::Rust(_)) { "Rust" } else { "BEAM" };
+    eprintln!("after {dropper} dropped B ({who} in X's place): {:?}", partitions(&views));
+
+    // rejoin: A pings everyone back; one cluster, one table
+    for n in [b.name(), c.name(), &x.name()] {
+        beam_ping(&a, n).await;
+    }
+    wait_converged(&ms, &table, "after the rejoin").await;
+    views
+}
+
+/// How often the BEAM reference runs at most, looking for the outcome the Rust run had.
+const MAX_REFERENCE_RUNS: usize = 6;
+
+/// A drops B in a cluster of A, B, C and X (then, the same with X dropping B). Where everyone ends depends, on BEAM itself, on a
+/// race: whether B handles its own nodedown of A before a bystander's re-multicast of A's
+/// `lost_connection` reaches it (then B "removes" A instead of reporting the loss, and A
+/// survives with the bystanders). So BEAM ends in one of `{A} {B} {C X}`, `{A C X} {B}` or
+/// `{A} {B C X}` (all three were seen with four BEAM nodes). The test asserts, for the BEAM
+/// reference and for the Rust node in X's place alike, what is deterministic (settled cliques
+/// holding exactly their members' names, X sharing the fate of the bystander C, A and B apart);
+/// then that the Rust run's whole state is one a run with a BEAM node in X's place reached
+/// (up to the A/B symmetry), running the reference again (a bounded number of times) until it
+/// shows that outcome; and after the rejoin, one cluster and one table.
+#[test]
+fn partition_and_rejoin_as_a_beam_node_would() {
+    for_each_otp_async(|otp| async move {
+        for dropper in ["A", "X"] {
+            partition_against_reference(&otp, dropper).await;
+        }
+    });
+}
+
+async fn partition_against_reference(otp: &Otp, dropper: &str) {
+    {
+        let epmd = Epmd::start(otp);
+        let reference_run = async || {
+            let x = BeamNode::start(otp, &epmd, NodeOpts::erlang().prefix("x"));
+            partition_scenario(otp, &epmd, M::Beam(&x), dropper).await
+        };
+        let mut references = vec![reference_run().await];
+        let r = rust_node(&epmd, "x_rust").await;
+        let got = partition_scenario(otp, &epmd, M::Rust(&r), dropper).await;
+        let matches = |refs: &[Views]| refs.iter().any(|v| v == &got || swapped(v, dropper, "B") == got);
+        while !matches(&references) && references.len() < MAX_REFERENCE_RUNS {
+            references.push(reference_run().await);
+        }
+        assert!(
+            matches(&references),
+            "{dropper} dropped B: the Rust node in X's place ended in {:?}; BEAM in {} runs only in {:?}",
+            partitions(&got),
+            references.len(),
+            references.iter().map(partitions).collect::<Vec<_>>()
+        );
+        eprintln!(
+            "{otp}, {dropper} dropped B: outcome {:?} matched a BEAM reference run (of {})",
+            partitions(&got),
+            references.len()
+        );
+        r.shutdown();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. the Rust node bridges two partitions
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn rust_node_bridges_two_partitions() {
+    for_each_otp_async(|otp| async move {
+        let epmd = Epmd::start(&otp);
+        let a = BeamNode::start(&otp, &epmd, NodeOpts::erlang().prefix("a"));
+        let b = BeamNode::start(&otp, &epmd, NodeOpts::erlang().prefix("b"));
+        let c = BeamNode::start(&otp, &epmd, NodeOpts::elixir().prefix("c"));
+        beam_ping(&b, a.name()).await;
+        for (n, name) in [(&a, "a_n"), (&b, "b_n"), (&c, "c_n")] {
+            assert_eq!(beam_register(n, name).await, "yes");
+        }
+        let r = rust_node(&epmd, "r").await;
+        let rn = r.name().as_str().to_string();
+        assert!(r.connect(&Atom::new(a.name())).await);
+        let r_pid = idle(&r);
+        assert!(services::register_name(&r, &Atom::new("r_n"), &r_pid).await);
+        let ab = table_of([("a_n", a.name()), ("b_n", b.name()), ("r_n", &rn)]);
+        wait_converged(&[M::Beam(&a), M::Beam(&b), M::Rust(&r)], &ab, "r joined {a, b}").await;
+        wait_converged(&[M::Beam(&c)], &table_of([("c_n", c.name())]), "c alone").await;
+
+        // r, synced with {a, b}, connects to c: one cluster, one table
+        let t0 = Instant::now();
+        assert!(r.connect(&Atom::new(c.name())).await);
+        let all = [M::Beam(&a), M::Beam(&b), M::Beam(&c), M::Rust(&r)];
+        let table = table_of([("a_n", a.name()), ("b_n", b.name()), ("c_n", c.name()), ("r_n", &rn)]);
+        wait_converged(&all, &table, "after r bridged {a, b} and {c}").await;
+        eprintln!("[figures] {otp}: bridging {{a, b, r}} and {{c}}: converged {:?} after connect", t0.elapsed());
+
+        // and it stays one cluster: a name registered on c afterwards reaches everyone
+        assert_eq!(beam_register(&c, "c_after").await, "yes");
+        let table = table_of([("a_n", a.name()), ("b_n", b.name()), ("c_after", c.name()), ("c_n", c.name()), ("r_n", &rn)]);
+        wait_converged(&all, &table, "a name registered after the bridge").await;
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. many concurrent registrations from both sides
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn many_concurrent_registrations_from_both_sides() {
+    for_each_otp_async(|otp| async move {
+        let epmd = Epmd::start(&otp);
+        let e = BeamNode::start(&otp, &epmd, NodeOpts::elixir().prefix("e"));
+        let a = BeamNode::start(&otp, &epmd, NodeOpts::erlang().prefix("a"));
+        let b = BeamNode::start(&otp, &epmd, NodeOpts::erlang().prefix("b"));
+        beam_ping(&a, e.name()).await;
+        beam_ping(&b, e.name()).await;
+        let r = rust_node(&epmd, "r").await;
+        assert!(r.connect(&Atom::new(e.name())).await);
+        let all = [M::Beam(&e), M::Beam(&a), M::Beam(&b), M::Rust(&r)];
+        wait_converged(&all, &BTreeSet::new(), "before registering").await;
+
+        // Rust registers m00..m49, Elixir m25..m74, all at once: m25..m49 on both sides. The
+        // Elixir side tells the Rust side when it starts (a message to a Rust process
+        // registered as `go`), so both run at the same time.
+        let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+        let go = r.spawn(move |mut p: Process| async move {
+            let _ = p.receive().await;
+            let _ = go_tx.send(());
+            erlnode::node::normal()
+        });
+        assert!(r.register(Atom::new("go"), &go));
+        let ex = format!("send({{:go, {}}}, :go); ", elixir_atom(r.name().as_str()))
+            + "25..74 |> Task.async_stream(fn i -> n = String.to_atom(\"m#{i}\"); \
+                  p = spawn(fn -> receive do :stop -> :ok end end); {n, :global.register_name(n, p)} end, \
+                  max_concurrency: 50, timeout: :infinity) |> Enum.map_join(\" \", fn {:ok, {n, res}} -> \"#{n}=#{res}\" end)";
+        let pids: Vec<Pid> = (0..50).map(|_| idle(&r)).collect();
+        let t0 = Instant::now();
+        let rust_side = async {
+            tokio::time::timeout(T, go_rx).await.expect("the Elixir side starts").unwrap();
+            let mut set = tokio::task::JoinSet::new();
+            // the contested names first, in the opposite order to the Elixir side's, so that
+            // the two sides meet somewhere in the middle
+            for (i, pid) in pids.iter().enumerate().skip(25).rev().chain(pids.iter().enumerate().take(25)) {
+                let (node, pid, name) = (r.clone(), pid.clone(), format!("m{i:02}"));
+                set.spawn(async move {
+                    let ok = services::register_name(&node, &Atom::new(&name), &pid).await;
+                    (name, (pid, ok))
+                });
+            }
+            let mut out = BTreeMap::new();
+            while let Some(res) = set.join_next().await {
+                let (name, v) = res.expect("registration task");
+                out.insert(name, v);
+            }
+            out
+        };
+        let (beam_res, rust_res) = tokio::join!(e.eval_timeout_async(&ex, Duration::from_secs(120)), rust_side);
+        let elapsed = t0.elapsed();
+        let beam_res = beam_res.unwrap();
+        let beam_res: BTreeMap<String, bool> = beam_res
+            .trim_matches('"')
+            .split_whitespace()
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or_else(|| panic!("bad entry {kv} in {beam_res}"));
+                (k.to_string(), v == "yes")
+            })
+            .collect();
+        assert_eq!(beam_res.len(), 50, "{beam_res:?}");
+        assert_eq!(rust_res.len(), 50);
+
+        let (rn, en) = (r.name().as_str().to_string(), e.name().to_string());
+        let mut expected = BTreeSet::new();
+        let (mut rust_won, mut beam_won) = (0, 0);
+        for i in 0..75 {
+            let name = format!("m{i:02}");
+            let rust_ok = rust_res.get(&name).map(|(_, ok)| *ok);
+            let beam_ok = beam_res.get(&name).copied();
+            let winner = match (rust_ok, beam_ok) {
+                (Some(true), None | Some(false)) => &rn,
+                (None | Some(false), Some(true)) => &en,
+                other => panic!("{name}: Rust registered {:?}, Elixir {:?}: not exactly one winner", other.0, other.1),
+            };
+            if rust_ok.is_some() && beam_ok.is_some() {
+                if winner == &rn { rust_won += 1 } else { beam_won += 1 }
+            }
+            expected.insert(format!("{name}={winner}"));
+        }
+        wait_converged(&all, &expected, "after the concurrent registrations").await;
+        for (name, (pid, ok)) in &rust_res {
+            if *ok {
+                assert_eq!(services::whereis_name(&r, &Atom::new(name)).as_ref(), Some(pid), "{name}");
+            }
+        }
+        eprintln!(
+            "[figures] {otp}: 50 Rust + 50 Elixir concurrent registrations (25 contested: Rust won {rust_won}, Elixir {beam_won}) took {elapsed:?}"
+        );
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. two Rust nodes in one cluster; 6. figures
+// ---------------------------------------------------------------------------------------
+
+/// Sends `{self(), ping}` to `to` from a process of `node` and waits for `{ping, pong}`.
+async fn ping_through(node: &Node, to: Dest) -> bool {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    node.spawn(move |mut p: Process| async move {
+        let me = p.pid().clone();
+        p.send(to, Term::Tuple(vec![Term::Pid(me), Term::atom("ping")]));
+        let got = p.receive_timeout(T).await;
+        let _ = tx.send(got.is_some_and(|m| matches!(m.as_tuple(), Some([t, v]) if t.is_atom("ping") && v.is_atom("pong"))));
+        erlnode::node::normal()
+    });
+    rx.await.unwrap_or(false)
+}
+
+#[test]
+fn two_rust_nodes_in_one_cluster() {
+    for_each_otp_async(|otp| async move {
+        let epmd = Epmd::start(&otp);
+        let a = BeamNode::start(&otp, &epmd, NodeOpts::erlang().prefix("a"));
+        let b = BeamNode::start(&otp, &epmd, NodeOpts::erlang().prefix("b"));
+        let c = BeamNode::start(&otp, &epmd, NodeOpts::elixir().prefix("c"));
+        beam_ping(&b, a.name()).await;
+        beam_ping(&c, a.name()).await;
+        wait_converged(&[M::Beam(&a), M::Beam(&b), M::Beam(&c)], &BTreeSet::new(), "the BEAM cluster").await;
+
+        // figure: from connect until :global.sync() on the BEAM node returns with r1 synced
+        let r1 = rust_node(&epmd, "r1").await;
+        let r1n = r1.name().as_str().to_string();
+        let t0 = Instant::now();
+        assert!(r1.connect(&Atom::new(a.name())).await);
+        let connected = t0.elapsed();
+        let mut synced = None;
+        assert!(
+            wait_until_async(T, async || {
+                let done = M::Beam(&a).sync().await.is_ok() && M::Beam(&a).known().await.is_ok_and(|k| k.contains(&r1n));
+                if done {
+                    synced = Some(t0.elapsed());
+                }
+                done
+            })
+            .await
+        );
+        let five_beam = [M::Beam(&a), M::Beam(&b), M::Beam(&c), M::Rust(&r1)];
+        wait_converged(&five_beam, &BTreeSet::new(), "r1 joined").await;
+        eprintln!(
+            "[figures] {otp}: r1 joining a 3-node cluster: connected in {connected:?}, a's :global.sync() returned with r1 synced after {:?}, \
+             whole cluster synced after {:?}",
+            synced.unwrap_or_default(),
+            t0.elapsed()
+        );
+
+        let r2 = rust_node(&epmd, "r2").await;
+        let r2n = r2.name().as_str().to_string();
+        assert!(r2.connect(&Atom::new(b.name())).await);
+        let all = [M::Beam(&a), M::Beam(&b), M::Beam(&c), M::Rust(&r1), M::Rust(&r2)];
+        wait_converged(&all, &BTreeSet::new(), "r2 joined").await;
+
+        // names from either Rust node resolve on the other and on BEAM
+        let (p1, p2) = (idle(&r1), idle(&r2));
+        assert!(services::register_name(&r1, &Atom::new("r1_n"), &p1).await);
+        assert!(services::register_name(&r2, &Atom::new("r2_n"), &p2).await);
+        assert_eq!(beam_register(&a, "a_n").await, "yes");
+        let table = table_of([("a_n", a.name()), ("r1_n", &r1n), ("r2_n", &r2n)]);
+        wait_converged(&all, &table, "names of both Rust nodes").await;
+        assert_eq!(services::whereis_name(&r2, &Atom::new("r1_n")), Some(p1.clone()));
+        assert_eq!(services::whereis_name(&r1, &Atom::new("r2_n")), Some(p2.clone()));
+        assert!(ping_through(&r2, Dest::Global(Term::atom("r1_n"))).await, "r2 -> {{global, r1_n}}");
+        assert!(ping_through(&r1, Dest::Global(Term::atom("r2_n"))).await, "r1 -> {{global, r2_n}}");
+        let reply = c
+            .eval_async("send(:global.whereis_name(:r1_n), {self(), :ping}); receive do {:ping, x} -> x after 5000 -> :timeout end")
+            .await
+            .unwrap();
+        assert_eq!(reply, ":pong");
+        // the same name from the other Rust node is refused
+        assert!(!services::register_name(&r2, &Atom::new("r1_n"), &p2).await);
+
+        // r1 goes away: its names vanish everywhere, the rest stays one cluster
+        r1.shutdown();
+        let rest = [M::Beam(&a), M::Beam(&b), M::Beam(&c), M::Rust(&r2)];
+        let table = table_of([("a_n", a.name()), ("r2_n", &r2n)]);
+        wait_converged(&rest, &table, "after r1 shut down").await;
+        assert_eq!(services::whereis_name(&r2, &Atom::new("r1_n")), None);
+
+        // figures: how long one registration takes, from Rust and from BEAM, in this cluster
+        const N: u32 = 20;
+        let t0 = Instant::now();
+        for i in 0..N {
+            let pid = idle(&r2);
+            assert!(services::register_name(&r2, &Atom::new(&format!("tr{i}")), &pid).await);
+        }
+        let rust_each = t0.elapsed() / N;
+        let beam_us = a
+            .eval_async(&format!(
+                "element(1, timer:tc(fun() -> [yes = global:register_name(list_to_atom(\"tb\" ++ integer_to_list(I)), \
+                 spawn(fun() -> receive stop -> ok end end)) || I <- lists:seq(0, {})] end))",
+                N - 1
+            ))
+            .await
+            .unwrap();
+        let beam_each = Duration::from_micros(beam_us.parse::<u64>().expect("microseconds")) / N;
+        eprintln!("[figures] {otp}: one registration in a cluster of 3 BEAM + 1 Rust: from Rust {rust_each:?}, from BEAM {beam_each:?} (mean of {N})");
+        let mut table = table;
+        for i in 0..N {
+            table.insert(format!("tr{i}={r2n}"));
+            table.insert(format!("tb{i}={}", a.name()));
+        }
+        wait_converged(&rest, &table, "after the timed registrations").await;
+    });
+}
