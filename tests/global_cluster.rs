@@ -451,19 +451,20 @@ async fn partition_scenario(otp: &Otp, epmd: &Epmd, x: M<'_>, dropper: &str) -> 
     views
 }
 
-/// How often the BEAM reference runs at most, looking for the outcome the Rust run had.
-const MAX_REFERENCE_RUNS: usize = 6;
+/// How many BEAM reference runs each scenario makes.
+const REFERENCE_RUNS: usize = 2;
 
-/// A drops B in a cluster of A, B, C and X (then, the same with X dropping B). Where everyone ends depends, on BEAM itself, on a
-/// race: whether B handles its own nodedown of A before a bystander's re-multicast of A's
-/// `lost_connection` reaches it (then B "removes" A instead of reporting the loss, and A
-/// survives with the bystanders). So BEAM ends in one of `{A} {B} {C X}`, `{A C X} {B}` or
-/// `{A} {B C X}` (all three were seen with four BEAM nodes). The test asserts, for the BEAM
-/// reference and for the Rust node in X's place alike, what is deterministic (settled cliques
-/// holding exactly their members' names, X sharing the fate of the bystander C, A and B apart);
-/// then that the Rust run's whole state is one a run with a BEAM node in X's place reached
-/// (up to the A/B symmetry), running the reference again (a bounded number of times) until it
-/// shows that outcome; and after the rejoin, one cluster and one table.
+/// A drops B in a cluster of A, B, C and X (then, the same with X dropping B). Where everyone
+/// ends depends, on BEAM itself, on a race between two `lost_connection` reports: the
+/// dropper's (which makes the bystanders drop B) and B's own (which makes them drop the
+/// dropper), and on which of them reaches each bystander before its connection goes. So a node
+/// following the protocol ends in one of `{D} {B} {bystanders}`, `{D + bystanders} {B}` or
+/// `{D} {B + bystanders}` (D the dropper; all three were seen with four BEAM nodes, and which
+/// one a run reaches moves with timing: a node that reports its disconnect sooner than BEAM
+/// does makes the second one likelier). The test asserts, for BEAM reference runs and for the
+/// Rust node in X's place alike, what is deterministic (settled cliques holding exactly their
+/// members' names, X sharing the fate of the bystander C, D and B apart), that the outcome is
+/// one of those three, and after the rejoin, one cluster and one table.
 #[test]
 fn partition_and_rejoin_as_a_beam_node_would() {
     for_each_otp_async(|otp| async move {
@@ -473,34 +474,38 @@ fn partition_and_rejoin_as_a_beam_node_would() {
     });
 }
 
+/// The outcomes the protocol allows when `dropper` drops B (see the test's doc).
+fn allowed_outcomes(dropper: &str) -> Vec<BTreeSet<BTreeSet<String>>> {
+    let (p, q) = bystanders(dropper);
+    let set = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<BTreeSet<String>>();
+    vec![
+        [set(&[dropper]), set(&["B"]), set(&[p, q])].into_iter().collect(),
+        [set(&[dropper, p, q]), set(&["B"])].into_iter().collect(),
+        [set(&[dropper]), set(&["B", p, q])].into_iter().collect(),
+    ]
+}
+
 async fn partition_against_reference(otp: &Otp, dropper: &str) {
-    {
-        let epmd = Epmd::start(otp);
-        let reference_run = async || {
-            let x = BeamNode::start(otp, &epmd, NodeOpts::erlang().prefix("x"));
-            partition_scenario(otp, &epmd, M::Beam(&x), dropper).await
-        };
-        let mut references = vec![reference_run().await];
-        let r = rust_node(&epmd, "x_rust").await;
-        let got = partition_scenario(otp, &epmd, M::Rust(&r), dropper).await;
-        let matches = |refs: &[Views]| refs.iter().any(|v| v == &got || swapped(v, dropper, "B") == got);
-        while !matches(&references) && references.len() < MAX_REFERENCE_RUNS {
-            references.push(reference_run().await);
-        }
+    let epmd = Epmd::start(otp);
+    let allowed = allowed_outcomes(dropper);
+    for run in 0..REFERENCE_RUNS {
+        let x = BeamNode::start(otp, &epmd, NodeOpts::erlang().prefix("x"));
+        let reference = partition_scenario(otp, &epmd, M::Beam(&x), dropper).await;
         assert!(
-            matches(&references),
-            "{dropper} dropped B: the Rust node in X's place ended in {:?}; BEAM in {} runs only in {:?}",
-            partitions(&got),
-            references.len(),
-            references.iter().map(partitions).collect::<Vec<_>>()
+            allowed.contains(&partitions(&reference)),
+            "{dropper} dropped B: BEAM reference run {run} ended in {:?}, outside the protocol's outcomes",
+            partitions(&reference)
         );
-        eprintln!(
-            "{otp}, {dropper} dropped B: outcome {:?} matched a BEAM reference run (of {})",
-            partitions(&got),
-            references.len()
-        );
-        r.shutdown();
     }
+    let r = rust_node(&epmd, "x_rust").await;
+    let got = partition_scenario(otp, &epmd, M::Rust(&r), dropper).await;
+    assert!(
+        allowed.contains(&partitions(&got)),
+        "{dropper} dropped B: the Rust node in X's place ended in {:?}, outside the protocol's outcomes {allowed:?}",
+        partitions(&got)
+    );
+    eprintln!("{otp}, {dropper} dropped B: the Rust node in X's place ended in {:?}", partitions(&got));
+    r.shutdown();
 }
 
 // ---------------------------------------------------------------------------------------
