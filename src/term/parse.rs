@@ -324,6 +324,19 @@ impl<'a> Parser<'a> {
     }
 
     /// A number after an optional `-`: integer, based integer, float, or character code.
+    /// `{E1, E2, ...}` from the `{`, each element read by `elem` (Erlang or Elixir syntax).
+    fn tuple(&mut self, elem: fn(&mut Self) -> Result<Term, ParseError>) -> Result<Term, ParseError> {
+        self.bump();
+        self.enter()?;
+        let mut v = Vec::new();
+        self.items("}", |p| {
+            v.push(elem(p)?);
+            Ok(())
+        })?;
+        self.leave();
+        Ok(Term::Tuple(v))
+    }
+
     fn number(&mut self) -> Result<Term, ParseError> {
         let start = self.pos;
         let negative = self.eat("-");
@@ -647,17 +660,7 @@ impl<'a> Parser<'a> {
                 }
                 Ok(Term::List(s.into_iter().map(|c| Term::Int(c as i64)).collect()))
             }
-            '{' => {
-                self.bump();
-                self.enter()?;
-                let mut v = Vec::new();
-                self.items("}", |p| {
-                    v.push(p.erlang_term()?);
-                    Ok(())
-                })?;
-                self.leave();
-                Ok(Term::Tuple(v))
-            }
+            '{' => self.tuple(Parser::erlang_term),
             '[' => {
                 self.bump();
                 self.enter()?;
@@ -838,17 +841,7 @@ impl<'a> Parser<'a> {
                 self.pos += 3;
                 Ok(Term::charlist(&self.quoted_chars('"')?.into_iter().collect::<String>()))
             }
-            '{' => {
-                self.bump();
-                self.enter()?;
-                let mut v = Vec::new();
-                self.items("}", |p| {
-                    v.push(p.elixir_term()?);
-                    Ok(())
-                })?;
-                self.leave();
-                Ok(Term::Tuple(v))
-            }
+            '{' => self.tuple(Parser::elixir_term),
             '[' => {
                 self.bump();
                 self.enter()?;
