@@ -141,6 +141,17 @@ impl Locker {
     pub fn holds(&self) -> bool {
         !matches!(self.phase, Phase::Idle) || self.prim.is_some()
     }
+
+    /// The peer whose message the locker is waiting for, holding our partition's lock: its
+    /// `lock_set` (`lock_is_set/5`) or the server's cancel for it (`wait_cancel_lock/6`).
+    #[cfg(test)]
+    pub fn waiting_on_peer(&self) -> Option<&Atom> {
+        match &self.phase {
+            Phase::AwaitLockSet { him, .. } => Some(&him.node),
+            Phase::Holding { node, .. } => Some(node),
+            _ => None,
+        }
+    }
 }
 
 fn host(node: &Atom) -> &str {

@@ -14,7 +14,7 @@ use proptest::prelude::*;
 use super::harness::{Cluster, atom};
 use crate::node::Dest;
 use crate::services::global::Action;
-use crate::term::{Pid, Term};
+use crate::term::{Atom, Pid, Term};
 
 const NODES: [&str; 3] = ["a@h", "b@h", "c@h"];
 
@@ -126,6 +126,20 @@ proptest! {
             }
             c.flush(&node);
             c.step();
+        }
+        c.settle(Duration::from_secs(600));
+        // A replayed or forged `lock_set true` carrying the live session tag makes a locker lock
+        // its partition and wait for a sync the peer never started. BEAM's locker waits the same
+        // way (neither `lock_is_set/5` nor `wait_cancel_lock/6` has a timeout) until the nodedown
+        // cancels the session; so a locker still waiting on a peer must let go once that peer
+        // disconnects. A locker stuck anywhere else (in a multi-call, releasing) is a wedge.
+        let waiting: Vec<(Atom, Atom)> = c
+            .cores
+            .values()
+            .filter_map(|g| g.locker.waiting_on_peer().map(|p| (g.node().clone(), p.clone())))
+            .collect();
+        for (n, peer) in &waiting {
+            c.disconnect(n.as_str(), peer.as_str());
         }
         c.settle(Duration::from_secs(600));
         // A peer may take any lock in the name of any live process (BEAM trusts `From` too), so
