@@ -63,6 +63,12 @@ pub const MAX_BIG_BYTES: usize = 1 << 23;
 /// This one (8 Mi elements) keeps one decoded term below about 500 MB.
 pub const MAX_TERM_ELEMENTS: usize = 1 << 23;
 
+/// Containers nested up to this deep are decoded by recursion (fast: no frame stack to
+/// allocate, elements built in place); deeper ones by the iterative decoder, whose explicit
+/// stack keeps the native stack bounded however deep the input goes. Real messages rarely
+/// nest past a dozen levels.
+const REC_DEPTH: usize = 32;
+
 /// Maps up to this size are checked for duplicate keys pairwise; larger ones through a hash set.
 const MAP_PAIRWISE_MAX: usize = 16;
 
@@ -281,6 +287,16 @@ pub fn decode_term_at(input: &Bytes, offset: usize, opts: &DecodeOptions) -> Res
     decode_in(input, Some(input), offset, opts)
 }
 
+/// [`decode`] with every container decoded by the iterative path that terms nested deeper
+/// than the recursion limit take. For tests and fuzz targets that check both paths accept
+/// the same inputs and report the same errors; not part of the supported API.
+#[doc(hidden)]
+pub fn decode_iterative(input: &[u8]) -> Result<Term> {
+    let opts = DecodeOptions::default();
+    let (t, end) = decode_with(input, None, 0, &opts, 0)?;
+    finish(input, t, end)
+}
+
 fn finish(input: &[u8], t: Term, end: usize) -> Result<Term> {
     if end == input.len() {
         Ok(t)
@@ -290,7 +306,25 @@ fn finish(input: &[u8], t: Term, end: usize) -> Result<Term> {
 }
 
 fn decode_in(buf: &[u8], owner: Option<&Bytes>, offset: usize, opts: &DecodeOptions) -> Result<(Term, usize)> {
-    let mut d = Dec { buf, pos: offset.min(buf.len()), owner, cache: opts.atom_cache, owed: 0, elements: 0 };
+    decode_with(buf, owner, offset, opts, REC_DEPTH)
+}
+
+fn decode_with(
+    buf: &[u8],
+    owner: Option<&Bytes>,
+    offset: usize,
+    opts: &DecodeOptions,
+    rec_limit: usize,
+) -> Result<(Term, usize)> {
+    let mut d = Dec {
+        buf,
+        pos: offset.min(buf.len()),
+        owner,
+        cache: opts.atom_cache,
+        owed: 0,
+        elements: 0,
+        rec_limit,
+    };
     if offset > buf.len() {
         return Err(d.err_at(buf.len(), DecodeErrorKind::UnexpectedEnd { needed: offset - buf.len() + 1 }));
     }
@@ -364,6 +398,9 @@ struct Dec<'a> {
     owed: usize,
     /// Elements declared so far in this term, against [`MAX_TERM_ELEMENTS`].
     elements: usize,
+    /// Containers nested this deep are decoded by [`Dec::term_iter`] instead of recursion
+    /// ([`REC_DEPTH`]; tests lower it to check that both paths agree).
+    rec_limit: usize,
 }
 
 impl<'a> Dec<'a> {
@@ -467,8 +504,8 @@ impl<'a> Dec<'a> {
     }
 
     #[inline]
-    fn push(&self, stack: &mut Vec<Frame>, frame: Frame, at: usize) -> Result<()> {
-        if stack.len() >= MAX_TERM_DEPTH {
+    fn push(&self, stack: &mut Vec<Frame>, frame: Frame, at: usize, depth: usize) -> Result<()> {
+        if depth + stack.len() >= MAX_TERM_DEPTH {
             return Err(self.err_at(at, DecodeErrorKind::TooDeep));
         }
         stack.push(frame);
@@ -477,13 +514,19 @@ impl<'a> Dec<'a> {
 
     /// Decodes one complete term at the cursor.
     fn term(&mut self) -> Result<Term> {
+        self.term_rec(0)
+    }
+
+    /// Decodes one complete term at the cursor, inside `depth` open containers, with an
+    /// explicit stack instead of recursion: any depth up to [`MAX_TERM_DEPTH`] is safe.
+    fn term_iter(&mut self, depth: usize) -> Result<Term> {
         let mut stack: Vec<Frame> = Vec::new();
         // keys of the open maps whose value is being decoded
         let mut keys: Vec<Term> = Vec::new();
         loop {
             let mut value = match stack.last_mut() {
                 // the root term
-                None => match self.value(&mut stack)? {
+                None => match self.value(&mut stack, depth)? {
                     Some(v) => v,
                     None => continue,
                 },
@@ -493,7 +536,7 @@ impl<'a> Dec<'a> {
                         // the next element needs the general path; it fills one of the slots
                         // the top container claimed
                         self.owed = self.owed.saturating_sub(1);
-                        match self.value(&mut stack)? {
+                        match self.value(&mut stack, depth)? {
                             Some(v) => v,
                             None => continue,
                         }
@@ -639,38 +682,16 @@ impl<'a> Dec<'a> {
     /// reports the error. Counts as starting one element (`owed`).
     #[inline(always)]
     fn leaf(&mut self) -> Option<Term> {
-        let start = self.pos;
-        let (&tag, body) = self.buf.get(start..)?.split_first()?;
-        let (t, len) = match tag {
-            SMALL_INTEGER_EXT => (Term::Int(*body.first()? as i64), 2),
-            INTEGER_EXT => (Term::Int(i32::from_be_bytes(*body.first_chunk()?) as i64), 5),
-            SMALL_ATOM_UTF8_EXT => {
-                let (&n, rest) = body.split_first()?;
-                let s = atom_utf8(rest.get(..n as usize)?)?;
-                // at most 255 bytes, so at most 255 characters: always a valid atom
-                (Term::Atom(Atom::try_new(s).ok()?), 2 + n as usize)
-            }
-            NEW_FLOAT_EXT => {
-                let f = f64::from_bits(u64::from_be_bytes(*body.first_chunk()?));
-                if !f.is_finite() {
-                    return None;
-                }
-                (Term::Float(f), 9)
-            }
-            BINARY_EXT => {
-                let n = u32::from_be_bytes(*body.first_chunk()?) as usize;
-                let data = body.get(4..)?.get(..n)?;
-                let b = match self.owner {
-                    Some(o) => o.slice(start + 5..start + 5 + n),
-                    None => Bytes::copy_from_slice(data),
-                };
-                (Term::Binary(b), 5 + n)
-            }
-            NIL_EXT => (Term::List(Vec::new()), 1),
-            _ => return None,
-        };
-        self.pos = start + len;
+        let t = self.leaf_raw()?;
         self.owed = self.owed.saturating_sub(1);
+        Some(t)
+    }
+
+    /// [`Dec::leaf`] without counting the element started.
+    #[inline(always)]
+    fn leaf_raw(&mut self) -> Option<Term> {
+        let (t, next) = fast_leaf(self.buf, self.pos, self.owner)?;
+        self.pos = next;
         Some(t)
     }
 
@@ -713,32 +734,20 @@ impl<'a> Dec<'a> {
     }
 
     /// Decodes a leaf term, or opens a container (pushing a frame) and returns `None`.
-    fn value(&mut self, stack: &mut Vec<Frame>) -> Result<Option<Term>> {
+    fn value(&mut self, stack: &mut Vec<Frame>, depth: usize) -> Result<Option<Term>> {
         loop {
             let at = self.pos;
             let tag = self.u8()?;
             let t = match tag {
-                SMALL_INTEGER_EXT => Term::Int(self.u8()? as i64),
-                INTEGER_EXT => Term::Int(self.u32()? as i32 as i64),
-                SMALL_ATOM_UTF8_EXT | ATOM_UTF8_EXT | ATOM_EXT | SMALL_ATOM_EXT | ATOM_CACHE_REF => {
-                    Term::Atom(self.atom_body(tag, at)?)
-                }
                 SMALL_TUPLE_EXT | LARGE_TUPLE_EXT => {
                     let n = if tag == SMALL_TUPLE_EXT { self.u8()? as usize } else { self.u32()? as usize };
                     if n == 0 {
                         Term::Tuple(Vec::new())
                     } else {
                         self.claim(n, at)?;
-                        self.push(stack, Frame::Tuple { elems: Vec::with_capacity(n), left: n }, at)?;
+                        self.push(stack, Frame::Tuple { elems: Vec::with_capacity(n), left: n }, at, depth)?;
                         return Ok(None);
                     }
-                }
-                NIL_EXT => Term::List(Vec::new()),
-                STRING_EXT => {
-                    let n = self.u16()? as usize;
-                    let s = self.take(n)?;
-                    self.count_elements(n, at)?;
-                    Term::List(s.iter().map(|&b| Term::Int(b as i64)).collect())
                 }
                 LIST_EXT => {
                     let n = self.u32()? as usize;
@@ -747,7 +756,7 @@ impl<'a> Dec<'a> {
                         continue;
                     }
                     self.claim(n.saturating_add(1), at)?;
-                    self.push(stack, Frame::List { elems: Vec::with_capacity(n), left: n }, at)?;
+                    self.push(stack, Frame::List { elems: Vec::with_capacity(n), left: n }, at, depth)?;
                     return Ok(None);
                 }
                 MAP_EXT => {
@@ -757,36 +766,9 @@ impl<'a> Dec<'a> {
                     } else {
                         self.claim(n.saturating_mul(2), at)?;
                         let frame = Frame::Map { entries: Vec::with_capacity(n), left: n as u32, key: false, at };
-                        self.push(stack, frame, at)?;
+                        self.push(stack, frame, at, depth)?;
                         return Ok(None);
                     }
-                }
-                BINARY_EXT => {
-                    let n = self.u32()? as usize;
-                    Term::Binary(self.bytes(n)?)
-                }
-                NEW_FLOAT_EXT => {
-                    let f = f64::from_bits(self.u64()?);
-                    if !f.is_finite() {
-                        return Err(self.err_at(at, DecodeErrorKind::NonFiniteFloat));
-                    }
-                    Term::Float(f)
-                }
-                SMALL_BIG_EXT | LARGE_BIG_EXT => self.big(tag, at)?,
-                NEW_PID_EXT | PID_EXT => Term::Pid(self.pid_body(tag)?),
-                NEWER_REFERENCE_EXT | NEW_REFERENCE_EXT | REFERENCE_EXT => Term::Ref(self.ref_body(tag, at)?),
-                V4_PORT_EXT | NEW_PORT_EXT | PORT_EXT => Term::Port(self.port_body(tag)?),
-                BIT_BINARY_EXT => self.bit_binary(at)?,
-                EXPORT_EXT => {
-                    let module = self.atom()?;
-                    let function = self.atom()?;
-                    let a_at = self.pos;
-                    let arity = match self.integer()? {
-                        Term::Int(a @ 0..=255) => a as u8,
-                        Term::Int(a) => return Err(self.err_at(a_at, DecodeErrorKind::BadArity(a))),
-                        _ => return Err(self.err_at(a_at, DecodeErrorKind::BadArity(i64::MAX))),
-                    };
-                    Term::ExportFun(Box::new(ExportFun { module, function, arity }))
                 }
                 NEW_FUN_EXT => {
                     let (fun, num_free) = self.fun_head()?;
@@ -794,24 +776,267 @@ impl<'a> Dec<'a> {
                         Term::LocalFun(fun)
                     } else {
                         self.claim(num_free, at)?;
-                        self.push(stack, Frame::Fun { fun, left: num_free }, at)?;
+                        self.push(stack, Frame::Fun { fun, left: num_free }, at, depth)?;
                         return Ok(None);
                     }
                 }
-                FLOAT_EXT => {
-                    let text = self.take(31)?;
-                    match parse_float_text(text) {
-                        Some(f) if f.is_finite() => Term::Float(f),
-                        Some(_) => return Err(self.err_at(at, DecodeErrorKind::NonFiniteFloat)),
-                        None => return Err(self.err_at(at, DecodeErrorKind::BadFloatText)),
-                    }
-                }
-                COMPRESSED => return Err(self.err_at(at, DecodeErrorKind::MisplacedCompressed)),
-                FUN_EXT | LOCAL_EXT => return Err(self.err_at(at, DecodeErrorKind::Unsupported(tag))),
-                _ => return Err(self.err_at(at, DecodeErrorKind::UnknownTag(tag))),
+                _ => self.scalar(tag, at)?,
             };
             return Ok(Some(t));
         }
+    }
+
+    /// Decodes one term at the cursor, inside `depth` open containers. Containers recurse
+    /// (their elements are decoded by [`Dec::elem`]) up to `rec_limit` levels; deeper ones
+    /// are handed whole to [`Dec::term_iter`], so the native stack stays small whatever the
+    /// input. Both paths perform the same checks in the same order, so they accept the same
+    /// inputs and report the same errors at the same offsets.
+    fn term_rec(&mut self, depth: usize) -> Result<Term> {
+        loop {
+            let at = self.pos;
+            let tag = self.u8()?;
+            return match tag {
+                SMALL_TUPLE_EXT | LARGE_TUPLE_EXT | LIST_EXT | MAP_EXT | NEW_FUN_EXT if depth >= self.rec_limit => {
+                    self.pos = at;
+                    self.term_iter(depth)
+                }
+                SMALL_TUPLE_EXT => {
+                    let n = self.u8()? as usize;
+                    self.tuple(n, at, depth)
+                }
+                LARGE_TUPLE_EXT => {
+                    let n = self.u32()? as usize;
+                    self.tuple(n, at, depth)
+                }
+                LIST_EXT => {
+                    let n = self.u32()? as usize;
+                    if n == 0 {
+                        // no elements: the term is its tail, which fills this same slot
+                        continue;
+                    }
+                    self.list(n, at, depth)
+                }
+                MAP_EXT => self.map(at, depth),
+                NEW_FUN_EXT => {
+                    let (mut fun, num_free) = self.fun_head()?;
+                    if num_free > 0 {
+                        self.claim(num_free, at)?;
+                        for _ in 0..num_free {
+                            let t = self.elem(depth + 1)?;
+                            fun.free_vars.push(t);
+                        }
+                    }
+                    Ok(Term::LocalFun(fun))
+                }
+                _ => self.scalar(tag, at),
+            };
+        }
+    }
+
+    /// One element of an open container (claimed by it): the fast leaves inline, anything
+    /// else through [`Dec::term_rec`].
+    #[inline(always)]
+    fn elem(&mut self, depth: usize) -> Result<Term> {
+        self.owed = self.owed.saturating_sub(1);
+        match self.leaf_raw() {
+            Some(t) => Ok(t),
+            None => self.term_rec(depth),
+        }
+    }
+
+    /// A tuple of `n` elements whose header (at `at`) has been read.
+    fn tuple(&mut self, n: usize, at: usize, depth: usize) -> Result<Term> {
+        if n == 0 {
+            return Ok(Term::Tuple(Vec::new()));
+        }
+        self.claim(n, at)?;
+        let mut elems = Vec::with_capacity(n);
+        self.seq(&mut elems, n, depth + 1)?;
+        Ok(Term::Tuple(elems))
+    }
+
+    /// Decodes `n` claimed elements at `depth` onto `elems`. The hot loop of the decoder:
+    /// elements are written straight into the vector's reserved capacity, the cursor lives in
+    /// a local, and `owed` is brought up to date only before a nested term (which may claim)
+    /// and at the end.
+    #[inline]
+    fn seq(&mut self, elems: &mut Vec<Term>, n: usize, depth: usize) -> Result<()> {
+        elems.reserve(n);
+        let base = elems.len();
+        let buf = self.buf;
+        let owner = self.owner;
+        let mut pos = self.pos;
+        let mut started = 0usize;
+        let mut done = 0usize;
+        let mut result = Ok(());
+        for slot in elems.spare_capacity_mut().iter_mut().take(n) {
+            started += 1;
+            match buf.get(pos..pos.wrapping_add(9)) {
+                Some(&[SMALL_INTEGER_EXT, b, ..]) => {
+                    slot.write(Term::Int(b as i64));
+                    pos += 2;
+                }
+                Some(&[INTEGER_EXT, b0, b1, b2, b3, ..]) => {
+                    slot.write(Term::Int(i32::from_be_bytes([b0, b1, b2, b3]) as i64));
+                    pos += 5;
+                }
+                Some(&[NEW_FLOAT_EXT, b0, b1, b2, b3, b4, b5, b6, b7]) if f64_finite([b0, b1, b2, b3, b4, b5, b6, b7]) => {
+                    slot.write(Term::Float(f64::from_bits(u64::from_be_bytes([b0, b1, b2, b3, b4, b5, b6, b7]))));
+                    pos += 9;
+                }
+                _ => match fast_leaf(buf, pos, owner) {
+                    Some((t, next)) => {
+                        slot.write(t);
+                        pos = next;
+                    }
+                    None => {
+                        self.pos = pos;
+                        self.owed = self.owed.saturating_sub(started);
+                        started = 0;
+                        match self.term_rec(depth) {
+                            Ok(t) => {
+                                slot.write(t);
+                                pos = self.pos;
+                            }
+                            Err(e) => {
+                                result = Err(e);
+                                break;
+                            }
+                        }
+                    }
+                },
+            }
+            done += 1;
+        }
+        // SAFETY: the loop wrote the first `done` slots of the spare capacity, in order, each
+        // with a valid `Term` (a slot is counted only after its `write`).
+        unsafe { elems.set_len(base + done) };
+        self.pos = pos;
+        self.owed = self.owed.saturating_sub(started);
+        result
+    }
+
+    /// A `LIST_EXT` of `n > 0` elements whose header (at `at`) has been read, with its tail.
+    fn list(&mut self, n: usize, at: usize, depth: usize) -> Result<Term> {
+        self.claim(n.saturating_add(1), at)?;
+        let mut elems = Vec::with_capacity(n);
+        let mut n = n;
+        loop {
+            self.seq(&mut elems, n, depth + 1)?;
+            n = 0;
+            let at = self.pos;
+            match self.peek()? {
+                NIL_EXT => {
+                    self.pos += 1;
+                    self.owed = self.owed.saturating_sub(1);
+                    return Ok(Term::List(elems));
+                }
+                STRING_EXT => {
+                    self.pos += 1;
+                    let k = self.u16()? as usize;
+                    let s = self.take(k)?;
+                    self.count_elements(k, at)?;
+                    elems.extend(s.iter().map(|&b| Term::Int(b as i64)));
+                    self.owed = self.owed.saturating_sub(1);
+                    return Ok(Term::List(elems));
+                }
+                LIST_EXT => {
+                    // the tail is a list: its elements continue this one
+                    self.pos += 1;
+                    let k = self.u32()? as usize;
+                    if k > 0 {
+                        self.owed = self.owed.saturating_sub(1);
+                        self.claim(k.saturating_add(1), at)?;
+                        elems.reserve(k);
+                        n = k;
+                    }
+                }
+                _ => {
+                    self.owed = self.owed.saturating_sub(1);
+                    let tail = self.term_rec(depth + 1)?;
+                    return Ok(Term::list_with_tail(elems, tail));
+                }
+            }
+        }
+    }
+
+    /// A `MAP_EXT` whose tag (at `at`) has been read.
+    fn map(&mut self, at: usize, depth: usize) -> Result<Term> {
+        let n = self.u32()? as usize;
+        if n == 0 {
+            return Ok(Term::Map(Map::new()));
+        }
+        self.claim(n.saturating_mul(2), at)?;
+        let mut entries = Vec::with_capacity(n);
+        for _ in 0..n {
+            let k = self.elem(depth + 1)?;
+            let v = self.elem(depth + 1)?;
+            entries.push((k, v));
+        }
+        if has_duplicate_keys(&entries) {
+            return Err(self.err_at(at, DecodeErrorKind::DuplicateMapKey));
+        }
+        Ok(Term::Map(Map::from_distinct_entries(entries)))
+    }
+
+    /// Any term but a container with elements: `tag` (at `at`) has been read.
+    fn scalar(&mut self, tag: u8, at: usize) -> Result<Term> {
+        Ok(match tag {
+            SMALL_INTEGER_EXT => Term::Int(self.u8()? as i64),
+            INTEGER_EXT => Term::Int(self.u32()? as i32 as i64),
+            SMALL_ATOM_UTF8_EXT | ATOM_UTF8_EXT | ATOM_EXT | SMALL_ATOM_EXT | ATOM_CACHE_REF => {
+                Term::Atom(self.atom_body(tag, at)?)
+            }
+            NIL_EXT => Term::List(Vec::new()),
+            STRING_EXT => {
+                let n = self.u16()? as usize;
+                let s = self.take(n)?;
+                self.count_elements(n, at)?;
+                Term::List(s.iter().map(|&b| Term::Int(b as i64)).collect())
+            }
+            BINARY_EXT => {
+                let n = self.u32()? as usize;
+                Term::Binary(self.bytes(n)?)
+            }
+            NEW_FLOAT_EXT => {
+                let f = f64::from_bits(self.u64()?);
+                if !f.is_finite() {
+                    return Err(self.err_at(at, DecodeErrorKind::NonFiniteFloat));
+                }
+                Term::Float(f)
+            }
+            SMALL_BIG_EXT | LARGE_BIG_EXT => self.big(tag, at)?,
+            NEW_PID_EXT | PID_EXT => Term::Pid(self.pid_body(tag)?),
+            NEWER_REFERENCE_EXT | NEW_REFERENCE_EXT | REFERENCE_EXT => Term::Ref(self.ref_body(tag, at)?),
+            V4_PORT_EXT | NEW_PORT_EXT | PORT_EXT => Term::Port(self.port_body(tag)?),
+            BIT_BINARY_EXT => self.bit_binary(at)?,
+            EXPORT_EXT => {
+                let module = self.atom()?;
+                let function = self.atom()?;
+                let a_at = self.pos;
+                let arity = match self.integer()? {
+                    Term::Int(a @ 0..=255) => a as u8,
+                    Term::Int(a) => return Err(self.err_at(a_at, DecodeErrorKind::BadArity(a))),
+                    _ => return Err(self.err_at(a_at, DecodeErrorKind::BadArity(i64::MAX))),
+                };
+                Term::ExportFun(Box::new(ExportFun { module, function, arity }))
+            }
+            FLOAT_EXT => {
+                let text = self.take(31)?;
+                match parse_float_text(text) {
+                    Some(f) if f.is_finite() => Term::Float(f),
+                    Some(_) => return Err(self.err_at(at, DecodeErrorKind::NonFiniteFloat)),
+                    None => return Err(self.err_at(at, DecodeErrorKind::BadFloatText)),
+                }
+            }
+            COMPRESSED => return Err(self.err_at(at, DecodeErrorKind::MisplacedCompressed)),
+            FUN_EXT | LOCAL_EXT => return Err(self.err_at(at, DecodeErrorKind::Unsupported(tag))),
+            // containers are the callers' (an empty tuple or map only reaches here from them)
+            SMALL_TUPLE_EXT | LARGE_TUPLE_EXT | LIST_EXT | MAP_EXT | NEW_FUN_EXT => {
+                unreachable!("containers are decoded by the callers")
+            }
+            _ => return Err(self.err_at(at, DecodeErrorKind::UnknownTag(tag))),
+        })
     }
 
     /// An atom field (node, module, function name): any atom tag or `ATOM_CACHE_REF`.
@@ -982,7 +1207,15 @@ impl<'a> Dec<'a> {
         let zdata = &self.buf[self.pos..];
         let (inflated, consumed) = inflate(zdata, declared).map_err(|kind| self.err_at(at, kind))?;
         let inflated = Bytes::from(inflated);
-        let mut inner = Dec { buf: &inflated, pos: 0, owner: Some(&inflated), cache: self.cache, owed: 0, elements: 0 };
+        let mut inner = Dec {
+            buf: &inflated,
+            pos: 0,
+            owner: Some(&inflated),
+            cache: self.cache,
+            owed: 0,
+            elements: 0,
+            rec_limit: self.rec_limit,
+        };
         let wrap = |e: DecodeError| DecodeError {
             offset: at,
             kind: DecodeErrorKind::InCompressed { offset: e.offset, kind: Box::new(e.kind) },
@@ -994,6 +1227,50 @@ impl<'a> Dec<'a> {
         }
         Ok((t, self.pos + consumed))
     }
+}
+
+/// The fast path for the commonest leaves (small and 32-bit integers, floats, short UTF-8
+/// atoms, binaries, `[]`) at `start`, complete in the input and valid: the term and the
+/// offset after it. Anything else, including a malformed leaf, is `None`, left for the general
+/// path, which decodes it or reports the error.
+#[inline(always)]
+fn fast_leaf(buf: &[u8], start: usize, owner: Option<&Bytes>) -> Option<(Term, usize)> {
+    let (&tag, body) = buf.get(start..)?.split_first()?;
+    let (t, len) = match tag {
+        SMALL_INTEGER_EXT => (Term::Int(*body.first()? as i64), 2),
+        INTEGER_EXT => (Term::Int(i32::from_be_bytes(*body.first_chunk()?) as i64), 5),
+        SMALL_ATOM_UTF8_EXT => {
+            let (&n, rest) = body.split_first()?;
+            let s = atom_utf8(rest.get(..n as usize)?)?;
+            // at most 255 bytes, so at most 255 characters: always a valid atom
+            (Term::Atom(Atom::try_new(s).ok()?), 2 + n as usize)
+        }
+        NEW_FLOAT_EXT => {
+            let f = f64::from_bits(u64::from_be_bytes(*body.first_chunk()?));
+            if !f.is_finite() {
+                return None;
+            }
+            (Term::Float(f), 9)
+        }
+        BINARY_EXT => {
+            let n = u32::from_be_bytes(*body.first_chunk()?) as usize;
+            let data = body.get(4..)?.get(..n)?;
+            let b = match owner {
+                Some(o) => o.slice(start + 5..start + 5 + n),
+                None => Bytes::copy_from_slice(data),
+            };
+            (Term::Binary(b), 5 + n)
+        }
+        NIL_EXT => (Term::List(Vec::new()), 1),
+        _ => return None,
+    };
+    Some((t, start + len))
+}
+
+/// `true` when the big-endian IEEE 754 bits are a finite float (BEAM has no NaN or infinity).
+#[inline(always)]
+fn f64_finite(bits: [u8; 8]) -> bool {
+    f64::from_bits(u64::from_be_bytes(bits)).is_finite()
 }
 
 /// Inflates one zlib stream from the start of `z`, which must produce exactly `declared` bytes.
@@ -1362,6 +1639,61 @@ mod tests {
             b.extend_from_slice(close);
         }
         b
+    }
+
+    /// A term `depth` containers deep, cycling through every kind of container, with leaves
+    /// of every fast-path kind beside each level.
+    fn mixed_deep(depth: usize) -> Term {
+        let mut t = Term::atom("bottom");
+        for i in 0..depth {
+            let leaves = vec![
+                Term::Int(i as i64),
+                Term::Int(-70000 * i as i64),
+                Term::Float(i as f64 / 3.0),
+                Term::binary(vec![i as u8; i % 5]),
+                Term::atom("leaf"),
+                Term::nil(),
+            ];
+            t = match i % 5 {
+                0 => Term::Tuple([vec![t], leaves].concat()),
+                1 => Term::List([leaves, vec![t]].concat()),
+                2 => Term::list_with_tail(leaves, Term::Tuple(vec![t])),
+                3 => Term::Map(Map::from_distinct_entries(vec![(Term::Int(1), t), (Term::atom("k"), Term::nil())])),
+                _ => Term::LocalFun(Box::new(LocalFun {
+                    arity: 1,
+                    uniq: [7; 16],
+                    index: 2,
+                    module: Atom::new("m"),
+                    old_index: Term::Int(3),
+                    old_uniq: Term::Int(4),
+                    pid: Term::Pid(Pid { node: Atom::new("a@b"), id: 1, serial: 2, creation: 3 }),
+                    free_vars: vec![t, Term::Int(5)],
+                })),
+            };
+        }
+        t
+    }
+
+    #[test]
+    fn recursive_and_iterative_paths_agree() {
+        let encode = super::super::encode;
+        // shallower than, at and past the recursion limit, where the paths hand over
+        for depth in [1, 5, REC_DEPTH - 1, REC_DEPTH, REC_DEPTH + 1, 3 * REC_DEPTH + 2] {
+            let t = mixed_deep(depth);
+            let wire = encode(&t);
+            assert_eq!(decode(&wire).as_ref(), Ok(&t), "depth {depth}");
+            assert_eq!(decode_iterative(&wire).as_ref(), Ok(&t), "depth {depth}");
+            assert_eq!(decode_bytes(Bytes::from(wire.clone())).as_ref(), Ok(&t), "depth {depth}");
+            // damaged copies fail (or not) the same way on both paths, at the same offset
+            for i in 1..wire.len() {
+                for x in [0x01u8, 0x80, 0xff] {
+                    let mut m = wire.clone();
+                    m[i] ^= x;
+                    assert_eq!(decode(&m), decode_iterative(&m), "depth {depth}, byte {i} ^ {x}");
+                }
+                assert_eq!(decode(&wire[..i]), decode_iterative(&wire[..i]), "depth {depth}, cut at {i}");
+            }
+        }
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub use decode::{
     DecodeError, DecodeErrorKind, DecodeOptions, MAX_BIG_BYTES, MAX_DECOMPRESSED_SIZE, MAX_TERM_DEPTH,
     MAX_TERM_ELEMENTS, decode, decode_bytes, decode_term_at,
 };
+#[doc(hidden)]
+pub use decode::decode_iterative;
 pub use encode::{encode, encode_body_to, encode_compressed, encode_to};
 pub use display::{Elixir, elixir_float, erlang_atom_is_bare, erlang_float};
 pub use parse::{
