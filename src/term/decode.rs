@@ -36,7 +36,7 @@ use bytes::Bytes;
 
 use super::tags::*;
 use super::{Atom, BigInt, BitBinary, ExportFun, LocalFun, Map, Pid, Port, Reference, Term};
-use super::{MAX_ATOM_CHARS, MAX_REF_WORDS};
+use super::{BIG_INLINE_BYTES, MAX_ATOM_CHARS, MAX_REF_WORDS};
 
 /// Deepest nesting of tuples, lists, maps and fun environments accepted.
 ///
@@ -1230,7 +1230,7 @@ impl<'a> Dec<'a> {
 }
 
 /// The fast path for the commonest leaves (small and 32-bit integers, floats, short UTF-8
-/// atoms, binaries, `[]`) at `start`, complete in the input and valid: the term and the
+/// atoms, binaries, `[]`, small bignums) at `start`, complete in the input and valid: the term and the
 /// offset after it. Anything else, including a malformed leaf, is `None`, left for the general
 /// path, which decodes it or reports the error.
 #[inline(always)]
@@ -1262,6 +1262,17 @@ fn fast_leaf(buf: &[u8], start: usize, owner: Option<&Bytes>) -> Option<(Term, u
             (Term::Binary(b), 5 + n)
         }
         NIL_EXT => (Term::List(Vec::new()), 1),
+        SMALL_BIG_EXT => {
+            let (&n, rest) = body.split_first()?;
+            let (&sign, digits) = rest.split_first()?;
+            let n = n as usize;
+            // BEAM treats any non-zero sign byte as negative
+            let i = match digits.first_chunk::<BIG_INLINE_BYTES>() {
+                Some(window) if n <= BIG_INLINE_BYTES => BigInt::normalize_window(sign != 0, n, window),
+                _ => BigInt::normalize(sign != 0, digits.get(..n)?),
+            };
+            (Term::integer(i), 3 + n)
+        }
         _ => return None,
     };
     Some((t, start + len))
