@@ -1343,6 +1343,169 @@ fn has_duplicate_keys(entries: &[(Term, Term)]) -> bool {
         }
         return false;
     }
+    match duplicate_keys_fast(entries) {
+        Some(found) => found,
+        None => duplicate_keys_sip(entries),
+    }
+}
+
+/// Most probe steps [`duplicate_keys_fast`] takes per key (on average over the map) before
+/// it gives up: with a uniform hash and a table at most half full, a key takes about 1.5.
+const PROBE_BUDGET_PER_KEY: usize = 8;
+
+/// Looks for equal keys through an open-addressing table of key hashes ([`FoldHasher`] over
+/// `Term`'s `Hash`), at most half full, probed linearly. `None` when probing takes more than
+/// [`PROBE_BUDGET_PER_KEY`] steps per key, which a keyed hash makes very unlikely unless a
+/// peer found colliding keys: the caller then uses SipHash, whose cost does not depend on
+/// the keys, so chosen keys can at worst double the work, never make it quadratic.
+fn duplicate_keys_fast(entries: &[(Term, Term)]) -> Option<bool> {
+    let n = entries.len();
+    if n >= u32::MAX as usize {
+        return None;
+    }
+    let seeds = fold_seeds();
+    let cap = n.checked_mul(2)?.next_power_of_two();
+    let mask = cap - 1;
+    // a slot: the high 32 bits of the key's hash, and 1 + the key's index (0 = empty)
+    let mut slots: Vec<u64> = vec![0; cap];
+    let mut budget = n.saturating_mul(PROBE_BUDGET_PER_KEY);
+    for (i, (k, _)) in entries.iter().enumerate() {
+        let h = fold_key_hash(seeds, k);
+        let tag = h & 0xffff_ffff_0000_0000;
+        let mut at = h as usize & mask;
+        loop {
+            let slot = slots.get_mut(at)?;
+            if *slot == 0 {
+                *slot = tag | (i as u64 + 1);
+                break;
+            }
+            if *slot & 0xffff_ffff_0000_0000 == tag {
+                let other = (*slot & 0xffff_ffff) as usize - 1;
+                if entries.get(other).is_some_and(|(o, _)| o == k) {
+                    return Some(true);
+                }
+            }
+            budget = budget.checked_sub(1)?;
+            at = (at + 1) & mask;
+        }
+    }
+    Some(false)
+}
+
+/// The [`FoldHasher`] hash of a map key. Integers, atoms and binaries (the usual keys) are
+/// hashed directly as a kind word and their value or bytes; other keys through `Term`'s
+/// `Hash`. Keys equal under exact equality are the same variant, so they get equal hashes.
+#[inline]
+fn fold_key_hash(seeds: [u64; 2], k: &Term) -> u64 {
+    let mut h = FoldHasher::new(seeds);
+    match k {
+        Term::Int(i) => {
+            h.mix(1);
+            h.mix(*i as u64);
+        }
+        Term::Atom(a) => {
+            h.mix(2);
+            h.write(a.as_str().as_bytes());
+        }
+        Term::Binary(b) => {
+            h.mix(3);
+            h.write(b);
+        }
+        _ => {
+            h.mix(4);
+            k.hash(&mut h);
+        }
+    }
+    h.finish()
+}
+
+/// The secret seeds of [`FoldHasher`], random per thread.
+fn fold_seeds() -> [u64; 2] {
+    thread_local! {
+        static SEEDS: [u64; 2] = {
+            let s = RandomState::new();
+            [s.hash_one(0x5eed_u64) | 1, s.hash_one(0xfeed_u64) | 1]
+        };
+    }
+    SEEDS.with(|s| *s)
+}
+
+/// A keyed 64-bit hash for map keys: each word is folded into the state by a 64x64->128 bit
+/// multiplication with a secret odd seed, the two halves of the product xored. Much cheaper
+/// than SipHash per word; [`duplicate_keys_fast`] bounds what a weakness could cost.
+struct FoldHasher {
+    state: u64,
+    seeds: [u64; 2],
+}
+
+impl FoldHasher {
+    #[inline]
+    fn new(seeds: [u64; 2]) -> FoldHasher {
+        FoldHasher { state: seeds[0], seeds }
+    }
+
+    #[inline]
+    fn mix(&mut self, word: u64) {
+        self.state = fold_mul(self.state ^ word, self.seeds[1]);
+    }
+}
+
+#[inline]
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let p = a as u128 * b as u128;
+    p as u64 ^ (p >> 64) as u64
+}
+
+impl Hasher for FoldHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        fold_mul(self.state ^ self.seeds[0].rotate_left(32), self.seeds[1])
+    }
+
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.mix(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        // the length goes into the last word, so "ab" and "ab\0" differ
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        self.mix(u64::from_le_bytes(w) ^ ((bytes.len() as u64) << 56));
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.mix(i as u64);
+    }
+
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.mix(i as u64);
+    }
+
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.mix(i);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.mix(i as u64);
+    }
+
+    #[inline]
+    fn write_i64(&mut self, i: i64) {
+        self.mix(i as u64);
+    }
+}
+
+/// The duplicate-key check whose cost chosen keys cannot change (std's SipHash, randomly
+/// keyed), for maps where [`duplicate_keys_fast`] ran out of probes.
+fn duplicate_keys_sip(entries: &[(Term, Term)]) -> bool {
     // One keyed 64-bit digest per key (std's randomly keyed SipHash, so a peer cannot pick
     // keys that collide); equal digests are checked with real equality. A digest collision
     // between different keys (odds about n^2 / 2^65) falls back to a set of the keys.
