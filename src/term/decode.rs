@@ -690,7 +690,7 @@ impl<'a> Dec<'a> {
     /// [`Dec::leaf`] without counting the element started.
     #[inline(always)]
     fn leaf_raw(&mut self) -> Option<Term> {
-        let (t, next) = fast_leaf(self.buf, self.pos, self.owner)?;
+        let (t, next) = fast_leaf(self.buf, self.pos, self.owner, |t| t)?;
         self.pos = next;
         Some(t)
     }
@@ -866,53 +866,75 @@ impl<'a> Dec<'a> {
         let buf = self.buf;
         let owner = self.owner;
         let mut pos = self.pos;
-        let mut started = 0usize;
-        let mut done = 0usize;
+        // elements before this index have been counted out of `owed`
+        let mut synced = 0usize;
+        // elements written into `slots`, in order
+        let mut done = n;
         let mut result = Ok(());
-        for slot in elems.spare_capacity_mut().iter_mut().take(n) {
-            started += 1;
-            match buf.get(pos..pos.wrapping_add(9)) {
+        let Some(slots) = elems.spare_capacity_mut().get_mut(..n) else {
+            unreachable!("reserve(n) leaves room for n more")
+        };
+        for (i, slot) in slots.iter_mut().enumerate() {
+            // the offset after the element when a fast path wrote it into `slot`
+            let next = match buf.get(pos..pos.wrapping_add(9)) {
                 Some(&[SMALL_INTEGER_EXT, b, ..]) => {
                     slot.write(Term::Int(b as i64));
-                    pos += 2;
+                    Some(pos + 2)
                 }
                 Some(&[INTEGER_EXT, b0, b1, b2, b3, ..]) => {
                     slot.write(Term::Int(i32::from_be_bytes([b0, b1, b2, b3]) as i64));
-                    pos += 5;
+                    Some(pos + 5)
                 }
                 Some(&[NEW_FLOAT_EXT, b0, b1, b2, b3, b4, b5, b6, b7]) if f64_finite([b0, b1, b2, b3, b4, b5, b6, b7]) => {
                     slot.write(Term::Float(f64::from_bits(u64::from_be_bytes([b0, b1, b2, b3, b4, b5, b6, b7]))));
-                    pos += 9;
+                    Some(pos + 9)
                 }
-                _ => match fast_leaf(buf, pos, owner) {
-                    Some((t, next)) => {
-                        slot.write(t);
-                        pos = next;
+                Some(&[BINARY_EXT, b0, b1, b2, b3, ..]) => {
+                    let start = pos + 5;
+                    let n = u32::from_be_bytes([b0, b1, b2, b3]) as usize;
+                    match buf.get(start..).and_then(|rest| rest.get(..n)) {
+                        Some(data) => {
+                            let b = match owner {
+                                Some(o) => o.slice(start..start + n),
+                                None => Bytes::copy_from_slice(data),
+                            };
+                            slot.write(Term::Binary(b));
+                            Some(start + n)
+                        }
+                        None => None,
                     }
-                    None => {
-                        self.pos = pos;
-                        self.owed = self.owed.saturating_sub(started);
-                        started = 0;
-                        match self.term_rec(depth) {
-                            Ok(t) => {
-                                slot.write(t);
-                                pos = self.pos;
-                            }
-                            Err(e) => {
-                                result = Err(e);
-                                break;
-                            }
+                }
+                _ => fast_leaf(buf, pos, owner, |t| {
+                    slot.write(t);
+                })
+                .map(|((), next)| next),
+            };
+            match next {
+                Some(next) => pos = next,
+                None => {
+                    self.pos = pos;
+                    self.owed = self.owed.saturating_sub(i + 1 - synced);
+                    synced = i + 1;
+                    match self.term_rec(depth) {
+                        Ok(t) => {
+                            slot.write(t);
+                            pos = self.pos;
+                        }
+                        Err(e) => {
+                            result = Err(e);
+                            done = i;
+                            break;
                         }
                     }
-                },
+                }
             }
-            done += 1;
         }
         // SAFETY: the loop wrote the first `done` slots of the spare capacity, in order, each
-        // with a valid `Term` (a slot is counted only after its `write`).
+        // with a valid `Term`: every iteration writes its slot, except one that fails, which
+        // stops the loop with `done` set to its index.
         unsafe { elems.set_len(base + done) };
         self.pos = pos;
-        self.owed = self.owed.saturating_sub(started);
+        self.owed = self.owed.saturating_sub(done.saturating_sub(synced));
         result
     }
 
@@ -1230,27 +1252,29 @@ impl<'a> Dec<'a> {
 }
 
 /// The fast path for the commonest leaves (small and 32-bit integers, floats, short UTF-8
-/// atoms, binaries, `[]`, small bignums) at `start`, complete in the input and valid: the term and the
-/// offset after it. Anything else, including a malformed leaf, is `None`, left for the general
-/// path, which decodes it or reports the error.
+/// atoms, binaries, `[]`, small bignums) at `start`, complete in the input and valid: what
+/// `put` makes of the term, and the offset after it. Anything else, including a malformed
+/// leaf, is `None` (and `put` is not called), left for the general path, which decodes it or
+/// reports the error.
 #[inline(always)]
-fn fast_leaf(buf: &[u8], start: usize, owner: Option<&Bytes>) -> Option<(Term, usize)> {
+fn fast_leaf<R>(buf: &[u8], start: usize, owner: Option<&Bytes>, put: impl FnOnce(Term) -> R) -> Option<(R, usize)> {
     let (&tag, body) = buf.get(start..)?.split_first()?;
-    let (t, len) = match tag {
-        SMALL_INTEGER_EXT => (Term::Int(*body.first()? as i64), 2),
-        INTEGER_EXT => (Term::Int(i32::from_be_bytes(*body.first_chunk()?) as i64), 5),
+    // each arm hands its term to `put` itself, so that it can be built where it goes
+    let (r, len) = match tag {
+        SMALL_INTEGER_EXT => (put(Term::Int(*body.first()? as i64)), 2),
+        INTEGER_EXT => (put(Term::Int(i32::from_be_bytes(*body.first_chunk()?) as i64)), 5),
         SMALL_ATOM_UTF8_EXT => {
             let (&n, rest) = body.split_first()?;
             let s = atom_utf8(rest.get(..n as usize)?)?;
             // at most 255 bytes, so at most 255 characters: always a valid atom
-            (Term::Atom(Atom::try_new(s).ok()?), 2 + n as usize)
+            (put(Term::Atom(Atom::try_new(s).ok()?)), 2 + n as usize)
         }
         NEW_FLOAT_EXT => {
             let f = f64::from_bits(u64::from_be_bytes(*body.first_chunk()?));
             if !f.is_finite() {
                 return None;
             }
-            (Term::Float(f), 9)
+            (put(Term::Float(f)), 9)
         }
         BINARY_EXT => {
             let n = u32::from_be_bytes(*body.first_chunk()?) as usize;
@@ -1259,9 +1283,9 @@ fn fast_leaf(buf: &[u8], start: usize, owner: Option<&Bytes>) -> Option<(Term, u
                 Some(o) => o.slice(start + 5..start + 5 + n),
                 None => Bytes::copy_from_slice(data),
             };
-            (Term::Binary(b), 5 + n)
+            (put(Term::Binary(b)), 5 + n)
         }
-        NIL_EXT => (Term::List(Vec::new()), 1),
+        NIL_EXT => (put(Term::List(Vec::new())), 1),
         SMALL_BIG_EXT => {
             let (&n, rest) = body.split_first()?;
             let (&sign, digits) = rest.split_first()?;
@@ -1271,11 +1295,11 @@ fn fast_leaf(buf: &[u8], start: usize, owner: Option<&Bytes>) -> Option<(Term, u
                 Some(window) if n <= BIG_INLINE_BYTES => BigInt::normalize_window(sign != 0, n, window),
                 _ => BigInt::normalize(sign != 0, digits.get(..n)?),
             };
-            (Term::integer(i), 3 + n)
+            (put(Term::integer(i)), 3 + n)
         }
         _ => return None,
     };
-    Some((t, start + len))
+    Some((r, start + len))
 }
 
 /// `true` when the big-endian IEEE 754 bits are a finite float (BEAM has no NaN or infinity).
