@@ -105,6 +105,20 @@ impl Atom {
         Ok(Self::new_unchecked(s))
     }
 
+    /// The atom whose UTF-8 text is the first `len` bytes of `window` (`len <= INLINE_CAP`),
+    /// or `None` if they are not valid UTF-8. The decoder's path for short atoms: it copies
+    /// the whole fixed-size window rather than `len` bytes into a zeroed buffer, so the bytes
+    /// of an inline atom past its length are arbitrary; nothing reads them (`as_str` stops
+    /// at the length, and equality, order and hashing go through it).
+    #[inline]
+    pub(crate) fn from_utf8_window(window: &[u8; INLINE_CAP], len: usize) -> Option<Atom> {
+        let text = window.get(..len)?;
+        if !text.is_ascii() {
+            std::str::from_utf8(text).ok()?;
+        }
+        Some(Atom(Repr::Inline { len: InlineLen::new(len), buf: *window }))
+    }
+
     /// Makes an atom from text the caller knows is at most 255 characters.
     fn new_unchecked(s: &str) -> Atom {
         if s.len() <= INLINE_CAP {
@@ -130,8 +144,9 @@ impl Atom {
     /// The atom's text.
     pub fn as_str(&self) -> &str {
         match &self.0 {
-            // SAFETY: `new_unchecked` is the only constructor of `Inline`; it copies the bytes
-            // of a `&str` whole (`len` is that str's length), so they are valid UTF-8.
+            // SAFETY: `Inline` is made by `new_unchecked`, which copies the bytes of a `&str`
+            // whole (`len` is that str's length), and by `from_utf8_window`, which checks that
+            // its first `len` bytes are UTF-8; so `buf[..len]` is valid UTF-8.
             Repr::Inline { len, buf } => unsafe { std::str::from_utf8_unchecked(&buf[..*len as u8 as usize]) },
             Repr::Heap(s) => s,
         }

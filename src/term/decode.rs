@@ -36,7 +36,7 @@ use bytes::Bytes;
 
 use super::tags::*;
 use super::{Atom, BigInt, BitBinary, ExportFun, LocalFun, Map, Pid, Port, Reference, Term};
-use super::{BIG_INLINE_BYTES, MAX_ATOM_CHARS, MAX_REF_WORDS};
+use super::{BIG_INLINE_BYTES, INLINE_CAP, MAX_ATOM_CHARS, MAX_REF_WORDS};
 
 /// Deepest nesting of tuples, lists, maps and fun environments accepted.
 ///
@@ -1078,6 +1078,15 @@ impl<'a> Dec<'a> {
         match tag {
             SMALL_ATOM_UTF8_EXT | ATOM_UTF8_EXT => {
                 let n = if tag == SMALL_ATOM_UTF8_EXT { self.u8()? as usize } else { self.u16()? as usize };
+                if n <= INLINE_CAP {
+                    let buf: &'a [u8] = self.buf;
+                    if let Some(window) = buf.get(self.pos..).and_then(|r| r.first_chunk::<INLINE_CAP>()) {
+                        // the `n` bytes are there: what `take` and `atom_utf8` below would do
+                        self.pos += n;
+                        return Atom::from_utf8_window(window, n)
+                            .ok_or_else(|| self.err_at(at, DecodeErrorKind::InvalidAtomUtf8));
+                    }
+                }
                 let text = self.take(n)?;
                 let s = atom_utf8(text).ok_or_else(|| self.err_at(at, DecodeErrorKind::InvalidAtomUtf8))?;
                 Atom::try_new(s).map_err(|e| self.err_at(at, DecodeErrorKind::AtomTooLong { chars: e.chars }))
@@ -1265,9 +1274,13 @@ fn fast_leaf<R>(buf: &[u8], start: usize, owner: Option<&Bytes>, put: impl FnOnc
         INTEGER_EXT => (put(Term::Int(i32::from_be_bytes(*body.first_chunk()?) as i64)), 5),
         SMALL_ATOM_UTF8_EXT => {
             let (&n, rest) = body.split_first()?;
-            let s = atom_utf8(rest.get(..n as usize)?)?;
-            // at most 255 bytes, so at most 255 characters: always a valid atom
-            (put(Term::Atom(Atom::try_new(s).ok()?)), 2 + n as usize)
+            let n = n as usize;
+            let atom = match rest.first_chunk::<INLINE_CAP>() {
+                Some(window) if n <= INLINE_CAP => Atom::from_utf8_window(window, n)?,
+                // at most 255 bytes, so at most 255 characters: always a valid atom
+                _ => Atom::try_new(atom_utf8(rest.get(..n)?)?).ok()?,
+            };
+            (put(Term::Atom(atom)), 2 + n)
         }
         NEW_FLOAT_EXT => {
             let f = f64::from_bits(u64::from_be_bytes(*body.first_chunk()?));
