@@ -865,11 +865,9 @@ impl<'a> Dec<'a> {
         let base = elems.len();
         let buf = self.buf;
         let owner = self.owner;
-        // the input after the element being decoded
-        let mut rest = buf.get(self.pos..).unwrap_or_default();
-        // a nested term leaves `owed` as it found it (what it claims, its elements take back),
-        // so before element `i`, `owed` is `owed0 - i`
-        let owed0 = self.owed;
+        let mut pos = self.pos;
+        // elements before this index have been counted out of `owed`
+        let mut synced = 0usize;
         // elements written into `slots`, in order
         let mut done = n;
         let mut result = Ok(());
@@ -877,65 +875,57 @@ impl<'a> Dec<'a> {
             unreachable!("reserve(n) leaves room for n more")
         };
         for (i, slot) in slots.iter_mut().enumerate() {
-            // the commonest leaves, written into `slot` here; anything else out of line
-            if let Some(w) = rest.first_chunk::<9>() {
-                match *w {
-                    [SMALL_INTEGER_EXT, b, ..] => {
-                        slot.write(Term::Int(b as i64));
-                        rest = &rest[2..];
-                        continue;
-                    }
-                    [INTEGER_EXT, b0, b1, b2, b3, ..] => {
-                        slot.write(Term::Int(i32::from_be_bytes([b0, b1, b2, b3]) as i64));
-                        rest = &rest[5..];
-                        continue;
-                    }
-                    [NEW_FLOAT_EXT, b0, b1, b2, b3, b4, b5, b6, b7] => {
-                        let f = f64::from_bits(u64::from_be_bytes([b0, b1, b2, b3, b4, b5, b6, b7]));
-                        if f.is_finite() {
-                            slot.write(Term::Float(f));
-                            rest = &rest[9..];
-                            continue;
-                        }
-                    }
-                    [BINARY_EXT, b0, b1, b2, b3, ..] => {
-                        let n = u32::from_be_bytes([b0, b1, b2, b3]) as usize;
-                        if let (Some(o), Some(after)) = (owner, rest.get(5..).and_then(|r| r.get(n..))) {
-                            let start = buf.len() - rest.len() + 5;
-                            slot.write(Term::Binary(o.slice(start..start + n)));
-                            rest = after;
-                            continue;
-                        }
-                    }
-                    [SMALL_ATOM_UTF8_EXT, n, ..] => {
-                        let n = n as usize;
-                        let window = rest.get(2..).and_then(|r| r.first_chunk::<INLINE_CAP>());
-                        if let Some(atom) = window.filter(|_| n <= INLINE_CAP).and_then(|w| Atom::from_utf8_window(w, n)) {
-                            slot.write(Term::Atom(atom));
-                            rest = &rest[2 + n..];
-                            continue;
-                        }
-                    }
-                    [SMALL_BIG_EXT, n, sign, ..] => {
-                        let n = n as usize;
-                        let window = rest.get(3..).and_then(|r| r.first_chunk::<BIG_INLINE_BYTES>());
-                        if let Some(w) = window.filter(|_| n <= BIG_INLINE_BYTES) {
-                            // BEAM treats any non-zero sign byte as negative
-                            slot.write(Term::integer(BigInt::normalize_window(sign != 0, n, w)));
-                            rest = &rest[3 + n..];
-                            continue;
-                        }
-                    }
-                    _ => {}
+            // the offset after the element when a fast path wrote it into `slot`
+            let next = match buf.get(pos..pos.wrapping_add(9)) {
+                Some(&[SMALL_INTEGER_EXT, b, ..]) => {
+                    slot.write(Term::Int(b as i64));
+                    Some(pos + 2)
                 }
-            }
-            self.owed = owed0.saturating_sub(i + 1);
-            match self.elem_into(buf.len() - rest.len(), depth, slot) {
-                Ok(next) => rest = buf.get(next..).unwrap_or_default(),
-                Err(e) => {
-                    result = Err(e);
-                    done = i;
-                    break;
+                Some(&[INTEGER_EXT, b0, b1, b2, b3, ..]) => {
+                    slot.write(Term::Int(i32::from_be_bytes([b0, b1, b2, b3]) as i64));
+                    Some(pos + 5)
+                }
+                Some(&[NEW_FLOAT_EXT, b0, b1, b2, b3, b4, b5, b6, b7]) if f64_finite([b0, b1, b2, b3, b4, b5, b6, b7]) => {
+                    slot.write(Term::Float(f64::from_bits(u64::from_be_bytes([b0, b1, b2, b3, b4, b5, b6, b7]))));
+                    Some(pos + 9)
+                }
+                Some(&[BINARY_EXT, b0, b1, b2, b3, ..]) => {
+                    let start = pos + 5;
+                    let n = u32::from_be_bytes([b0, b1, b2, b3]) as usize;
+                    match buf.get(start..).and_then(|rest| rest.get(..n)) {
+                        Some(data) => {
+                            let b = match owner {
+                                Some(o) => o.slice(start..start + n),
+                                None => Bytes::copy_from_slice(data),
+                            };
+                            slot.write(Term::Binary(b));
+                            Some(start + n)
+                        }
+                        None => None,
+                    }
+                }
+                _ => fast_leaf(buf, pos, owner, |t| {
+                    slot.write(t);
+                })
+                .map(|((), next)| next),
+            };
+            match next {
+                Some(next) => pos = next,
+                None => {
+                    self.pos = pos;
+                    self.owed = self.owed.saturating_sub(i + 1 - synced);
+                    synced = i + 1;
+                    match self.term_rec(depth) {
+                        Ok(t) => {
+                            slot.write(t);
+                            pos = self.pos;
+                        }
+                        Err(e) => {
+                            result = Err(e);
+                            done = i;
+                            break;
+                        }
+                    }
                 }
             }
         }
@@ -943,24 +933,9 @@ impl<'a> Dec<'a> {
         // with a valid `Term`: every iteration writes its slot, except one that fails, which
         // stops the loop with `done` set to its index.
         unsafe { elems.set_len(base + done) };
-        self.pos = buf.len() - rest.len();
-        self.owed = owed0.saturating_sub(done);
-        result
-    }
-
-    /// The element at `pos`, any kind, written into `slot`: the offset after it. `slot` is
-    /// written exactly when this returns `Ok`. Out of line, to keep [`Dec::seq`]'s loop small.
-    #[inline(never)]
-    fn elem_into(&mut self, pos: usize, depth: usize, slot: &mut std::mem::MaybeUninit<Term>) -> Result<usize> {
-        if let Some(((), next)) = fast_leaf(self.buf, pos, self.owner, |t| {
-            slot.write(t);
-        }) {
-            return Ok(next);
-        }
         self.pos = pos;
-        let t = self.term_rec(depth)?;
-        slot.write(t);
-        Ok(self.pos)
+        self.owed = self.owed.saturating_sub(done.saturating_sub(synced));
+        result
     }
 
     /// A `LIST_EXT` of `n > 0` elements whose header (at `at`) has been read, with its tail.
@@ -1338,6 +1313,12 @@ fn fast_leaf<R>(buf: &[u8], start: usize, owner: Option<&Bytes>, put: impl FnOnc
         _ => return None,
     };
     Some((r, start + len))
+}
+
+/// `true` when the big-endian IEEE 754 bits are a finite float (BEAM has no NaN or infinity).
+#[inline(always)]
+fn f64_finite(bits: [u8; 8]) -> bool {
+    f64::from_bits(u64::from_be_bytes(bits)).is_finite()
 }
 
 /// Inflates one zlib stream from the start of `z`, which must produce exactly `declared` bytes.
