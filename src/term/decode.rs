@@ -35,7 +35,7 @@ use std::fmt;
 use bytes::Bytes;
 
 use super::tags::*;
-use super::{Atom, BigInt, BitBinary, ExportFun, LocalFun, Map, Pid, Port, Reference, Term};
+use super::{Atom, BigInt, BitBinary, ExportFun, Integer, LocalFun, Map, Pid, Port, Reference, Term};
 use super::{BIG_INLINE_BYTES, INLINE_CAP, MAX_ATOM_CHARS, MAX_REF_WORDS};
 
 /// Deepest nesting of tuples, lists, maps and fun environments accepted.
@@ -902,6 +902,20 @@ impl<'a> Dec<'a> {
                             Some(start + n)
                         }
                         None => None,
+                    }
+                }
+                Some(&[SMALL_BIG_EXT, n, sign, ..]) => {
+                    let n = n as usize;
+                    match buf.get(pos + 3..).and_then(|rest| rest.first_chunk::<BIG_INLINE_BYTES>()) {
+                        Some(w) if n <= BIG_INLINE_BYTES => {
+                            // BEAM treats any non-zero sign byte as negative
+                            slot.write(match BigInt::normalize_window(sign != 0, n, w) {
+                                Integer::Small(i) => Term::Int(i),
+                                Integer::Big(b) => Term::BigInt(b),
+                            });
+                            Some(pos + 3 + n)
+                        }
+                        _ => None,
                     }
                 }
                 _ => fast_leaf(buf, pos, owner, |t| {
