@@ -874,41 +874,20 @@ impl<'a> Dec<'a> {
         let Some(slots) = elems.spare_capacity_mut().get_mut(..n) else {
             unreachable!("reserve(n) leaves room for n more")
         };
-        let mut slots = slots.iter_mut().enumerate();
-        while let Some((i, slot)) = slots.next() {
+        for (i, slot) in slots.iter_mut().enumerate() {
             // the offset after the element when a fast path wrote it into `slot`
             let next = match buf.get(pos..pos.wrapping_add(9)) {
                 Some(&[SMALL_INTEGER_EXT, b, ..]) => {
                     slot.write(Term::Int(b as i64));
-                    pos += 2;
-                    // and the small integers that follow, in a tighter loop
-                    run::<2>(&mut slots, buf, &mut pos, SMALL_INTEGER_EXT, |_| true, |&[_, b], slot| {
-                        slot.write(Term::Int(b as i64));
-                    });
-                    Some(pos)
+                    Some(pos + 2)
                 }
                 Some(&[INTEGER_EXT, b0, b1, b2, b3, ..]) => {
                     slot.write(Term::Int(i32::from_be_bytes([b0, b1, b2, b3]) as i64));
-                    pos += 5;
-                    run::<5>(&mut slots, buf, &mut pos, INTEGER_EXT, |_| true, |&[_, b0, b1, b2, b3], slot| {
-                        slot.write(Term::Int(i32::from_be_bytes([b0, b1, b2, b3]) as i64));
-                    });
-                    Some(pos)
+                    Some(pos + 5)
                 }
                 Some(&[NEW_FLOAT_EXT, b0, b1, b2, b3, b4, b5, b6, b7]) if f64_finite([b0, b1, b2, b3, b4, b5, b6, b7]) => {
                     slot.write(Term::Float(f64::from_bits(u64::from_be_bytes([b0, b1, b2, b3, b4, b5, b6, b7]))));
-                    pos += 9;
-                    run::<9>(
-                        &mut slots,
-                        buf,
-                        &mut pos,
-                        NEW_FLOAT_EXT,
-                        |&[_, b0, b1, b2, b3, b4, b5, b6, b7]| f64_finite([b0, b1, b2, b3, b4, b5, b6, b7]),
-                        |&[_, b0, b1, b2, b3, b4, b5, b6, b7], slot| {
-                            slot.write(Term::Float(f64::from_bits(u64::from_be_bytes([b0, b1, b2, b3, b4, b5, b6, b7]))));
-                        },
-                    );
-                    Some(pos)
+                    Some(pos + 9)
                 }
                 Some(&[BINARY_EXT, b0, b1, b2, b3, ..]) => {
                     let start = pos + 5;
@@ -1348,29 +1327,6 @@ fn fast_leaf<R>(buf: &[u8], start: usize, owner: Option<&Bytes>, put: impl FnOnc
         _ => return None,
     };
     Some((r, start + len))
-}
-
-/// Fills the next slots with the elements at `pos` while they are `W`-byte leaves tagged
-/// `tag` that `accept` accepts (`write` builds each in its slot): runs of one kind (a list of integers, of floats) skip the
-/// general dispatch. Stops, leaving the slot untaken, at the first other element.
-#[inline(always)]
-fn run<'s, const W: usize>(
-    slots: &mut impl Iterator<Item = (usize, &'s mut std::mem::MaybeUninit<Term>)>,
-    buf: &[u8],
-    pos: &mut usize,
-    tag: u8,
-    accept: impl Fn(&[u8; W]) -> bool,
-    write: impl Fn(&[u8; W], &mut std::mem::MaybeUninit<Term>),
-) {
-    while let Some(w) = buf.get(*pos..).and_then(|rest| rest.first_chunk::<W>()) {
-        if w[0] != tag || !accept(w) {
-            return;
-        }
-        let Some((_, slot)) = slots.next() else { return };
-        // built in place: a term built aside and then copied costs a store-forwarding stall
-        write(w, slot);
-        *pos += W;
-    }
 }
 
 /// `true` when the big-endian IEEE 754 bits are a finite float (BEAM has no NaN or infinity).
