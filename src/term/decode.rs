@@ -874,20 +874,21 @@ impl<'a> Dec<'a> {
         let Some(slots) = elems.spare_capacity_mut().get_mut(..n) else {
             unreachable!("reserve(n) leaves room for n more")
         };
-        for (i, slot) in slots.iter_mut().enumerate() {
+        let mut i = 0;
+        while let Some(slot) = slots.get_mut(i) {
             // the offset after the element when a fast path wrote it into `slot`
             let next = match buf.get(pos..pos.wrapping_add(9)) {
                 Some(&[SMALL_INTEGER_EXT, b, ..]) => {
                     slot.write(Term::Int(b as i64));
-                    Some(pos + 2)
+                    Some(numbers(slots, &mut i, buf, pos + 2))
                 }
                 Some(&[INTEGER_EXT, b0, b1, b2, b3, ..]) => {
                     slot.write(Term::Int(i32::from_be_bytes([b0, b1, b2, b3]) as i64));
-                    Some(pos + 5)
+                    Some(numbers(slots, &mut i, buf, pos + 5))
                 }
                 Some(&[NEW_FLOAT_EXT, b0, b1, b2, b3, b4, b5, b6, b7]) if f64_finite([b0, b1, b2, b3, b4, b5, b6, b7]) => {
                     slot.write(Term::Float(f64::from_bits(u64::from_be_bytes([b0, b1, b2, b3, b4, b5, b6, b7]))));
-                    Some(pos + 9)
+                    Some(numbers(slots, &mut i, buf, pos + 9))
                 }
                 Some(&[BINARY_EXT, b0, b1, b2, b3, ..]) => {
                     let start = pos + 5;
@@ -929,19 +930,21 @@ impl<'a> Dec<'a> {
                     self.pos = pos;
                     self.owed = self.owed.saturating_sub(i + 1 - synced);
                     synced = i + 1;
-                    match self.term_rec(depth) {
-                        Ok(t) => {
+                    match (self.term_rec(depth), slots.get_mut(i)) {
+                        (Ok(t), Some(slot)) => {
                             slot.write(t);
                             pos = self.pos;
                         }
-                        Err(e) => {
+                        (Err(e), _) => {
                             result = Err(e);
                             done = i;
                             break;
                         }
+                        (Ok(_), None) => unreachable!("slot {i} is the loop's"),
                     }
                 }
             }
+            i += 1;
         }
         // SAFETY: the loop wrote the first `done` slots of the spare capacity, in order, each
         // with a valid `Term`: every iteration writes its slot, except one that fails, which
@@ -1327,6 +1330,87 @@ fn fast_leaf<R>(buf: &[u8], start: usize, owner: Option<&Bytes>, put: impl FnOnc
         _ => return None,
     };
     Some((r, start + len))
+}
+
+/// After a number written into `slots[*i]` by the element loop: while the next elements are
+/// numbers too (small integers, integers, finite floats), writes them into the next slots in
+/// a loop that knows no other kind, advancing `*i` to the last slot written; returns the
+/// offset after the last number. Lists and tuples of numbers spend their time there. That
+/// loop is out of line, entered only when a number follows a number, so that the element
+/// loop keeps its registers for the other kinds.
+#[inline(always)]
+fn numbers(slots: &mut [std::mem::MaybeUninit<Term>], i: &mut usize, buf: &[u8], pos: usize) -> usize {
+    match buf.get(pos) {
+        Some(&(SMALL_INTEGER_EXT | INTEGER_EXT | NEW_FLOAT_EXT)) => {
+            let (written, pos) = number_run(slots.get_mut(*i + 1..).unwrap_or_default(), buf, pos);
+            *i += written;
+            pos
+        }
+        _ => pos,
+    }
+}
+
+/// The numbers at `pos`, written into the first slots of `slots`: how many, and the offset
+/// after them.
+#[inline(never)]
+fn number_run(slots: &mut [std::mem::MaybeUninit<Term>], buf: &[u8], mut pos: usize) -> (usize, usize) {
+    let mut k = 0;
+    loop {
+        let before = k;
+        match buf.get(pos) {
+            Some(&SMALL_INTEGER_EXT) => {
+                same_kind::<2>(slots, &mut k, buf, &mut pos, SMALL_INTEGER_EXT, |_| true, |&[_, b], slot| {
+                    slot.write(Term::Int(b as i64));
+                })
+            }
+            Some(&INTEGER_EXT) => {
+                same_kind::<5>(slots, &mut k, buf, &mut pos, INTEGER_EXT, |_| true, |&[_, b0, b1, b2, b3], slot| {
+                    slot.write(Term::Int(i32::from_be_bytes([b0, b1, b2, b3]) as i64));
+                })
+            }
+            Some(&NEW_FLOAT_EXT) => same_kind::<9>(
+                slots,
+                &mut k,
+                buf,
+                &mut pos,
+                NEW_FLOAT_EXT,
+                |&[_, b0, b1, b2, b3, b4, b5, b6, b7]| f64_finite([b0, b1, b2, b3, b4, b5, b6, b7]),
+                |&[_, b0, b1, b2, b3, b4, b5, b6, b7], slot| {
+                    slot.write(Term::Float(f64::from_bits(u64::from_be_bytes([b0, b1, b2, b3, b4, b5, b6, b7]))));
+                },
+            ),
+            _ => return (k, pos),
+        }
+        if k == before {
+            return (k, pos);
+        }
+    }
+}
+
+/// The run of `W`-byte elements tagged `tag` at `pos` that `accept` takes, each written into
+/// `slots[*k]` (then `*k` advanced) by `write`, built in place: a term built aside and then
+/// copied costs a store-forwarding stall. Stops before the first other element, or when the
+/// slots run out.
+#[inline(always)]
+fn same_kind<const W: usize>(
+    slots: &mut [std::mem::MaybeUninit<Term>],
+    k: &mut usize,
+    buf: &[u8],
+    pos: &mut usize,
+    tag: u8,
+    accept: impl Fn(&[u8; W]) -> bool,
+    write: impl Fn(&[u8; W], &mut std::mem::MaybeUninit<Term>),
+) {
+    while let Some(w) = buf.get(*pos..).and_then(|rest| rest.first_chunk::<W>()) {
+        if w[0] != tag || !accept(w) {
+            return;
+        }
+        // the element is taken: only now may its slot be
+        let Some(slot) = slots.get_mut(*k) else { return };
+        write(w, slot);
+        *k += 1;
+        *pos += W;
+    }
 }
 
 /// `true` when the big-endian IEEE 754 bits are a finite float (BEAM has no NaN or infinity).
