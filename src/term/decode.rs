@@ -2006,6 +2006,28 @@ mod tests {
     }
 
     #[test]
+    fn number_runs_stop_where_they_should() {
+        let encode = super::super::encode;
+        let nums = |base: i64| vec![Term::Int(base), Term::Int(base + 1_000_000), Term::Float(base as f64 + 0.5), Term::Int(7)];
+        // a container that ends inside a run, in a parent whose run goes on after it
+        let t = Term::List([nums(1), vec![Term::Tuple(nums(2))], nums(3), vec![Term::List(nums(4))], nums(5)].concat());
+        let wire = encode(&t);
+        assert_eq!(decode(&wire).as_ref(), Ok(&t));
+        assert_eq!(decode_iterative(&wire).as_ref(), Ok(&t));
+        // a non-finite float inside a run is an error at its tag, on both paths
+        let mut bad = wire.clone();
+        let at = bad.iter().position(|&b| b == NEW_FLOAT_EXT).unwrap();
+        bad[at + 1..at + 9].copy_from_slice(&f64::NAN.to_bits().to_be_bytes());
+        let e = decode(&bad).unwrap_err();
+        assert_eq!(e, DecodeError { offset: at, kind: DecodeErrorKind::NonFiniteFloat });
+        assert_eq!(decode_iterative(&bad), Err(e));
+        // a run that reaches the end of the input
+        for cut in wire.len() - 12..wire.len() {
+            assert_eq!(decode(&wire[..cut]), decode_iterative(&wire[..cut]), "cut at {cut}");
+        }
+    }
+
+    #[test]
     fn max_depth_is_safe_on_a_small_stack() {
         // the term model drops, compares and hashes recursively: the limit must leave those
         // safe on a 2 MiB thread, even in a debug build
