@@ -72,19 +72,46 @@ impl BigInt {
 
     /// [`BigInt::normalize`] of the first `len` bytes of `window` (`len <= BIG_INLINE_BYTES`;
     /// the bytes after them are ignored): the decoder's path for bignums that may be stored
-    /// inline, which copies the whole fixed-size window instead of `len` bytes into a zeroed
-    /// array. Past `len`, an inline magnitude's digits are therefore arbitrary; nothing reads
-    /// them (equality, order and hashing go through [`BigInt::magnitude`]).
+    /// inline. It copies the whole fixed-size window instead of `len` bytes into a zeroed
+    /// array, so past `len` an inline magnitude's digits are arbitrary; nothing reads them
+    /// (equality, order and hashing go through [`BigInt::magnitude`]).
     #[inline(always)]
     pub(crate) fn normalize_window(negative: bool, len: usize, window: &[u8; BIG_INLINE_BYTES]) -> Integer {
+        match Self::window_len(negative, len, window) {
+            Ok(len) => Integer::Big(Self::from_window(negative, len, window)),
+            Err(small) => Integer::Small(small),
+        }
+    }
+
+    /// For [`BigInt::normalize_window`] in two steps, so that the bignum can be built where
+    /// it goes: the value when it fits an `i64`, else the length of its magnitude for
+    /// [`BigInt::from_window`].
+    #[inline(always)]
+    pub(crate) fn window_len(negative: bool, len: usize, window: &[u8; BIG_INLINE_BYTES]) -> Result<u8, i64> {
         let mut len = len.min(BIG_INLINE_BYTES);
         while len > 0 && window[len - 1] == 0 {
             len -= 1;
         }
         if len <= 8 {
-            return Self::normalize(negative, &window[..len]);
+            let mut v: u64 = 0;
+            for (i, b) in window[..len].iter().enumerate() {
+                v |= (*b as u64) << (8 * i);
+            }
+            if !negative && v <= i64::MAX as u64 {
+                return Err(v as i64);
+            }
+            if negative && v <= 1u64 << 63 {
+                return Err((v as i64).wrapping_neg());
+            }
         }
-        Integer::Big(BigInt(Repr::Inline { negative, len: len as u8, digits: *window }))
+        Ok(len as u8)
+    }
+
+    /// The bignum of the first `len` bytes of `window`, where [`BigInt::window_len`] gave
+    /// `len` (so the magnitude has no high zero bytes and the value does not fit an `i64`).
+    #[inline(always)]
+    pub(crate) fn from_window(negative: bool, len: u8, window: &[u8; BIG_INLINE_BYTES]) -> BigInt {
+        BigInt(Repr::Inline { negative, len: len.min(BIG_INLINE_BYTES as u8), digits: *window })
     }
 
     /// `true` for values below zero.

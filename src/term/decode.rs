@@ -35,7 +35,7 @@ use std::fmt;
 use bytes::Bytes;
 
 use super::tags::*;
-use super::{Atom, BigInt, BitBinary, ExportFun, Integer, LocalFun, Map, Pid, Port, Reference, Term};
+use super::{Atom, BigInt, BitBinary, ExportFun, LocalFun, Map, Pid, Port, Reference, Term};
 use super::{BIG_INLINE_BYTES, INLINE_CAP, MAX_ATOM_CHARS, MAX_REF_WORDS};
 
 /// Deepest nesting of tuples, lists, maps and fun environments accepted.
@@ -910,11 +910,13 @@ impl<'a> Dec<'a> {
                     match buf.get(pos + 3..).and_then(|rest| rest.first_chunk::<BIG_INLINE_BYTES>()) {
                         Some(w) if n <= BIG_INLINE_BYTES => {
                             // BEAM treats any non-zero sign byte as negative
-                            slot.write(match BigInt::normalize_window(sign != 0, n, w) {
-                                Integer::Small(i) => Term::Int(i),
-                                Integer::Big(b) => Term::BigInt(b),
-                            });
-                            Some(pos + 3 + n)
+                            let negative = sign != 0;
+                            // built in its slot (see `same_kind`)
+                            match BigInt::window_len(negative, n, w) {
+                                Ok(len) => slot.write(Term::BigInt(BigInt::from_window(negative, len, w))),
+                                Err(small) => slot.write(Term::Int(small)),
+                            };
+                            Some(numbers(slots, &mut i, buf, pos + 3 + n))
                         }
                         _ => None,
                     }
@@ -1333,7 +1335,7 @@ fn fast_leaf<R>(buf: &[u8], start: usize, owner: Option<&Bytes>, put: impl FnOnc
 }
 
 /// After a number written into `slots[*i]` by the element loop: while the next elements are
-/// numbers too (small integers, integers, finite floats), writes them into the next slots in
+/// numbers too (small integers, integers, finite floats, bignums that fit inline), writes them into the next slots in
 /// a loop that knows no other kind, advancing `*i` to the last slot written; returns the
 /// offset after the last number. Lists and tuples of numbers spend their time there. That
 /// loop is out of line, entered only when a number follows a number, so that the element
@@ -1341,7 +1343,7 @@ fn fast_leaf<R>(buf: &[u8], start: usize, owner: Option<&Bytes>, put: impl FnOnc
 #[inline(always)]
 fn numbers(slots: &mut [std::mem::MaybeUninit<Term>], i: &mut usize, buf: &[u8], pos: usize) -> usize {
     match buf.get(pos) {
-        Some(&(SMALL_INTEGER_EXT | INTEGER_EXT | NEW_FLOAT_EXT)) => {
+        Some(&(SMALL_INTEGER_EXT | INTEGER_EXT | NEW_FLOAT_EXT | SMALL_BIG_EXT)) => {
             let (written, pos) = number_run(slots.get_mut(*i + 1..).unwrap_or_default(), buf, pos);
             *i += written;
             pos
@@ -1379,6 +1381,19 @@ fn number_run(slots: &mut [std::mem::MaybeUninit<Term>], buf: &[u8], mut pos: us
                     slot.write(Term::Float(f64::from_bits(u64::from_be_bytes([b0, b1, b2, b3, b4, b5, b6, b7]))));
                 },
             ),
+            Some(&SMALL_BIG_EXT) => {
+                while let Some(&[SMALL_BIG_EXT, n, sign, ref rest @ ..]) = buf.get(pos..pos.wrapping_add(3 + BIG_INLINE_BYTES)) {
+                    let (n, negative) = (n as usize, sign != 0);
+                    let Some(w) = rest.first_chunk::<BIG_INLINE_BYTES>().filter(|_| n <= BIG_INLINE_BYTES) else { break };
+                    let Some(slot) = slots.get_mut(k) else { break };
+                    match BigInt::window_len(negative, n, w) {
+                        Ok(len) => slot.write(Term::BigInt(BigInt::from_window(negative, len, w))),
+                        Err(small) => slot.write(Term::Int(small)),
+                    };
+                    k += 1;
+                    pos += 3 + n;
+                }
+            }
             _ => return (k, pos),
         }
         if k == before {
