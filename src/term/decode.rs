@@ -844,6 +844,21 @@ impl<'a> Dec<'a> {
         }
     }
 
+    /// [`Dec::elem`] written into `slot`, which this writes exactly when it returns `Ok`.
+    #[inline(always)]
+    fn elem_into(&mut self, depth: usize, slot: &mut std::mem::MaybeUninit<Term>) -> Result<()> {
+        self.owed = self.owed.saturating_sub(1);
+        if let Some(((), next)) = fast_leaf(self.buf, self.pos, self.owner, |t| {
+            slot.write(t);
+        }) {
+            self.pos = next;
+            return Ok(());
+        }
+        let t = self.term_rec(depth)?;
+        slot.write(t);
+        Ok(())
+    }
+
     /// A tuple of `n` elements whose header (at `at`) has been read.
     fn tuple(&mut self, n: usize, at: usize, depth: usize) -> Result<Term> {
         if n == 0 {
@@ -1008,12 +1023,39 @@ impl<'a> Dec<'a> {
             return Ok(Term::Map(Map::new()));
         }
         self.claim(n.saturating_mul(2), at)?;
-        let mut entries = Vec::with_capacity(n);
-        for _ in 0..n {
-            let k = self.elem(depth + 1)?;
-            let v = self.elem(depth + 1)?;
-            entries.push((k, v));
+        let mut entries: Vec<(Term, Term)> = Vec::with_capacity(n);
+        let mut done = 0;
+        let mut result = Ok(());
+        for pair in entries.spare_capacity_mut().iter_mut().take(n) {
+            let p = pair.as_mut_ptr();
+            // SAFETY: `p` points to an uninitialised pair in the vector's spare capacity;
+            // `addr_of_mut!` projects to its two fields without reading them or making
+            // references to uninitialised `Term`s, and `MaybeUninit<Term>` has `Term`'s layout.
+            // The two fields are disjoint, so the two references do not alias.
+            let (k, v) = unsafe {
+                (
+                    &mut *(std::ptr::addr_of_mut!((*p).0) as *mut std::mem::MaybeUninit<Term>),
+                    &mut *(std::ptr::addr_of_mut!((*p).1) as *mut std::mem::MaybeUninit<Term>),
+                )
+            };
+            // each term is decoded in its place in the pair: one built aside and then copied
+            // costs a store-forwarding stall
+            if let Err(e) = self.elem_into(depth + 1, k) {
+                result = Err(e);
+                break;
+            }
+            if let Err(e) = self.elem_into(depth + 1, v) {
+                // SAFETY: `elem_into` returned `Ok` for `k`, so it wrote it.
+                unsafe { k.assume_init_drop() };
+                result = Err(e);
+                break;
+            }
+            done += 1;
         }
+        // SAFETY: the loop wrote both halves of the first `done` pairs (a pair is counted
+        // only once both are written; a failed one is dropped above).
+        unsafe { entries.set_len(done) };
+        result?;
         if has_duplicate_keys(&entries) {
             return Err(self.err_at(at, DecodeErrorKind::DuplicateMapKey));
         }
@@ -2017,6 +2059,30 @@ mod tests {
                 }
                 assert_eq!(decode(&wire[..i]), decode_iterative(&wire[..i]), "depth {depth}, cut at {i}");
             }
+        }
+    }
+
+    #[test]
+    fn failed_maps_and_lists_release_what_they_decoded() {
+        // a map whose second value fails after its key (a zero-copy binary) was decoded into
+        // place, and a list failing after binaries: every slice of the input is dropped, so
+        // the input is unique again
+        let encode = super::super::encode;
+        let good = Term::Map(Map::from_distinct_entries(vec![
+            (Term::binary(b"k1"), Term::binary(b"v1")),
+            (Term::binary(b"k2"), Term::Float(2.0)),
+        ]));
+        let mut wire = encode(&good);
+        let at = wire.iter().position(|&b| b == NEW_FLOAT_EXT).unwrap();
+        wire[at + 1..at + 9].copy_from_slice(&f64::INFINITY.to_bits().to_be_bytes());
+        let list = encode(&Term::List(vec![Term::binary(b"a"), Term::binary(b"b"), Term::Int(1)]));
+        let mut bad_list = list.clone();
+        let last = bad_list.len() - 3;
+        bad_list[last] = 255; // the tag of the integer
+        for bytes in [wire, bad_list] {
+            let input = Bytes::from(bytes);
+            assert!(decode_bytes(input.clone()).is_err());
+            assert!(input.is_unique(), "a decoded binary outlived its failed decode");
         }
     }
 
