@@ -367,13 +367,15 @@ fn bystanders(dropper: &str) -> (&'static str, &'static str) {
 
 /// What holds after `dropper` dropped B whoever is in X's place: the two bystanders, in the
 /// same position, share one fate exactly (one's view is the other's with the two swapped, so
-/// X as a bystander was dropped only where a BEAM node was too), and `dropper` and B end apart.
+/// X as a bystander was dropped only where a BEAM node was too), and `dropper` and B end apart
+/// unless everyone healed back into one clique (see [`allowed_outcomes`]).
 fn check_partition_invariants(views: &Views, dropper: &str) -> Result<(), String> {
     let (p, q) = bystanders(dropper);
     if &swapped(views, p, q) != views {
         return Err(format!("{p} and {q}, in the same position, did not end the same: {views:#?}"));
     }
-    if partitions(views).iter().any(|c| c.contains(dropper) && c.contains("B")) {
+    let parts = partitions(views);
+    if parts.len() > 1 && parts.iter().any(|c| c.contains(dropper) && c.contains("B")) {
         return Err(format!("{dropper} and B ended together: {views:#?}"));
     }
     Ok(())
@@ -406,6 +408,20 @@ async fn partition_scenario(otp: &Otp, epmd: &Epmd, x: M<'_>, dropper: &str) -> 
     let table = table_of([("a_n", a.name()), ("b_n", b.name()), ("c_n", c.name()), ("x_n", &x.name())]);
     wait_converged(&ms, &table, "before the partition").await;
 
+    if std::env::var_os("ERLNODE_PARTITION_SYNC_LOOP").is_some() {
+        // every BEAM node calls global:sync() back to back for 3 s from just before the drop,
+        // which makes the one-clique outcome likely (see `allowed_outcomes`)
+        let erl = "spawn(fun() -> D = erlang:monotonic_time(millisecond) + 3000, \
+                   L = fun L() -> global:sync(), case erlang:monotonic_time(millisecond) > D of true -> ok; false -> L() end end, L() end), ok";
+        let ex = "spawn(fn -> d = System.monotonic_time(:millisecond) + 3000; \
+                  Stream.repeatedly(fn -> :global.sync(); System.monotonic_time(:millisecond) end) |> Enum.find(&(&1 > d)) end); :ok";
+        for n in [&a, &b, &c] {
+            M::eval(n, erl, ex, T).await.unwrap();
+        }
+        if let M::Beam(n) = x {
+            M::eval(n, erl, ex, T).await.unwrap();
+        }
+    }
     let disc = format!("erlang:disconnect_node({})", erlang_atom(b.name()));
     match (dropper, x) {
         ("A", _) => assert_eq!(a.eval_async(&disc).await.unwrap(), "true"),
@@ -478,7 +494,9 @@ const RUST_RUNS: usize = 1;
 /// `var` as a run count, else `default`: `ERLNODE_REFERENCE_RUNS` and `ERLNODE_RUST_RUNS`
 /// tally the partition outcomes over many runs without changing what CI runs, e.g.
 /// `ERLNODE_OTP_VERSIONS=29 ERLNODE_REFERENCE_RUNS=40 ERLNODE_RUST_RUNS=40 cargo test --test
-/// global_cluster partition -- --nocapture` (`ERLNODE_PARTITION_DROPPERS=X` runs one scenario).
+/// global_cluster partition -- --nocapture` (`ERLNODE_PARTITION_DROPPERS=X` runs one scenario;
+/// `ERLNODE_PARTITION_SYNC_LOOP=1` makes BEAM nodes call `global:sync()` in a loop around the
+/// drop, see [`allowed_outcomes`]).
 fn runs(var: &str, default: usize) -> usize {
     match std::env::var(var) {
         Ok(s) if !s.trim().is_empty() => s.trim().parse().unwrap_or_else(|_| panic!("{var}: not a count: {s:?}")),
@@ -493,10 +511,12 @@ fn runs(var: &str, default: usize) -> usize {
 /// following the protocol ends in one of `{D} {B} {bystanders}`, `{D + bystanders} {B}` or
 /// `{D} {B + bystanders}` (D the dropper; all three were seen with four BEAM nodes, and which
 /// one a run reaches moves with timing: a node that reports its disconnect sooner than BEAM
-/// does makes the second one likelier). The test asserts, for BEAM reference runs and for the
-/// Rust node in X's place alike, what is deterministic (settled cliques holding exactly their
-/// members' names, X sharing the fate of the bystander C, D and B apart), that the outcome is
-/// one of those three, and after the rejoin, one cluster and one table.
+/// does makes the second one likelier), or, rarely, healed back into one clique: a
+/// `global:sync()` racing the partition re-dials a node (see [`allowed_outcomes`]). The test
+/// asserts, for BEAM reference runs and for the Rust node in X's place alike, what is
+/// deterministic (settled cliques holding exactly their members' names, X sharing the fate of
+/// the bystander C, D and B apart unless all are together), that the outcome is one of those
+/// four, and after the rejoin, one cluster and one table.
 #[test]
 fn partition_and_rejoin_as_a_beam_node_would() {
     for_each_otp_async(|otp| async move {
@@ -510,6 +530,36 @@ fn partition_and_rejoin_as_a_beam_node_would() {
 }
 
 /// The outcomes the protocol allows when `dropper` drops B (see the test's doc).
+///
+/// The fourth, one clique of all four with one table, is BEAM's own too, and it comes from the
+/// harness: [`settled_views`] calls `global:sync()` on every BEAM node while the partition
+/// settles. In OTP 25-29 `global:sync/0` takes `nodes()` in the caller (`check_sync_nodes/0`);
+/// the server's `handle_call({sync, Nodes}, ...)` passes those not in `synced` to
+/// `start_sync/2`, whose `sync_init/2` calls `monitor_node(Node, true)` on each, and
+/// `erlang:monitor_node/2` sets up a connection that is not there. So a node that
+/// `prevent_overlapping_partitions` cut off (`lost_connection` -> `remove_connection` ->
+/// `handle_nodedown/3`) between that `nodes()` and the call is dialled again. The new
+/// connection syncs like any other, and `connect_all` spreads it: `resolved/5` calls
+/// `sync_others(HisKnown)` and `new_nodes/6` calls `sync_others(AddedNodes)`, each
+/// `sync_other/2` again a `monitor_node(Node, true, [allow_passive_connect])`. If the node
+/// dialled still knew the dropper, or B, everyone reconnects (`global:sync([N])` after
+/// `erlang:disconnect_node(N)` reconnects N on OTP 29, checked by hand).
+///
+/// Tallies on 2 shared cores, as `{D} {B} {bystanders}` / `{D + bystanders} {B}` /
+/// `{D} {B + bystanders}` / one clique, with the `ERLNODE_*` knobs of [`runs`]:
+///
+/// | OTP | dropper | BEAM in X's place | Rust in X's place |
+/// |-----|---------|-------------------|-------------------|
+/// | 29  | X       | 102 / 12 / 6 / 0  | 79 / 14 / 17 / 0  |
+/// | 27  | X       | 31 / 7 / 2 / 0    | 20 / 9 / 1 / 0    |
+/// | 29  | A       | 31 / 8 / 1 / 0    | 17 / 10 / 3 / 0   |
+/// | 27  | A       | 33 / 5 / 2 / 0    | 28 / 2 / 0 / 0    |
+///
+/// So the one clique is rare (it was seen once, in a CI run, with the Rust node in X's place,
+/// dropper X). With `ERLNODE_PARTITION_SYNC_LOOP` set (every BEAM node calls `global:sync()`
+/// back to back for 3 s from just before the drop, which only widens the harness's own race),
+/// OTP 29 runs with four BEAM nodes, dropper X, end in one clique 10 times of 20 (0 / 2 / 8 / 10; Rust in X's place 5 / 0 /
+/// 9 / 1 of 15) and on OTP 27 9 times of 15 (0 / 1 / 5 / 9; Rust 0 / 1 / 6 / 3 of 10).
 fn allowed_outcomes(dropper: &str) -> Vec<BTreeSet<BTreeSet<String>>> {
     let (p, q) = bystanders(dropper);
     let set = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<BTreeSet<String>>();
@@ -517,6 +567,7 @@ fn allowed_outcomes(dropper: &str) -> Vec<BTreeSet<BTreeSet<String>>> {
         [set(&[dropper]), set(&["B"]), set(&[p, q])].into_iter().collect(),
         [set(&[dropper, p, q]), set(&["B"])].into_iter().collect(),
         [set(&[dropper]), set(&["B", p, q])].into_iter().collect(),
+        [set(&[dropper, "B", p, q])].into_iter().collect(),
     ]
 }
 
