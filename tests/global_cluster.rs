@@ -367,13 +367,15 @@ fn bystanders(dropper: &str) -> (&'static str, &'static str) {
 
 /// What holds after `dropper` dropped B whoever is in X's place: the two bystanders, in the
 /// same position, share one fate exactly (one's view is the other's with the two swapped, so
-/// X as a bystander was dropped only where a BEAM node was too), and `dropper` and B end apart.
+/// X as a bystander was dropped only where a BEAM node was too), and `dropper` and B end apart
+/// unless everyone healed back into one clique (see [`allowed_outcomes`]).
 fn check_partition_invariants(views: &Views, dropper: &str) -> Result<(), String> {
     let (p, q) = bystanders(dropper);
     if &swapped(views, p, q) != views {
         return Err(format!("{p} and {q}, in the same position, did not end the same: {views:#?}"));
     }
-    if partitions(views).iter().any(|c| c.contains(dropper) && c.contains("B")) {
+    let parts = partitions(views);
+    if parts.len() > 1 && parts.iter().any(|c| c.contains(dropper) && c.contains("B")) {
         return Err(format!("{dropper} and B ended together: {views:#?}"));
     }
     Ok(())
@@ -382,8 +384,9 @@ fn check_partition_invariants(views: &Views, dropper: &str) -> Result<(), String
 /// Builds A, B, C (BEAM) and `x` all connected, each with a name `<role>_n`, has `dropper`
 /// (A or X) drop its connection to B, waits until the state settles (see [`settled_views`]) and satisfies
 /// [`check_partition_invariants`], and returns it by role. Then A pings the others back and
-/// the whole cluster must converge again.
-async fn partition_scenario(otp: &Otp, epmd: &Epmd, x: M<'_>, dropper: &str) -> Views {
+/// the whole cluster must converge again. A state that settled but broke the invariants
+/// (for [`T`], then still so) is `Err` with the reason, for the caller to count and reject.
+async fn partition_scenario(otp: &Otp, epmd: &Epmd, x: M<'_>, dropper: &str) -> Result<Views, (Views, String)> {
     let opts = [NodeOpts::erlang().prefix("a"), NodeOpts::erlang().prefix("b"), NodeOpts::elixir().prefix("c")];
     let [a, b, c] = beam_cluster(otp, epmd, opts).await;
     let x_pid;
@@ -405,6 +408,20 @@ async fn partition_scenario(otp: &Otp, epmd: &Epmd, x: M<'_>, dropper: &str) -> 
     let table = table_of([("a_n", a.name()), ("b_n", b.name()), ("c_n", c.name()), ("x_n", &x.name())]);
     wait_converged(&ms, &table, "before the partition").await;
 
+    if std::env::var_os("ERLNODE_PARTITION_SYNC_LOOP").is_some() {
+        // every BEAM node calls global:sync() back to back for 3 s from just before the drop,
+        // which makes the one-clique outcome likely (see `allowed_outcomes`)
+        let erl = "spawn(fun() -> D = erlang:monotonic_time(millisecond) + 3000, \
+                   L = fun L() -> global:sync(), case erlang:monotonic_time(millisecond) > D of true -> ok; false -> L() end end, L() end), ok";
+        let ex = "spawn(fn -> d = System.monotonic_time(:millisecond) + 3000; \
+                  Stream.repeatedly(fn -> :global.sync(); System.monotonic_time(:millisecond) end) |> Enum.find(&(&1 > d)) end); :ok";
+        for n in [&a, &b, &c] {
+            M::eval(n, erl, ex, T).await.unwrap();
+        }
+        if let M::Beam(n) = x {
+            M::eval(n, erl, ex, T).await.unwrap();
+        }
+    }
     let disc = format!("erlang:disconnect_node({})", erlang_atom(b.name()));
     match (dropper, x) {
         ("A", _) => assert_eq!(a.eval_async(&disc).await.unwrap(), "true"),
@@ -443,20 +460,49 @@ async fn partition_scenario(otp: &Otp, epmd: &Epmd, x: M<'_>, dropper: &str) -> 
         }
     })
     .await;
-    assert!(ok, "{}: after {dropper} dropped B: {last}", x.name());
     let who = if matches!(x, M::Rust(_)) { "Rust" } else { "BEAM" };
-    eprintln!("after {dropper} dropped B ({who} in X's place): {:?}", partitions(&views));
+    let outcome = if ok {
+        Ok(views)
+    } else {
+        // a state that settled (twice alike) but broke the invariants is an outcome too: it is
+        // returned for the caller to count and reject; anything else fails here
+        let last_settled = match (settled_views(&roles).await, settled_views(&roles).await) {
+            (Ok(first), Ok(second)) if first == second => Some(first),
+            _ => None,
+        };
+        match last_settled {
+            Some(v) if check_partition_invariants(&v, dropper).is_err() => Err((v, last.clone())),
+            _ => panic!("{}: after {dropper} dropped B: {last}", x.name()),
+        }
+    };
+    let (Ok(v) | Err((v, _))) = &outcome;
+    eprintln!("after {dropper} dropped B ({who} in X's place): {:?}", partitions(v));
 
     // rejoin: A pings everyone back; one cluster, one table
     for n in [b.name(), c.name(), &x.name()] {
         beam_ping(&a, n).await;
     }
     wait_converged(&ms, &table, "after the rejoin").await;
-    views
+    outcome
 }
 
 /// How many BEAM reference runs each scenario makes.
 const REFERENCE_RUNS: usize = 2;
+/// How many runs with the Rust node in X's place each scenario makes.
+const RUST_RUNS: usize = 1;
+
+/// `var` as a run count, else `default`: `ERLNODE_REFERENCE_RUNS` and `ERLNODE_RUST_RUNS`
+/// tally the partition outcomes over many runs without changing what CI runs, e.g.
+/// `ERLNODE_OTP_VERSIONS=29 ERLNODE_REFERENCE_RUNS=40 ERLNODE_RUST_RUNS=40 cargo test --test
+/// global_cluster partition -- --nocapture` (`ERLNODE_PARTITION_DROPPERS=X` runs one scenario;
+/// `ERLNODE_PARTITION_SYNC_LOOP=1` makes BEAM nodes call `global:sync()` in a loop around the
+/// drop, see [`allowed_outcomes`]).
+fn runs(var: &str, default: usize) -> usize {
+    match std::env::var(var) {
+        Ok(s) if !s.trim().is_empty() => s.trim().parse().unwrap_or_else(|_| panic!("{var}: not a count: {s:?}")),
+        _ => default,
+    }
+}
 
 /// A drops B in a cluster of A, B, C and X (then, the same with X dropping B). Where everyone
 /// ends depends, on BEAM itself, on a race between two `lost_connection` reports: the
@@ -465,20 +511,56 @@ const REFERENCE_RUNS: usize = 2;
 /// following the protocol ends in one of `{D} {B} {bystanders}`, `{D + bystanders} {B}` or
 /// `{D} {B + bystanders}` (D the dropper; all three were seen with four BEAM nodes, and which
 /// one a run reaches moves with timing: a node that reports its disconnect sooner than BEAM
-/// does makes the second one likelier). The test asserts, for BEAM reference runs and for the
-/// Rust node in X's place alike, what is deterministic (settled cliques holding exactly their
-/// members' names, X sharing the fate of the bystander C, D and B apart), that the outcome is
-/// one of those three, and after the rejoin, one cluster and one table.
+/// does makes the second one likelier), or, rarely, healed back into one clique: a
+/// `global:sync()` racing the partition re-dials a node (see [`allowed_outcomes`]). The test
+/// asserts, for BEAM reference runs and for the Rust node in X's place alike, what is
+/// deterministic (settled cliques holding exactly their members' names, X sharing the fate of
+/// the bystander C, D and B apart unless all are together), that the outcome is one of those
+/// four, and after the rejoin, one cluster and one table.
 #[test]
 fn partition_and_rejoin_as_a_beam_node_would() {
     for_each_otp_async(|otp| async move {
+        let droppers = std::env::var("ERLNODE_PARTITION_DROPPERS").unwrap_or_else(|_| "A,X".into());
         for dropper in ["A", "X"] {
-            partition_against_reference(&otp, dropper).await;
+            if droppers.split(',').any(|d| d.trim() == dropper) {
+                partition_against_reference(&otp, dropper).await;
+            }
         }
     });
 }
 
 /// The outcomes the protocol allows when `dropper` drops B (see the test's doc).
+///
+/// The fourth, one clique of all four with one table, is BEAM's own too, and it comes from the
+/// harness: [`settled_views`] calls `global:sync()` on every BEAM node while the partition
+/// settles. In OTP 25-29 `global:sync/0` takes `nodes()` in the caller (`check_sync_nodes/0`);
+/// the server's `handle_call({sync, Nodes}, ...)` passes those not in `synced` to
+/// `start_sync/2`, whose `sync_init/2` calls `monitor_node(Node, true)` on each, and
+/// `erlang:monitor_node/2` sets up a connection that is not there. So a node that
+/// `prevent_overlapping_partitions` cut off (`lost_connection` -> `remove_connection` ->
+/// `handle_nodedown/3`) between that `nodes()` and the call is dialled again. The new
+/// connection syncs like any other, and `connect_all` spreads it: `resolved/5` calls
+/// `sync_others(HisKnown)` and `new_nodes/6` calls `sync_others(AddedNodes)`, each
+/// `sync_other/2` again a `monitor_node(Node, true, [allow_passive_connect])`. If the node
+/// dialled still knew the dropper, or B, everyone reconnects (`global:sync([N])` after
+/// `erlang:disconnect_node(N)` reconnects N on OTP 29, checked by hand).
+///
+/// Tallies on 2 shared cores, as `{D} {B} {bystanders}` / `{D + bystanders} {B}` /
+/// `{D} {B + bystanders}` / one clique, with the `ERLNODE_*` knobs of [`runs`]:
+///
+/// | OTP | dropper | BEAM in X's place | Rust in X's place |
+/// |-----|---------|-------------------|-------------------|
+/// | 29  | X       | 102 / 12 / 6 / 0  | 79 / 14 / 17 / 0  |
+/// | 27  | X       | 31 / 7 / 2 / 0    | 20 / 9 / 1 / 0    |
+/// | 29  | A       | 31 / 8 / 1 / 0    | 17 / 10 / 3 / 0   |
+/// | 27  | A       | 33 / 5 / 2 / 0    | 28 / 2 / 0 / 0    |
+///
+/// So the one clique is rare (seen once in a CI run, OTP 29, and once in a local default run,
+/// OTP 27, dropper A, both with the Rust node in X's place; four BEAM nodes reach it as well
+/// once the race window is wider). With `ERLNODE_PARTITION_SYNC_LOOP` set (every BEAM node calls `global:sync()`
+/// back to back for 3 s from just before the drop, which only widens the harness's own race),
+/// OTP 29 runs with four BEAM nodes, dropper X, end in one clique 10 times of 20 (0 / 2 / 8 / 10; Rust in X's place 5 / 0 /
+/// 9 / 1 of 15) and on OTP 27 9 times of 15 (0 / 1 / 5 / 9; Rust 0 / 1 / 6 / 3 of 10).
 fn allowed_outcomes(dropper: &str) -> Vec<BTreeSet<BTreeSet<String>>> {
     let (p, q) = bystanders(dropper);
     let set = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<BTreeSet<String>>();
@@ -486,30 +568,39 @@ fn allowed_outcomes(dropper: &str) -> Vec<BTreeSet<BTreeSet<String>>> {
         [set(&[dropper]), set(&["B"]), set(&[p, q])].into_iter().collect(),
         [set(&[dropper, p, q]), set(&["B"])].into_iter().collect(),
         [set(&[dropper]), set(&["B", p, q])].into_iter().collect(),
+        [set(&[dropper, "B", p, q])].into_iter().collect(),
     ]
 }
 
 async fn partition_against_reference(otp: &Otp, dropper: &str) {
     let epmd = Epmd::start(otp);
     let allowed = allowed_outcomes(dropper);
-    for run in 0..REFERENCE_RUNS {
+    // outcome -> (BEAM runs, Rust runs); every run is counted before anything is asserted
+    let mut tally: BTreeMap<BTreeSet<BTreeSet<String>>, (usize, usize)> = BTreeMap::new();
+    let mut broken = Vec::new();
+    let mut count = |who: &str, run: usize, outcome: Result<Views, (Views, String)>, tally: &mut BTreeMap<_, (usize, usize)>| {
+        let (Ok(v) | Err((v, _))) = &outcome;
+        let entry = tally.entry(partitions(v)).or_default();
+        if who == "BEAM" { entry.0 += 1 } else { entry.1 += 1 }
+        if let Err((_, why)) = &outcome {
+            broken.push(format!("{who} run {run}: {why}"));
+        } else if !allowed.contains(&partitions(v)) {
+            broken.push(format!("{who} run {run} ended in {:?}, outside the protocol's outcomes {allowed:?}", partitions(v)));
+        }
+    };
+    for run in 0..runs("ERLNODE_REFERENCE_RUNS", REFERENCE_RUNS) {
         let x = BeamNode::start(otp, &epmd, NodeOpts::erlang().prefix("x"));
-        let reference = partition_scenario(otp, &epmd, M::Beam(&x), dropper).await;
-        assert!(
-            allowed.contains(&partitions(&reference)),
-            "{dropper} dropped B: BEAM reference run {run} ended in {:?}, outside the protocol's outcomes",
-            partitions(&reference)
-        );
+        count("BEAM", run, partition_scenario(otp, &epmd, M::Beam(&x), dropper).await, &mut tally);
     }
-    let r = rust_node(&epmd, "x_rust").await;
-    let got = partition_scenario(otp, &epmd, M::Rust(&r), dropper).await;
-    assert!(
-        allowed.contains(&partitions(&got)),
-        "{dropper} dropped B: the Rust node in X's place ended in {:?}, outside the protocol's outcomes {allowed:?}",
-        partitions(&got)
-    );
-    eprintln!("{otp}, {dropper} dropped B: the Rust node in X's place ended in {:?}", partitions(&got));
-    r.shutdown();
+    for run in 0..runs("ERLNODE_RUST_RUNS", RUST_RUNS) {
+        let r = rust_node(&epmd, "x_rust").await;
+        count("Rust", run, partition_scenario(otp, &epmd, M::Rust(&r), dropper).await, &mut tally);
+        r.shutdown();
+    }
+    for (outcome, (beam, rust)) in &tally {
+        eprintln!("[tally] {otp}, {dropper} dropped B: {outcome:?}: BEAM {beam}, Rust in X's place {rust}");
+    }
+    assert!(broken.is_empty(), "{dropper} dropped B: {}", broken.join("; "));
 }
 
 // ---------------------------------------------------------------------------------------
