@@ -267,6 +267,25 @@ macro_rules! controls {
                 }
             }
 
+            /// Reads the encoded tuple of a table op (`arity` elements, the op read already);
+            /// `None` for other ops and for whatever the fast lane does not read.
+            pub(crate) fn table_from_wire(
+                op: u8,
+                arity: usize,
+                w: &mut super::control_wire::Wire,
+            ) -> Option<Control> {
+                match op {
+                    $( $op => {
+                        if arity != 1 + controls!(@count $($elem)*) {
+                            return None;
+                        }
+                        $( controls!(@wire w, $elem); )*
+                        Some(Control::$Variant { $($field),* })
+                    } )*
+                    _ => None,
+                }
+            }
+
             #[allow(unused_mut, unused_variables)]
             /// Reads the tuple of a table op; gives `elems` back for other ops.
             fn table_from_elems(op: u8, elems: Vec<Term>) -> Result<Result<Control, DistError>, Vec<Term>> {
@@ -290,6 +309,8 @@ macro_rules! controls {
     (@get $op:ident, $it:ident, $f:ident) => {
         let $f = $it.next().and_then(Field::from_term).ok_or(bad($op, stringify!($f)))?;
     };
+    (@wire $w:ident, _) => { super::control_wire::skip_unused($w)?; };
+    (@wire $w:ident, $f:ident) => { let $f = super::control_wire::WireField::read($w)?; };
     (@count) => { 0usize };
     (@count $head:tt $($rest:tt)*) => { 1usize + controls!(@count $($rest)*) };
     (@needs) => { None };

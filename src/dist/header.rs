@@ -26,8 +26,9 @@
 
 use std::collections::HashMap;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
+use super::pool::BufferPool;
 use super::{DistError, DistFlags};
 use crate::term::Atom;
 
@@ -101,6 +102,18 @@ pub struct Body {
     pub atoms: Option<Vec<Atom>>,
 }
 
+/// A message's terms as [`HeaderDecoder::handle_into`] hands them out: a [`Body`] whose atoms
+/// are [`HeaderDecoder::atoms`].
+#[derive(Debug)]
+pub(crate) struct Framed {
+    /// The bytes holding the terms.
+    pub data: Bytes,
+    /// Where the control term starts in `data`.
+    pub start: usize,
+    /// Header framing (the atoms apply, terms have no version byte); `false`: pass-through.
+    pub header: bool,
+}
+
 /// A small cursor over peer bytes; every read is bounds-checked.
 struct Reader<'a> {
     buf: &'a [u8],
@@ -143,10 +156,25 @@ pub fn read_atom_cache_refs(
     cache: &mut AtomCache,
     utf8: bool,
 ) -> Result<(Vec<Atom>, usize), DistError> {
+    let mut atoms = Vec::new();
+    let (end, _) = read_atom_cache_refs_into(input, offset, cache, utf8, &mut atoms)?;
+    Ok((atoms, end))
+}
+
+/// [`read_atom_cache_refs`] into a caller's vector (cleared first), so that the receive path
+/// reuses one allocation for every message. Also says whether the section had new entries.
+fn read_atom_cache_refs_into(
+    input: &[u8],
+    offset: usize,
+    cache: &mut AtomCache,
+    utf8: bool,
+    atoms: &mut Vec<Atom>,
+) -> Result<(usize, bool), DistError> {
+    atoms.clear();
     let mut r = Reader { buf: input, pos: offset };
     let n = r.u8("NumberOfAtomCacheRefs")? as usize;
     if n == 0 {
-        return Ok((Vec::new(), r.pos));
+        return Ok((r.pos, false));
     }
     let flags = r.bytes(n / 2 + 1, "atom cache flags")?;
     let nibble = |i: usize| {
@@ -154,10 +182,12 @@ pub fn read_atom_cache_refs(
         if i % 2 == 0 { byte & 0x0f } else { byte >> 4 }
     };
     let long_atoms = nibble(n) & 0x01 != 0;
-    let mut atoms = Vec::with_capacity(n);
+    atoms.reserve(n);
+    let mut any_new = false;
     for i in 0..n {
         let f = nibble(i);
         let new_entry = f & 0x08 != 0;
+        any_new |= new_entry;
         let segment = (f & 0x07) as usize;
         let internal = r.u8("InternalSegmentIndex")? as usize;
         let slot = segment * 256 + internal;
@@ -178,7 +208,7 @@ pub fn read_atom_cache_refs(
             atoms.push(atom.clone());
         }
     }
-    Ok((atoms, r.pos))
+    Ok((r.pos, any_new))
 }
 
 /// A message being reassembled.
@@ -186,7 +216,9 @@ pub fn read_atom_cache_refs(
 struct Partial {
     atoms: Vec<Atom>,
     next_fragment: u64,
-    data: Vec<u8>,
+    /// A region of the decoder's [`BufferPool`], sized for the whole message when the
+    /// fragments are equal.
+    data: BytesMut,
 }
 
 /// Turns frames into message bodies for one connection direction: checks the framing the
@@ -196,6 +228,14 @@ pub struct HeaderDecoder {
     cache: AtomCache,
     in_flight: HashMap<u64, Partial>,
     buffered: usize,
+    /// The atoms of the last message's references ([`HeaderDecoder::atoms`]).
+    atoms: Vec<Atom>,
+    /// The bytes of the last atom-cache section, when it had no new entries and `atoms` holds
+    /// its atoms: a message with the same section (a stream of messages between the same
+    /// processes) reuses them without reading the cache again.
+    last_section: Vec<u8>,
+    /// Where reassembled messages are built (reused once the messages are dropped).
+    pool: BufferPool,
     allow_pass_through: bool,
     utf8_atoms: bool,
     max_message_size: usize,
@@ -213,6 +253,9 @@ impl HeaderDecoder {
             cache: AtomCache::new(),
             in_flight: HashMap::new(),
             buffered: 0,
+            atoms: Vec::new(),
+            last_section: Vec::new(),
+            pool: BufferPool::new(),
             allow_pass_through: !negotiated.contains(DistFlags::DIST_HDR_ATOM_CACHE)
                 && !negotiated.contains(DistFlags::FRAGMENTS),
             utf8_atoms: negotiated.contains(DistFlags::UTF8_ATOMS),
@@ -239,6 +282,16 @@ impl HeaderDecoder {
     /// Takes one frame body (without its length prefix). Returns `Ok(None)` for a tick (an
     /// empty frame) and for a fragment that does not complete its message.
     pub fn handle(&mut self, frame: Bytes) -> Result<Option<Body>, DistError> {
+        Ok(self.handle_into(frame)?.map(|f| Body {
+            data: f.data,
+            start: f.start,
+            atoms: f.header.then(|| self.atoms.clone()),
+        }))
+    }
+
+    /// [`HeaderDecoder::handle`] without building the [`Body`]: with header framing, the atoms
+    /// of the references are [`HeaderDecoder::atoms`] until the next call.
+    pub(crate) fn handle_into(&mut self, frame: Bytes) -> Result<Option<Framed>, DistError> {
         let (first, second) = match (frame.first(), frame.get(1)) {
             (None, _) => return Ok(None),
             (Some(&a), b) => (a, b.copied()),
@@ -248,11 +301,11 @@ impl HeaderDecoder {
                 if !self.allow_pass_through {
                     return Err(DistError::PassThroughNotAllowed);
                 }
-                Ok(Some(Body { data: frame, start: 1, atoms: None }))
+                Ok(Some(Framed { data: frame, start: 1, header: false }))
             }
             (VERSION_MAGIC, Some(DIST_HEADER)) => {
-                let (atoms, start) = read_atom_cache_refs(&frame, 2, &mut self.cache, self.utf8_atoms)?;
-                Ok(Some(Body { data: frame, start, atoms: Some(atoms) }))
+                let start = self.read_refs(&frame, 2)?;
+                Ok(Some(Framed { data: frame, start, header: true }))
             }
             (VERSION_MAGIC, Some(DIST_FRAG_HEADER)) => self.first_fragment(frame),
             (VERSION_MAGIC, Some(DIST_FRAG_CONT)) => self.next_fragment(frame),
@@ -262,7 +315,28 @@ impl HeaderDecoder {
         }
     }
 
-    fn first_fragment(&mut self, frame: Bytes) -> Result<Option<Body>, DistError> {
+    /// The atoms of the last message's atom-cache references (see
+    /// [`HeaderDecoder::handle_into`]).
+    pub(crate) fn atoms(&self) -> &[Atom] {
+        &self.atoms
+    }
+
+    /// Reads the atom-cache section at `offset` into `self.atoms`; returns where it ends.
+    fn read_refs(&mut self, frame: &[u8], offset: usize) -> Result<usize, DistError> {
+        let rest = frame.get(offset..).unwrap_or_default();
+        if !self.last_section.is_empty() && rest.starts_with(&self.last_section) {
+            // the same references as last time, none new: the same atoms
+            return Ok(offset + self.last_section.len());
+        }
+        self.last_section.clear();
+        let (end, any_new) = read_atom_cache_refs_into(frame, offset, &mut self.cache, self.utf8_atoms, &mut self.atoms)?;
+        if !any_new {
+            self.last_section.extend_from_slice(frame.get(offset..end).unwrap_or_default());
+        }
+        Ok(end)
+    }
+
+    fn first_fragment(&mut self, frame: Bytes) -> Result<Option<Framed>, DistError> {
         /// How many fragments' worth of the first fragment's size a reassembly buffer may
         /// reserve up front.
         const PREALLOC_FRAGMENTS: u64 = 16;
@@ -275,10 +349,10 @@ impl HeaderDecoder {
         if self.in_flight.contains_key(&sequence) {
             return Err(DistError::SequenceInUse { sequence });
         }
-        let (atoms, start) = read_atom_cache_refs(&frame, r.pos, &mut self.cache, self.utf8_atoms)?;
+        let start = self.read_refs(&frame, r.pos)?;
         if fragment == 1 {
             // a message in a single fragment
-            return Ok(Some(Body { data: frame, start, atoms: Some(atoms) }));
+            return Ok(Some(Framed { data: frame, start, header: true }));
         }
         if self.in_flight.len() >= MAX_FRAGMENTED_IN_FLIGHT {
             return Err(DistError::TooManyFragmentedMessages { max: MAX_FRAGMENTED_IN_FLIGHT });
@@ -289,13 +363,13 @@ impl HeaderDecoder {
         // joining them copies each byte once; the peer-given count is trusted only up to
         // PREALLOC_FRAGMENTS times the bytes actually received
         let expected = chunk.len().saturating_mul(fragment.min(PREALLOC_FRAGMENTS) as usize);
-        let mut data = Vec::with_capacity(expected.min(self.max_message_size));
+        let mut data = self.pool.region(expected.min(self.max_message_size).max(chunk.len()));
         data.extend_from_slice(chunk);
-        self.in_flight.insert(sequence, Partial { atoms, next_fragment: fragment - 1, data });
+        self.in_flight.insert(sequence, Partial { atoms: self.atoms.clone(), next_fragment: fragment - 1, data });
         Ok(None)
     }
 
-    fn next_fragment(&mut self, frame: Bytes) -> Result<Option<Body>, DistError> {
+    fn next_fragment(&mut self, frame: Bytes) -> Result<Option<Framed>, DistError> {
         let mut r = Reader { buf: &frame, pos: 2 };
         let sequence = r.u64("SequenceId")?;
         let fragment = r.u64("FragmentId")?;
@@ -321,7 +395,10 @@ impl HeaderDecoder {
             return Err(DistError::UnknownSequence { sequence });
         };
         self.buffered -= done.data.len();
-        Ok(Some(Body { data: Bytes::from(done.data), start: 0, atoms: Some(done.atoms) }))
+        // the atoms now are the reassembled message's, not the last section's
+        self.atoms = done.atoms;
+        self.last_section.clear();
+        Ok(Some(Framed { data: done.data.freeze(), start: 0, header: true }))
     }
 
     /// Accounts for `more` bytes joining a message that holds `have`, within the limits.
@@ -421,6 +498,33 @@ mod tests {
         // a slot can be overwritten
         let b = d.handle(header(&[(5, Some("other")), (5, None)], false, b"")).unwrap().unwrap();
         assert_eq!(names(&b), ["other", "other"]);
+    }
+
+    #[test]
+    fn a_repeated_section_gives_the_atoms_the_cache_holds_now() {
+        let mut d = HeaderDecoder::new(FULL);
+        d.handle(header(&[(5, Some("rex")), (6, Some("kv"))], false, b"")).unwrap();
+        for _ in 0..3 {
+            let b = d.handle(header(&[(5, None), (6, None)], false, b"A")).unwrap().unwrap();
+            assert_eq!(names(&b), ["rex", "kv"]);
+            assert_eq!(&b.data[b.start..], b"A");
+        }
+        // a new entry overwrites slot 5; the same section as before now means the new atom
+        d.handle(header(&[(5, Some("other"))], false, b"")).unwrap();
+        let b = d.handle(header(&[(5, None), (6, None)], false, b"B")).unwrap().unwrap();
+        assert_eq!(names(&b), ["other", "kv"]);
+        // ... also when a first fragment's header is what overwrote it
+        d.handle(frag_first(1, 2, &[(6, Some("x"))], b"")).unwrap();
+        let b = d.handle(header(&[(5, None), (6, None)], false, b"")).unwrap().unwrap();
+        assert_eq!(names(&b), ["other", "x"]);
+        // a reassembled message brings its own atoms; the next message reads its section again
+        let b = d.handle(frag_cont(1, 1, b"")).unwrap().unwrap();
+        assert_eq!(names(&b), ["x"]);
+        let b = d.handle(header(&[(5, None), (6, None)], false, b"")).unwrap().unwrap();
+        assert_eq!(names(&b), ["other", "x"]);
+        // a section that only starts the same way is read in full
+        let b = d.handle(header(&[(5, None), (6, None), (5, None)], false, b"")).unwrap().unwrap();
+        assert_eq!(names(&b), ["other", "x", "other"]);
     }
 
     #[test]
