@@ -211,6 +211,25 @@ fn read_atom_cache_refs_into(
     Ok((r.pos, any_new))
 }
 
+/// Atom-cache sections a [`HeaderDecoder`] remembers.
+const MAX_KEPT_SECTIONS: usize = 8;
+
+/// An atom-cache section without new entries, and the atoms it stood for.
+#[derive(Debug)]
+struct Section {
+    bytes: Vec<u8>,
+    atoms: Vec<Atom>,
+}
+
+/// Whose atoms the last message had.
+#[derive(Clone, Copy, Debug)]
+enum Current {
+    /// A kept section's.
+    Section(usize),
+    /// `scratch`.
+    Scratch,
+}
+
 /// A message being reassembled.
 #[derive(Debug)]
 struct Partial {
@@ -228,12 +247,16 @@ pub struct HeaderDecoder {
     cache: AtomCache,
     in_flight: HashMap<u64, Partial>,
     buffered: usize,
-    /// The atoms of the last message's references ([`HeaderDecoder::atoms`]).
-    atoms: Vec<Atom>,
-    /// The bytes of the last atom-cache section, when it had no new entries and `atoms` holds
-    /// its atoms: a message with the same section (a stream of messages between the same
-    /// processes) reuses them without reading the cache again.
-    last_section: Vec<u8>,
+    /// Recent atom-cache sections that had no new entries, with their atoms: a message with
+    /// the same section as one of these (messages between the same processes, of the same
+    /// kind) reuses the atoms without reading the cache again. Emptied by any new entry.
+    sections: Vec<Section>,
+    /// Where the next section goes once `sections` is full.
+    evict: usize,
+    /// The atoms of the last message when they are not a section's (fragments, new entries).
+    scratch: Vec<Atom>,
+    /// Which atoms the last message had.
+    current: Current,
     /// Where reassembled messages are built (reused once the messages are dropped).
     pool: BufferPool,
     allow_pass_through: bool,
@@ -253,8 +276,10 @@ impl HeaderDecoder {
             cache: AtomCache::new(),
             in_flight: HashMap::new(),
             buffered: 0,
-            atoms: Vec::new(),
-            last_section: Vec::new(),
+            sections: Vec::new(),
+            evict: 0,
+            scratch: Vec::new(),
+            current: Current::Scratch,
             pool: BufferPool::new(),
             allow_pass_through: !negotiated.contains(DistFlags::DIST_HDR_ATOM_CACHE)
                 && !negotiated.contains(DistFlags::FRAGMENTS),
@@ -285,7 +310,7 @@ impl HeaderDecoder {
         Ok(self.handle_into(frame)?.map(|f| Body {
             data: f.data,
             start: f.start,
-            atoms: f.header.then(|| self.atoms.clone()),
+            atoms: f.header.then(|| self.atoms().to_vec()),
         }))
     }
 
@@ -318,20 +343,55 @@ impl HeaderDecoder {
     /// The atoms of the last message's atom-cache references (see
     /// [`HeaderDecoder::handle_into`]).
     pub(crate) fn atoms(&self) -> &[Atom] {
-        &self.atoms
+        match self.current {
+            Current::Section(i) => self.sections.get(i).map_or(&[][..], |s| &s.atoms),
+            Current::Scratch => &self.scratch,
+        }
     }
 
-    /// Reads the atom-cache section at `offset` into `self.atoms`; returns where it ends.
+    /// Reads the atom-cache section at `offset` (the atoms are then [`HeaderDecoder::atoms`]);
+    /// returns where it ends.
     fn read_refs(&mut self, frame: &[u8], offset: usize) -> Result<usize, DistError> {
         let rest = frame.get(offset..).unwrap_or_default();
-        if !self.last_section.is_empty() && rest.starts_with(&self.last_section) {
-            // the same references as last time, none new: the same atoms
-            return Ok(offset + self.last_section.len());
+        // the same references as a recent message, none new: the same atoms (the last hit is
+        // the likeliest)
+        let last = match self.current {
+            Current::Section(i) => i,
+            Current::Scratch => 0,
+        };
+        let n = self.sections.len();
+        for i in (0..n).map(|k| (last + k) % n) {
+            if let Some(sec) = self.sections.get(i) {
+                if rest.starts_with(&sec.bytes) {
+                    self.current = Current::Section(i);
+                    return Ok(offset + sec.bytes.len());
+                }
+            }
         }
-        self.last_section.clear();
-        let (end, any_new) = read_atom_cache_refs_into(frame, offset, &mut self.cache, self.utf8_atoms, &mut self.atoms)?;
-        if !any_new {
-            self.last_section.extend_from_slice(frame.get(offset..end).unwrap_or_default());
+        self.current = Current::Scratch;
+        let (end, any_new) =
+            read_atom_cache_refs_into(frame, offset, &mut self.cache, self.utf8_atoms, &mut self.scratch)?;
+        if any_new {
+            // slots changed: what the kept sections meant may have too
+            self.sections.clear();
+            self.evict = 0;
+        } else {
+            let sec = Section {
+                bytes: frame.get(offset..end).unwrap_or_default().to_vec(),
+                atoms: std::mem::take(&mut self.scratch),
+            };
+            let i = if self.sections.len() < MAX_KEPT_SECTIONS {
+                self.sections.push(sec);
+                self.sections.len() - 1
+            } else {
+                let i = self.evict;
+                self.evict = (i + 1) % MAX_KEPT_SECTIONS;
+                if let Some(old) = self.sections.get_mut(i) {
+                    self.scratch = std::mem::replace(old, sec).atoms;
+                }
+                i
+            };
+            self.current = Current::Section(i);
         }
         Ok(end)
     }
@@ -365,7 +425,7 @@ impl HeaderDecoder {
         let expected = chunk.len().saturating_mul(fragment.min(PREALLOC_FRAGMENTS) as usize);
         let mut data = self.pool.region(expected.min(self.max_message_size).max(chunk.len()));
         data.extend_from_slice(chunk);
-        self.in_flight.insert(sequence, Partial { atoms: self.atoms.clone(), next_fragment: fragment - 1, data });
+        self.in_flight.insert(sequence, Partial { atoms: self.atoms().to_vec(), next_fragment: fragment - 1, data });
         Ok(None)
     }
 
@@ -395,9 +455,9 @@ impl HeaderDecoder {
             return Err(DistError::UnknownSequence { sequence });
         };
         self.buffered -= done.data.len();
-        // the atoms now are the reassembled message's, not the last section's
-        self.atoms = done.atoms;
-        self.last_section.clear();
+        // the atoms now are the reassembled message's
+        self.scratch = done.atoms;
+        self.current = Current::Scratch;
         Ok(Some(Framed { data: done.data.freeze(), start: 0, header: true }))
     }
 
@@ -525,6 +585,19 @@ mod tests {
         // a section that only starts the same way is read in full
         let b = d.handle(header(&[(5, None), (6, None), (5, None)], false, b"")).unwrap().unwrap();
         assert_eq!(names(&b), ["other", "x", "other"]);
+        // sections that alternate, more of them than are kept, and a new entry among them
+        let mut d = HeaderDecoder::new(FULL);
+        let texts: Vec<String> = (0..12).map(|i| format!("a{i}")).collect();
+        let fill: Vec<(usize, Option<&str>)> = texts.iter().enumerate().map(|(i, t)| (i, Some(t.as_str()))).collect();
+        d.handle(header(&fill, false, b"")).unwrap();
+        for round in 0..3 {
+            for i in 0..12 {
+                let refs = [(i, None), ((i + 1) % 12, None)];
+                let b = d.handle(header(&refs, false, b"")).unwrap().unwrap();
+                assert_eq!(names(&b), [texts[i].as_str(), texts[(i + 1) % 12].as_str()], "round {round}");
+            }
+            d.handle(header(&[(3, Some("a3"))], false, b"")).unwrap();
+        }
     }
 
     #[test]

@@ -163,16 +163,15 @@ pub fn encode_message(
         return Err(DistError::PayloadMismatch { op: control.op(), needs_payload: control.has_payload() });
     }
     let at = frame::begin_frame(out);
-    let ctl = control.to_term();
     if uses_dist_header(negotiated) {
         out.extend_from_slice(&[header::VERSION_MAGIC, header::DIST_HEADER, 0]);
-        encode_body_to(&ctl, out);
+        control.encode_body(out);
         if let Some(p) = payload {
             encode_body_to(p, out);
         }
     } else {
-        out.push(header::PASS_THROUGH);
-        encode_to(&ctl, out);
+        out.extend_from_slice(&[header::PASS_THROUGH, header::VERSION_MAGIC]);
+        control.encode_body(out);
         if let Some(p) = payload {
             encode_to(p, out);
         }

@@ -9,6 +9,7 @@
 
 mod connection;
 mod distribution;
+mod hash;
 mod ids;
 mod inbound;
 mod start;
@@ -29,6 +30,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, RwLock};
 
+use hash::LocalKeys;
 use ids::IdAllocator;
 use process::{Guarded, ProcessEntry, Watcher};
 
@@ -98,53 +100,7 @@ impl std::hash::Hasher for PidKeyHasher {
 
 type PidMap = HashMap<(u32, u32), Arc<ProcessEntry>, std::hash::BuildHasherDefault<PidKeyHasher>>;
 
-/// Hashes the keys of the name and alias tables word by word (an FxHash-style multiply), far
-/// cheaper than SipHash on the routing path. The keys are names registered here and this
-/// node's own references: a peer only looks keys up, it cannot insert colliding ones.
-#[derive(Clone, Copy, Debug, Default)]
-struct LocalKeyHasher(u64);
 
-impl LocalKeyHasher {
-    const K: u64 = 0xf135_7aea_2e62_a9c5;
-
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0 ^ word).wrapping_mul(Self::K).rotate_left(26);
-    }
-}
-
-impl std::hash::Hasher for LocalKeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.add(u64::from_le_bytes(w));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
-        }
-    }
-    fn write_u8(&mut self, n: u8) {
-        self.add(n as u64);
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.add(n as u64);
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-}
-
-type LocalKeys = std::hash::BuildHasherDefault<LocalKeyHasher>;
 
 /// Local processes by pid, sharded so that routing rarely contends.
 #[derive(Debug)]
