@@ -7,7 +7,7 @@ use std::path::Path;
 use bytes::Bytes;
 use erlnode::term::{
     Atom, BigInt, BitBinary, DecodeError, DecodeOptions, ExportFun, LocalFun, Map, Pid, Port, Reference, Term,
-    decode, decode_bytes, decode_term_at, encode, encode_body_to, encode_compressed,
+    decode, decode_bytes, decode_iterative, decode_term_at, encode, encode_body_to, encode_compressed,
 };
 use proptest::prelude::*;
 
@@ -115,11 +115,14 @@ fn check_error_offset(e: &DecodeError, len: usize) {
     assert!(!e.to_string().is_empty());
 }
 
-/// Every decoding entry point on `input`: no panic, offsets inside the input.
+/// Every decoding entry point on `input`: no panic, offsets inside the input, and the
+/// recursive and iterative decoding paths agree (same term or same error).
 fn decode_everything(input: &[u8]) {
-    if let Err(e) = decode(input) {
-        check_error_offset(&e, input.len());
+    let plain = decode(input);
+    if let Err(e) = &plain {
+        check_error_offset(e, input.len());
     }
+    assert_eq!(plain, decode_iterative(input), "the decoding paths disagree on {input:?}");
     let b = Bytes::copy_from_slice(input);
     if let Err(e) = decode_bytes(b.clone()) {
         check_error_offset(&e, input.len());
@@ -142,6 +145,7 @@ proptest! {
         let bytes = encode(&t);
         let back = decode(&bytes).unwrap();
         prop_assert_eq!(&back, &t);
+        prop_assert_eq!(&decode_iterative(&bytes).unwrap(), &t);
         // encoding is a function of the term: the decoded term encodes to the same bytes
         prop_assert_eq!(encode(&back), bytes.clone());
         prop_assert_eq!(decode_bytes(Bytes::from(bytes.clone())).unwrap(), t.clone());

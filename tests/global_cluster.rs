@@ -195,6 +195,16 @@ async fn beam_register(n: &BeamNode, name: &str) -> String {
     M::eval(n, &erl, &ex, T).await.unwrap().trim_start_matches(':').to_string()
 }
 
+/// Starts BEAM nodes and joins each of the others to the first with a ping, as a person would in
+/// iex.
+async fn beam_cluster<const N: usize>(otp: &Otp, epmd: &Epmd, opts: [NodeOpts; N]) -> [BeamNode; N] {
+    let nodes = opts.map(|o| BeamNode::start(otp, epmd, o));
+    for n in &nodes[1..] {
+        beam_ping(n, nodes[0].name()).await;
+    }
+    nodes
+}
+
 async fn beam_ping(from: &BeamNode, to: &str) {
     let (erl, ex) = (format!("net_adm:ping({})", erlang_atom(to)), format!("Node.ping({})", elixir_atom(to)));
     let r = M::eval(from, &erl, &ex, T).await.unwrap();
@@ -209,11 +219,8 @@ async fn beam_ping(from: &BeamNode, to: &str) {
 fn beam_node_restarting_with_a_new_creation() {
     for_each_otp_async(|otp| async move {
         let epmd = Epmd::start(&otp);
-        let a = BeamNode::start(&otp, &epmd, NodeOpts::erlang().prefix("a"));
-        let b = BeamNode::start(&otp, &epmd, NodeOpts::elixir().prefix("b"));
-        let c = BeamNode::start(&otp, &epmd, NodeOpts::erlang().prefix("c"));
-        beam_ping(&b, a.name()).await;
-        beam_ping(&c, a.name()).await;
+        let opts = [NodeOpts::erlang().prefix("a"), NodeOpts::elixir().prefix("b"), NodeOpts::erlang().prefix("c")];
+        let [a, b, c] = beam_cluster(&otp, &epmd, opts).await;
         let r = rust_node(&epmd, "r").await;
         assert!(r.connect(&Atom::new(a.name())).await);
         let rn = r.name().as_str().to_string();
@@ -377,11 +384,8 @@ fn check_partition_invariants(views: &Views, dropper: &str) -> Result<(), String
 /// [`check_partition_invariants`], and returns it by role. Then A pings the others back and
 /// the whole cluster must converge again.
 async fn partition_scenario(otp: &Otp, epmd: &Epmd, x: M<'_>, dropper: &str) -> Views {
-    let a = BeamNode::start(otp, epmd, NodeOpts::erlang().prefix("a"));
-    let b = BeamNode::start(otp, epmd, NodeOpts::erlang().prefix("b"));
-    let c = BeamNode::start(otp, epmd, NodeOpts::elixir().prefix("c"));
-    beam_ping(&b, a.name()).await;
-    beam_ping(&c, a.name()).await;
+    let opts = [NodeOpts::erlang().prefix("a"), NodeOpts::erlang().prefix("b"), NodeOpts::elixir().prefix("c")];
+    let [a, b, c] = beam_cluster(otp, epmd, opts).await;
     let x_pid;
     match x {
         M::Beam(n) => {
@@ -555,11 +559,8 @@ fn rust_node_bridges_two_partitions() {
 fn many_concurrent_registrations_from_both_sides() {
     for_each_otp_async(|otp| async move {
         let epmd = Epmd::start(&otp);
-        let e = BeamNode::start(&otp, &epmd, NodeOpts::elixir().prefix("e"));
-        let a = BeamNode::start(&otp, &epmd, NodeOpts::erlang().prefix("a"));
-        let b = BeamNode::start(&otp, &epmd, NodeOpts::erlang().prefix("b"));
-        beam_ping(&a, e.name()).await;
-        beam_ping(&b, e.name()).await;
+        let opts = [NodeOpts::elixir().prefix("e"), NodeOpts::erlang().prefix("a"), NodeOpts::erlang().prefix("b")];
+        let [e, a, b] = beam_cluster(&otp, &epmd, opts).await;
         let r = rust_node(&epmd, "r").await;
         assert!(r.connect(&Atom::new(e.name())).await);
         let all = [M::Beam(&e), M::Beam(&a), M::Beam(&b), M::Rust(&r)];
@@ -664,11 +665,8 @@ async fn ping_through(node: &Node, to: Dest) -> bool {
 fn two_rust_nodes_in_one_cluster() {
     for_each_otp_async(|otp| async move {
         let epmd = Epmd::start(&otp);
-        let a = BeamNode::start(&otp, &epmd, NodeOpts::erlang().prefix("a"));
-        let b = BeamNode::start(&otp, &epmd, NodeOpts::erlang().prefix("b"));
-        let c = BeamNode::start(&otp, &epmd, NodeOpts::elixir().prefix("c"));
-        beam_ping(&b, a.name()).await;
-        beam_ping(&c, a.name()).await;
+        let opts = [NodeOpts::erlang().prefix("a"), NodeOpts::erlang().prefix("b"), NodeOpts::elixir().prefix("c")];
+        let [a, b, c] = beam_cluster(&otp, &epmd, opts).await;
         wait_converged(&[M::Beam(&a), M::Beam(&b), M::Beam(&c)], &BTreeSet::new(), "the BEAM cluster").await;
 
         // figure: from connect until :global.sync() on the BEAM node returns with r1 synced

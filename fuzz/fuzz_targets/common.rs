@@ -57,3 +57,23 @@ pub fn feed(
     }
     (last, out)
 }
+
+/// Feeds `data` in one piece and in pieces of 1 to 7 bytes (chosen by its first byte) to fresh
+/// handshakes: both must end as `whole` (the one-call entry point's outcome) and write the same
+/// bytes. Skipped where [`splits_comparable`] says splitting may change the outcome.
+pub fn assert_split_invariant(
+    start: impl Fn() -> Result<Handshake, HandshakeError>,
+    answer: impl Fn(&mut Handshake, Result<Progress, HandshakeError>) -> Result<Progress, HandshakeError>,
+    data: &[u8],
+    whole: &Result<Progress, HandshakeError>,
+) {
+    if !splits_comparable(data) {
+        return;
+    }
+    let (one, out_one) = feed(&start, &answer, data, data.len().max(1));
+    assert_eq!(&one, whole);
+    let chunk = usize::from(data.first().copied().unwrap_or(0) % 7) + 1;
+    let (pieces, out_pieces) = feed(&start, &answer, data, chunk);
+    assert_eq!(&pieces, whole, "fed {chunk} bytes at a time");
+    assert_eq!(out_pieces, out_one, "fed {chunk} bytes at a time");
+}

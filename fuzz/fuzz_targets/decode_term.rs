@@ -2,12 +2,17 @@
 //! and a term that decodes round-trips: encode it, decode again, get an equal term, and the
 //! encoding is a fixed point (encoding the re-decoded term gives the same bytes).
 //!
+//! The recursive decoding path (shallow containers) and the iterative one (deep containers,
+//! forced everywhere by `decode_iterative`) must give the same term or the same error.
+//!
 //! The same bytes are also decoded as a distribution-header body (no version byte, with an
 //! atom cache), as `dist` does; the atom-cache references re-encode as plain atoms.
 #![no_main]
 
 use bytes::Bytes;
-use erlnode::term::{Atom, DecodeOptions, Term, decode, decode_bytes, decode_term_at, encode, encode_body_to};
+use erlnode::term::{
+    Atom, DecodeOptions, Term, decode, decode_bytes, decode_iterative, decode_term_at, encode, encode_body_to,
+};
 use libfuzzer_sys::fuzz_target;
 
 fn round_trip(term: &Term) {
@@ -27,6 +32,9 @@ fuzz_target!(|data: &[u8]| {
     let copied = decode(data);
     let sliced = decode_bytes(owned.clone());
     assert_eq!(copied, sliced);
+    // Shallow containers are decoded by recursion, deep ones iteratively: both paths must
+    // accept the same inputs and report the same errors at the same offsets.
+    assert_eq!(copied, decode_iterative(data));
     if let Ok(term) = &copied {
         round_trip(term);
     }

@@ -4,8 +4,8 @@
 //! `erl_ext_dist`: ATOM_UTF8_EXT carries up to 255 characters, so up to 1020 bytes).
 //!
 //! Representation: atoms up to [`INLINE_CAP`] bytes live inline (no allocation, which covers
-//! nearly every atom on the wire: `'$gen_call'`, `ok`, node names), longer ones share an
-//! `Arc<str>`. There is deliberately no global intern table: a peer can send any number of
+//! nearly every atom on the wire: `'$gen_call'`, `ok`, most node names), longer ones share an
+//! `Arc<str>`. An `Atom` is 24 bytes either way: the inline length doubles as the tag. There is deliberately no global intern table: a peer can send any number of
 //! distinct atoms, and a table would either grow without bound or need a lock on every message.
 //! Comparing two atoms is a short byte comparison.
 
@@ -20,7 +20,7 @@ pub const MAX_ATOM_CHARS: usize = 255;
 /// Maximum number of UTF-8 bytes an atom can take (255 characters of up to 4 bytes).
 pub const MAX_ATOM_BYTES: usize = MAX_ATOM_CHARS * 4;
 /// Atoms of at most this many bytes are stored inline.
-pub const INLINE_CAP: usize = 22;
+pub const INLINE_CAP: usize = 23;
 
 /// An Erlang atom.
 #[derive(Clone)]
@@ -28,9 +28,55 @@ pub struct Atom(Repr);
 
 #[derive(Clone)]
 enum Repr {
-    Inline { len: u8, buf: [u8; INLINE_CAP] },
+    Inline { len: InlineLen, buf: [u8; INLINE_CAP] },
     Heap(Arc<str>),
 }
+
+/// The length of an inline atom, `0..=INLINE_CAP`: an enum rather than a `u8` so that its
+/// unused values can tell `Repr::Heap` apart, and `Repr` needs no tag byte of its own.
+#[derive(Clone, Copy)]
+#[repr(u8)]
+enum InlineLen {
+    L0, L1, L2, L3, L4, L5, L6, L7, L8, L9, L10, L11, L12, L13, L14, L15, L16, L17, L18, L19, L20, L21, L22,
+    L23,
+}
+
+impl InlineLen {
+    /// `n.min(INLINE_CAP)` as an `InlineLen` (compiles to that `min`).
+    #[inline]
+    fn new(n: usize) -> InlineLen {
+        use InlineLen::*;
+        match n {
+            0 => L0,
+            1 => L1,
+            2 => L2,
+            3 => L3,
+            4 => L4,
+            5 => L5,
+            6 => L6,
+            7 => L7,
+            8 => L8,
+            9 => L9,
+            10 => L10,
+            11 => L11,
+            12 => L12,
+            13 => L13,
+            14 => L14,
+            15 => L15,
+            16 => L16,
+            17 => L17,
+            18 => L18,
+            19 => L19,
+            20 => L20,
+            21 => L21,
+            22 => L22,
+            _ => L23,
+        }
+    }
+}
+
+const _: () = assert!(InlineLen::L23 as usize == INLINE_CAP);
+const _: () = assert!(std::mem::size_of::<Atom>() == 24);
 
 /// The text given for an atom is too long to be one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,12 +105,26 @@ impl Atom {
         Ok(Self::new_unchecked(s))
     }
 
+    /// The atom whose UTF-8 text is the first `len` bytes of `window` (`len <= INLINE_CAP`),
+    /// or `None` if they are not valid UTF-8. The decoder's path for short atoms: it copies
+    /// the whole fixed-size window rather than `len` bytes into a zeroed buffer, so the bytes
+    /// of an inline atom past its length are arbitrary; nothing reads them (`as_str` stops
+    /// at the length, and equality, order and hashing go through it).
+    #[inline]
+    pub(crate) fn from_utf8_window(window: &[u8; INLINE_CAP], len: usize) -> Option<Atom> {
+        let text = window.get(..len)?;
+        if !text.is_ascii() {
+            std::str::from_utf8(text).ok()?;
+        }
+        Some(Atom(Repr::Inline { len: InlineLen::new(len), buf: *window }))
+    }
+
     /// Makes an atom from text the caller knows is at most 255 characters.
     fn new_unchecked(s: &str) -> Atom {
         if s.len() <= INLINE_CAP {
             let mut buf = [0u8; INLINE_CAP];
             buf[..s.len()].copy_from_slice(s.as_bytes());
-            Atom(Repr::Inline { len: s.len() as u8, buf })
+            Atom(Repr::Inline { len: InlineLen::new(s.len()), buf })
         } else {
             Atom(Repr::Heap(Arc::from(s)))
         }
@@ -84,9 +144,10 @@ impl Atom {
     /// The atom's text.
     pub fn as_str(&self) -> &str {
         match &self.0 {
-            // SAFETY: `new_unchecked` is the only constructor of `Inline`; it copies the bytes
-            // of a `&str` whole (`len` is that str's length), so they are valid UTF-8.
-            Repr::Inline { len, buf } => unsafe { std::str::from_utf8_unchecked(&buf[..*len as usize]) },
+            // SAFETY: `Inline` is made by `new_unchecked`, which copies the bytes of a `&str`
+            // whole (`len` is that str's length), and by `from_utf8_window`, which checks that
+            // its first `len` bytes are UTF-8; so `buf[..len]` is valid UTF-8.
+            Repr::Inline { len, buf } => unsafe { std::str::from_utf8_unchecked(&buf[..*len as u8 as usize]) },
             Repr::Heap(s) => s,
         }
     }
@@ -171,9 +232,9 @@ mod tests {
 
     #[test]
     fn limit_is_characters_not_bytes() {
-        let s: String = std::iter::repeat('é').take(255).collect();
+        let s: String = "é".repeat(255);
         assert!(Atom::try_new(&s).is_ok());
-        let s: String = std::iter::repeat('é').take(256).collect();
+        let s: String = "é".repeat(256);
         assert_eq!(Atom::try_new(&s), Err(AtomTooLong { chars: 256 }));
     }
 }

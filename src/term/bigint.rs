@@ -2,19 +2,32 @@
 //! (little-endian base-256 digits, `SMALL_BIG_EXT`/`LARGE_BIG_EXT` in `erl_ext_dist`).
 //!
 //! Only what a term layer needs: construction, comparison, and decimal text both ways.
+//!
+//! Representation: magnitudes of up to [`BIG_INLINE_BYTES`] bytes (every `i128`/`u128`, and
+//! up to 2^360) are stored inline, the rest in one heap allocation; `Term` is 56 bytes either
+//! way, so the inline form costs no space, and decoding a typical bignum allocates nothing.
 
 use std::cmp::Ordering;
 use std::fmt;
+use std::hash::{Hash, Hasher};
+
+/// Magnitudes of at most this many bytes are stored inline in a [`BigInt`].
+pub const BIG_INLINE_BYTES: usize = 45;
 
 /// An integer outside the `i64` range.
 ///
 /// Invariant (kept by every constructor): the magnitude has no most-significant zero bytes, and
 /// the value does not fit an `i64` (those are `Term::Int`). [`BigInt::normalize`] builds either.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct BigInt {
-    negative: bool,
-    /// Little-endian base-256 digits, no trailing (most significant) zeros, never empty.
-    magnitude: Vec<u8>,
+#[derive(Clone)]
+pub struct BigInt(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    /// A magnitude of `len <= BIG_INLINE_BYTES` bytes; the digits past `len` are unused
+    /// (zero, or whatever followed the magnitude on the wire).
+    Inline { negative: bool, len: u8, digits: [u8; BIG_INLINE_BYTES] },
+    /// A longer magnitude.
+    Heap { negative: bool, magnitude: Box<[u8]> },
 }
 
 /// An integer as the term layer holds it: small values as `i64`, others as [`BigInt`].
@@ -28,6 +41,7 @@ pub enum Integer {
 
 impl BigInt {
     /// Builds the canonical integer from a sign and little-endian magnitude digits.
+    #[inline]
     pub fn normalize(negative: bool, magnitude: &[u8]) -> Integer {
         let mut len = magnitude.len();
         while len > 0 && magnitude[len - 1] == 0 {
@@ -46,29 +60,87 @@ impl BigInt {
                 return Integer::Small((v as i64).wrapping_neg());
             }
         }
-        Integer::Big(BigInt { negative: negative && len > 0, magnitude: mag.to_vec() })
+        // len > 0 here: zero fits an i64
+        Integer::Big(BigInt(if len <= BIG_INLINE_BYTES {
+            let mut digits = [0u8; BIG_INLINE_BYTES];
+            digits[..len].copy_from_slice(mag);
+            Repr::Inline { negative, len: len as u8, digits }
+        } else {
+            Repr::Heap { negative, magnitude: mag.into() }
+        }))
+    }
+
+    /// [`BigInt::normalize`] of the first `len` bytes of `window` (`len <= BIG_INLINE_BYTES`;
+    /// the bytes after them are ignored): the decoder's path for bignums that may be stored
+    /// inline. It copies the whole fixed-size window instead of `len` bytes into a zeroed
+    /// array, so past `len` an inline magnitude's digits are arbitrary; nothing reads them
+    /// (equality, order and hashing go through [`BigInt::magnitude`]).
+    #[inline(always)]
+    pub(crate) fn normalize_window(negative: bool, len: usize, window: &[u8; BIG_INLINE_BYTES]) -> Integer {
+        match Self::window_len(negative, len, window) {
+            Ok(len) => Integer::Big(Self::from_window(negative, len, window)),
+            Err(small) => Integer::Small(small),
+        }
+    }
+
+    /// For [`BigInt::normalize_window`] in two steps, so that the bignum can be built where
+    /// it goes: the value when it fits an `i64`, else the length of its magnitude for
+    /// [`BigInt::from_window`].
+    #[inline(always)]
+    pub(crate) fn window_len(negative: bool, len: usize, window: &[u8; BIG_INLINE_BYTES]) -> Result<u8, i64> {
+        let mut len = len.min(BIG_INLINE_BYTES);
+        while len > 0 && window[len - 1] == 0 {
+            len -= 1;
+        }
+        if len <= 8 {
+            let mut v: u64 = 0;
+            for (i, b) in window[..len].iter().enumerate() {
+                v |= (*b as u64) << (8 * i);
+            }
+            if !negative && v <= i64::MAX as u64 {
+                return Err(v as i64);
+            }
+            if negative && v <= 1u64 << 63 {
+                return Err((v as i64).wrapping_neg());
+            }
+        }
+        Ok(len as u8)
+    }
+
+    /// The bignum of the first `len` bytes of `window`, where [`BigInt::window_len`] gave
+    /// `len` (so the magnitude has no high zero bytes and the value does not fit an `i64`).
+    #[inline(always)]
+    pub(crate) fn from_window(negative: bool, len: u8, window: &[u8; BIG_INLINE_BYTES]) -> BigInt {
+        BigInt(Repr::Inline { negative, len: len.min(BIG_INLINE_BYTES as u8), digits: *window })
     }
 
     /// `true` for values below zero.
     pub fn is_negative(&self) -> bool {
-        self.negative
+        match &self.0 {
+            Repr::Inline { negative, .. } | Repr::Heap { negative, .. } => *negative,
+        }
     }
 
     /// Little-endian base-256 digits of the absolute value.
     pub fn magnitude(&self) -> &[u8] {
-        &self.magnitude
+        match &self.0 {
+            // `len <= BIG_INLINE_BYTES` by construction; `get` keeps this panic-free anyway
+            Repr::Inline { len, digits, .. } => digits.get(..*len as usize).unwrap_or(digits),
+            Repr::Heap { magnitude, .. } => magnitude,
+        }
     }
 
     /// The value as `i128`, when it fits.
     pub fn to_i128(&self) -> Option<i128> {
-        if self.magnitude.len() > 16 {
+        let magnitude = self.magnitude();
+        if magnitude.len() > 16 {
             return None;
         }
         let mut v: u128 = 0;
-        for (i, b) in self.magnitude.iter().enumerate() {
+        for (i, b) in magnitude.iter().enumerate() {
             v |= (*b as u128) << (8 * i);
         }
-        if self.negative {
+        if self.is_negative() {
             if v <= 1u128 << 127 { Some((v as i128).wrapping_neg()) } else { None }
         } else {
             i128::try_from(v).ok()
@@ -118,7 +190,7 @@ impl BigInt {
     fn magnitude_decimal(&self) -> String {
         // little-endian u32 limbs, repeatedly divided by 10^9
         let mut limbs: Vec<u32> = self
-            .magnitude
+            .magnitude()
             .chunks(4)
             .map(|c| {
                 let mut w = [0u8; 4];
@@ -158,13 +230,28 @@ impl BigInt {
     }
 }
 
+impl PartialEq for BigInt {
+    fn eq(&self, other: &BigInt) -> bool {
+        self.is_negative() == other.is_negative() && self.magnitude() == other.magnitude()
+    }
+}
+
+impl Eq for BigInt {}
+
+impl Hash for BigInt {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.is_negative().hash(state);
+        self.magnitude().hash(state);
+    }
+}
+
 impl Ord for BigInt {
     fn cmp(&self, other: &BigInt) -> Ordering {
-        match (self.negative, other.negative) {
+        match (self.is_negative(), other.is_negative()) {
             (false, true) => Ordering::Greater,
             (true, false) => Ordering::Less,
-            (false, false) => Self::cmp_magnitude(&self.magnitude, &other.magnitude),
-            (true, true) => Self::cmp_magnitude(&other.magnitude, &self.magnitude),
+            (false, false) => Self::cmp_magnitude(self.magnitude(), other.magnitude()),
+            (true, true) => Self::cmp_magnitude(other.magnitude(), self.magnitude()),
         }
     }
 }
@@ -177,7 +264,7 @@ impl PartialOrd for BigInt {
 
 impl fmt::Display for BigInt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.negative {
+        if self.is_negative() {
             f.write_str("-")?;
         }
         f.write_str(&self.magnitude_decimal())
@@ -225,5 +312,29 @@ mod tests {
         assert_eq!(n.to_string(), "-1000000000000000000000000000001");
         assert!(n < b);
         assert_eq!(BigInt::parse_radix("ff", 16), Some(Integer::Small(255)));
+    }
+
+    #[test]
+    fn inline_and_heap_magnitudes_behave_alike() {
+        for len in [9, BIG_INLINE_BYTES - 1, BIG_INLINE_BYTES, BIG_INLINE_BYTES + 1, 300] {
+            let mut mag = vec![0u8; len];
+            mag[len - 1] = 1;
+            mag[0] = 5;
+            // trailing zero digits are dropped whatever the representation
+            let mut padded = mag.clone();
+            padded.extend_from_slice(&[0, 0, 0]);
+            let Integer::Big(a) = BigInt::normalize(false, &padded) else { panic!("{len}") };
+            assert_eq!(a.magnitude(), &mag[..], "{len}");
+            assert!(!a.is_negative());
+            let Integer::Big(n) = BigInt::normalize(true, &mag) else { panic!("{len}") };
+            assert!(n.is_negative() && n < a && n != a);
+            assert_eq!(a, a.clone());
+            let mut bigger = mag.clone();
+            bigger.push(1);
+            let Integer::Big(b) = BigInt::normalize(false, &bigger) else { panic!("{len}") };
+            assert!(a < b, "{len}");
+            assert_eq!(BigInt::parse_decimal(&a.to_string()), Some(Integer::Big(a.clone())));
+            assert_eq!(BigInt::parse_decimal(&n.to_string()), Some(Integer::Big(n)));
+        }
     }
 }

@@ -127,20 +127,41 @@ impl Encoder<'_> {
         self.term(root, &mut stack);
         while let Some(top) = stack.last_mut() {
             match top {
-                Work::Terms(it) => match it.next() {
-                    Some(t) => self.term(t, &mut stack),
-                    None => {
-                        stack.pop();
+                Work::Terms(it) => {
+                    // leaves are written in this loop; a container goes through `term`
+                    let mut next = it.next();
+                    while let Some(t) = next {
+                        if !write_leaf(self.out, t) {
+                            break;
+                        }
+                        next = it.next();
                     }
-                },
-                Work::Entries(it) => match it.next() {
-                    Some((k, v)) => {
-                        stack.push(Work::One(v));
-                        self.term(k, &mut stack);
+                    match next {
+                        Some(t) => self.term(t, &mut stack),
+                        None => {
+                            stack.pop();
+                        }
                     }
-                    None => {
-                        stack.pop();
+                }
+                // entries of leaves are written in this loop
+                Work::Entries(it) => loop {
+                    match it.next() {
+                        Some((k, v)) => {
+                            if write_leaf(self.out, k) {
+                                if write_leaf(self.out, v) {
+                                    continue;
+                                }
+                                stack.push(Work::One(v));
+                            } else {
+                                stack.push(Work::One(v));
+                                self.term(k, &mut stack);
+                            }
+                        }
+                        None => {
+                            stack.pop();
+                        }
                     }
+                    break;
                 },
                 Work::One(t) => {
                     let t: &'a Term = t;
@@ -276,6 +297,30 @@ impl Encoder<'_> {
     }
 }
 
+/// Writes `t` if it is a leaf the element loop handles itself (numbers, atoms, binaries,
+/// pids, `[]`); `false` (and nothing written) for anything else.
+#[inline(always)]
+fn write_leaf(out: &mut Vec<u8>, t: &Term) -> bool {
+    match t {
+        Term::Int(i) => write_int(out, *i),
+        Term::Float(f) => {
+            let b = f.to_bits().to_be_bytes();
+            out.extend_from_slice(&[NEW_FLOAT_EXT, b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+        }
+        Term::Atom(a) => write_atom(out, a),
+        Term::Binary(b) => {
+            out.reserve(5 + b.len());
+            let n = len32(b.len()).to_be_bytes();
+            out.extend_from_slice(&[BINARY_EXT, n[0], n[1], n[2], n[3]]);
+            out.extend_from_slice(b);
+        }
+        Term::BigInt(b) => write_big(out, b),
+        Term::List(l) if l.is_empty() => out.push(NIL_EXT),
+        _ => return false,
+    }
+    true
+}
+
 /// A length as the 32-bit field the format has. Terms with 2^32 or more elements cannot be
 /// represented (BEAM cannot build them either); the field saturates rather than wrapping.
 #[inline]
@@ -304,11 +349,10 @@ fn try_string(out: &mut Vec<u8>, l: &[Term]) -> Option<()> {
 #[inline]
 fn write_int(out: &mut Vec<u8>, i: i64) {
     if (0..=255).contains(&i) {
-        out.push(SMALL_INTEGER_EXT);
-        out.push(i as u8);
+        out.extend_from_slice(&[SMALL_INTEGER_EXT, i as u8]);
     } else if let Ok(v) = i32::try_from(i) {
-        out.push(INTEGER_EXT);
-        out.extend_from_slice(&v.to_be_bytes());
+        let b = v.to_be_bytes();
+        out.extend_from_slice(&[INTEGER_EXT, b[0], b[1], b[2], b[3]]);
     } else {
         let mag = i.unsigned_abs().to_le_bytes();
         let n = 8 - (i.unsigned_abs().leading_zeros() / 8) as usize;
@@ -336,8 +380,8 @@ fn write_big(out: &mut Vec<u8>, b: &BigInt) {
 fn write_atom(out: &mut Vec<u8>, a: &Atom) {
     let s = a.as_str().as_bytes();
     if s.len() <= u8::MAX as usize {
-        out.push(SMALL_ATOM_UTF8_EXT);
-        out.push(s.len() as u8);
+        out.reserve(2 + s.len());
+        out.extend_from_slice(&[SMALL_ATOM_UTF8_EXT, s.len() as u8]);
     } else {
         out.push(ATOM_UTF8_EXT);
         // at most 255 characters of up to 4 bytes: fits 16 bits

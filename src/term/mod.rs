@@ -26,11 +26,13 @@ pub mod tags;
 mod parse;
 
 pub use atom::{Atom, AtomTooLong, INLINE_CAP, MAX_ATOM_BYTES, MAX_ATOM_CHARS};
-pub use bigint::{BigInt, Integer};
+pub use bigint::{BIG_INLINE_BYTES, BigInt, Integer};
 pub use decode::{
     DecodeError, DecodeErrorKind, DecodeOptions, MAX_BIG_BYTES, MAX_DECOMPRESSED_SIZE, MAX_TERM_DEPTH,
     MAX_TERM_ELEMENTS, decode, decode_bytes, decode_term_at,
 };
+#[doc(hidden)]
+pub use decode::decode_iterative;
 pub use encode::{encode, encode_body_to, encode_compressed, encode_to};
 pub use display::{Elixir, elixir_float, erlang_atom_is_bare, erlang_float};
 pub use parse::{
@@ -74,6 +76,11 @@ pub enum Term {
     /// A local fun (closure), carried opaquely.
     LocalFun(Box<LocalFun>),
 }
+
+// Every element of a decoded container is one `Term`: its size is the decoder's memory per
+// element (see `MAX_TERM_ELEMENTS`), and a variant growing it slows every container.
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<Term>() == 56);
 
 /// A bitstring of `8 * (data.len() - 1) + bits` bits.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
