@@ -108,24 +108,34 @@ enum Incoming {
     Info(Term),
 }
 
+/// Sorts a message, moving its parts out (no clone of the caller's tag or the request).
 fn classify(msg: Term) -> Incoming {
-    if let Term::Tuple(mut t) = msg {
-        if t.len() == 3 && t[0].is_atom("$gen_call") {
-            if let Term::Tuple(from) = &t[1] {
-                if let [Term::Pid(pid), tag] = from.as_slice() {
-                    let from = From { pid: pid.clone(), tag: tag.clone() };
-                    let req = t.pop().unwrap_or_else(Term::nil);
-                    return Incoming::Call(from, req);
-                }
-            }
-        }
-        if t.len() == 2 && t[0].is_atom("$gen_cast") {
-            let req = t.pop().unwrap_or_else(Term::nil);
-            return Incoming::Cast(req);
-        }
-        return Incoming::Info(Term::Tuple(t));
+    let Term::Tuple(t) = msg else { return Incoming::Info(msg) };
+    match t.len() {
+        3 if t.first().is_some_and(|tag| tag.is_atom("$gen_call")) => match <[Term; 3]>::try_from(t) {
+            Ok([tag, Term::Tuple(from), req]) => match <[Term; 2]>::try_from(from) {
+                Ok([Term::Pid(pid), reply_tag]) => Incoming::Call(From { pid, tag: reply_tag }, req),
+                Ok(from) => Incoming::Info(Term::Tuple(vec![tag, Term::Tuple(from.into()), req])),
+                Err(from) => Incoming::Info(Term::Tuple(vec![tag, Term::Tuple(from), req])),
+            },
+            Ok(t) => Incoming::Info(Term::Tuple(t.into())),
+            Err(t) => Incoming::Info(Term::Tuple(t)),
+        },
+        2 if t.first().is_some_and(|tag| tag.is_atom("$gen_cast")) => match <[Term; 2]>::try_from(t) {
+            Ok([_, req]) => Incoming::Cast(req),
+            Err(t) => Incoming::Info(Term::Tuple(t)),
+        },
+        _ => Incoming::Info(Term::Tuple(t)),
     }
-    Incoming::Info(msg)
+}
+
+/// [`reply`] for a caller whose [`From`] is no longer needed: its tag moves into the reply.
+fn reply_owned(p: &Process, from: From, reply: Term) {
+    let to = match alias_of(&from.tag) {
+        Some(alias) => Dest::Alias(alias.clone()),
+        None => Dest::Pid(from.pid),
+    };
+    p.send(to, Term::Tuple(vec![from.tag, reply]));
 }
 
 /// Runs `server` in the calling process until it stops; returns the exit reason.
@@ -135,13 +145,13 @@ pub async fn enter_loop<S: GenServer>(mut server: S, mut p: Process) -> Term {
         let reason = match classify(msg) {
             Incoming::Call(from, req) => match server.handle_call(req, &from, &mut p).await {
                 CallReply::Reply(r) => {
-                    reply(&p, &from, r);
+                    reply_owned(&p, from, r);
                     continue;
                 }
                 CallReply::NoReply => continue,
                 CallReply::Stop { reason, reply: r } => {
                     if let Some(r) = r {
-                        reply(&p, &from, r);
+                        reply_owned(&p, from, r);
                     }
                     reason
                 }
@@ -348,6 +358,29 @@ mod tests {
         start(&n, Counter(0), Some(Atom::new("c2"))).await.unwrap();
         let err = start(&n, Counter(0), Some(Atom::new("c2"))).await.unwrap_err();
         assert!(matches!(err.as_tuple(), Some([a, Term::Pid(_)]) if a.is_atom("already_started")));
+    }
+
+    #[test]
+    fn classify_moves_calls_apart_and_keeps_anything_else_whole() {
+        let pid = Pid { node: Atom::new("a@h"), id: 1, serial: 0, creation: 1 };
+        let call = |from: Term| Term::Tuple(vec![Term::atom("$gen_call"), from, Term::Int(7)]);
+        let good = call(Term::Tuple(vec![Term::Pid(pid.clone()), Term::atom("tag")]));
+        assert!(matches!(classify(good),
+            Incoming::Call(From { pid: p, tag }, Term::Int(7)) if p == pid && tag.is_atom("tag")));
+        let cast = Term::Tuple(vec![Term::atom("$gen_cast"), Term::Int(3)]);
+        assert!(matches!(classify(cast), Incoming::Cast(Term::Int(3))));
+        // not quite a call or a cast: the message as it came
+        for odd in [
+            call(Term::Tuple(vec![Term::atom("notapid"), Term::atom("tag")])),
+            call(Term::Tuple(vec![Term::Pid(pid.clone())])),
+            call(Term::atom("x")),
+            Term::Tuple(vec![Term::atom("$gen_call"), Term::Int(1)]),
+            Term::Tuple(vec![Term::atom("$gen_cast"), Term::Int(1), Term::Int(2)]),
+            Term::Tuple(vec![]),
+            Term::atom("$gen_call"),
+        ] {
+            assert!(matches!(classify(odd.clone()), Incoming::Info(m) if m == odd), "{odd:?}");
+        }
     }
 
     #[tokio::test]

@@ -24,14 +24,21 @@ impl Kv {
 
     /// Handles one request (the whole protocol, without a process: used by rpc too).
     pub fn handle(&mut self, request: Term) -> Term {
-        match request.as_tuple() {
-            Some([op, key]) if op.is_atom("get") => self.map.get(key).cloned().unwrap_or_else(|| Term::atom("nil")),
-            Some([op, key, value]) if op.is_atom("set") => {
-                self.map.insert(key.clone(), value.clone());
-                Term::atom("true")
-            }
+        match request {
+            Term::Tuple(t) => match <[Term; 3]>::try_from(t) {
+                // the key and value move into the map
+                Ok([op, key, value]) if op.is_atom("set") => {
+                    self.map.insert(key, value);
+                    Term::atom("true")
+                }
+                Ok(_) => Term::atom("not_implemented"),
+                Err(t) => match t.as_slice() {
+                    [op, key] if op.is_atom("get") => self.map.get(key).cloned().unwrap_or_else(|| Term::atom("nil")),
+                    _ => Term::atom("not_implemented"),
+                },
+            },
             // keys in term order, as Map.keys/1 lists a small map's keys
-            None if request.is_atom("keys") => Term::List(self.map.keys().cloned().collect()),
+            _ if request.is_atom("keys") => Term::List(self.map.keys().cloned().collect()),
             _ => Term::atom("not_implemented"),
         }
     }

@@ -12,7 +12,8 @@
 //! of [`Control`]; [`Control::has_payload`] says whether one must follow.
 
 use super::{DistError, DistFlags};
-use crate::term::{Atom, Pid, Reference, Term};
+use crate::term::tags::{SMALL_INTEGER_EXT, SMALL_TUPLE_EXT};
+use crate::term::{encode_body_to, Atom, Pid, Reference, Term};
 
 /// A process named either by pid or by registered name (monitor targets and sources).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -80,6 +81,11 @@ const ALTACT_KNOWN_FLAGS: u32 = ERTS_DOP_ALTACT_SIG_FLG_PRIO
 trait Field: Sized {
     fn from_term(t: Term) -> Option<Self>;
     fn to_term(&self) -> Term;
+    /// Appends the element's encoding (no version byte): the encoding of
+    /// [`Field::to_term`], without building more than the element's own term.
+    fn encode(&self, out: &mut Vec<u8>) {
+        encode_body_to(&self.to_term(), out);
+    }
 }
 
 impl Field for Term {
@@ -88,6 +94,9 @@ impl Field for Term {
     }
     fn to_term(&self) -> Term {
         self.clone()
+    }
+    fn encode(&self, out: &mut Vec<u8>) {
+        encode_body_to(self, out);
     }
 }
 
@@ -258,11 +267,44 @@ macro_rules! controls {
                 }
             }
 
+            /// Appends the tuple's encoding (as `encode_body_to(&self.to_term())` writes
+            /// it, without building the tuple); `false` for ops not in the table.
+            fn table_encode(&self, out: &mut Vec<u8>) -> bool {
+                match self {
+                    $( Control::$Variant { $($field),* } => {
+                        let arity = 1 + controls!(@count $($elem)*);
+                        out.extend_from_slice(&[SMALL_TUPLE_EXT, arity as u8, SMALL_INTEGER_EXT, $op]);
+                        $( controls!(@encode out, $elem); )*
+                        true
+                    } )*
+                    _ => false,
+                }
+            }
+
             fn table_to_term(&self) -> Option<Term> {
                 match self {
                     $( Control::$Variant { $($field),* } => Some(Term::Tuple(vec![
                         Term::Int($op) $(, controls!(@put $elem))*
                     ])), )*
+                    _ => None,
+                }
+            }
+
+            /// Reads the encoded tuple of a table op (`arity` elements, the op read already);
+            /// `None` for other ops and for whatever the fast lane does not read.
+            pub(crate) fn table_from_wire(
+                op: u8,
+                arity: usize,
+                w: &mut super::control_wire::Wire,
+            ) -> Option<Control> {
+                match op {
+                    $( $op => {
+                        if arity != 1 + controls!(@count $($elem)*) {
+                            return None;
+                        }
+                        $( controls!(@wire w, $elem); )*
+                        Some(Control::$Variant { $($field),* })
+                    } )*
                     _ => None,
                 }
             }
@@ -284,12 +326,16 @@ macro_rules! controls {
             }
         }
     };
+    (@encode $out:ident, _) => { encode_body_to(&Term::Atom(Atom::new("")), $out) };
+    (@encode $out:ident, $f:ident) => { Field::encode($f, $out) };
     (@put _) => { Term::Atom(Atom::new("")) };
     (@put $f:ident) => { Field::to_term($f) };
     (@get $op:ident, $it:ident, _) => { let _ = $it.next(); };
     (@get $op:ident, $it:ident, $f:ident) => {
         let $f = $it.next().and_then(Field::from_term).ok_or(bad($op, stringify!($f)))?;
     };
+    (@wire $w:ident, _) => { super::control_wire::skip_unused($w)?; };
+    (@wire $w:ident, $f:ident) => { let $f = super::control_wire::WireField::read($w)?; };
     (@count) => { 0usize };
     (@count $head:tt $($rest:tt)*) => { 1usize + controls!(@count $($rest)*) };
     (@needs) => { None };
@@ -427,6 +473,14 @@ impl Control {
                 Err(DistError::NotNegotiated { op: self.name(), flag })
             }
             _ => Ok(()),
+        }
+    }
+
+    /// Appends the encoding of the control tuple without the version byte (the bytes of
+    /// `encode_body_to(&self.to_term(), out)`, without building the tuple first).
+    pub fn encode_body(&self, out: &mut Vec<u8>) {
+        if !self.table_encode(out) {
+            encode_body_to(&self.to_term(), out);
         }
     }
 
@@ -680,6 +734,17 @@ pub(crate) mod tests {
             let elems = t.as_tuple().unwrap();
             assert_eq!(elems[0], Term::Int(c.op().into()), "{c:?}");
             assert_eq!(Control::from_term(t.clone()).unwrap(), c, "{t:?}");
+        }
+    }
+
+    #[test]
+    fn encoding_without_the_tuple_writes_the_same_bytes() {
+        for c in one_of_each() {
+            let mut direct = Vec::new();
+            c.encode_body(&mut direct);
+            let mut via_term = Vec::new();
+            encode_body_to(&c.to_term(), &mut via_term);
+            assert_eq!(direct, via_term, "{c:?}");
         }
     }
 

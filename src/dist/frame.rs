@@ -60,9 +60,18 @@ impl FrameDecoder {
         self.max_frame_size
     }
 
+    /// The size (length prefix included) of the frame at the front of `buf`, once its prefix
+    /// is there: what a driver makes room for before reading the rest. A length beyond the
+    /// limit counts as the limit ([`FrameDecoder::decode`] refuses it anyway).
+    pub fn frame_len(&self, buf: &[u8]) -> Option<usize> {
+        let prefix = <[u8; 4]>::try_from(buf.get(..LENGTH_PREFIX_SIZE)?).ok()?;
+        Some(LENGTH_PREFIX_SIZE + (u32::from_be_bytes(prefix) as usize).min(self.max_frame_size))
+    }
+
     /// Takes the next whole frame off the front of `buf`.
     ///
-    /// Returns `Ok(None)` when `buf` holds less than a whole frame (nothing is consumed), and
+    /// Returns `Ok(None)` when `buf` holds less than a whole frame (nothing is consumed; the
+    /// caller reads more, after making room with [`FrameDecoder::frame_len`]), and
     /// [`DistError::FrameTooLarge`] as soon as a length prefix beyond the limit is seen. The
     /// returned body shares `buf`'s allocation (no copy).
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, DistError> {
@@ -78,8 +87,7 @@ impl FrameDecoder {
             return Ok(Some(Frame::Tick));
         }
         if buf.len() - LENGTH_PREFIX_SIZE < len {
-            // Let the driver read the rest in one go.
-            buf.reserve(LENGTH_PREFIX_SIZE + len - buf.len());
+            // the driver makes room for the rest (see `frame_len`)
             return Ok(None);
         }
         buf.advance(LENGTH_PREFIX_SIZE);
@@ -167,6 +175,9 @@ mod tests {
         // exactly the limit is fine
         let mut buf = BytesMut::from(&[0u8, 0, 0, 10][..]);
         assert!(matches!(d.decode(&mut buf), Ok(None)));
+        assert_eq!(d.frame_len(&buf), Some(14));
+        assert_eq!(d.frame_len(&[0, 0, 0, 99]), Some(14), "capped at the limit");
+        assert_eq!(d.frame_len(&[0, 0, 0]), None);
         // the default limit refuses a 4 GiB announcement without buffering
         let mut buf = BytesMut::from(&[0xffu8, 0xff, 0xff, 0xff][..]);
         assert!(matches!(FrameDecoder::new().decode(&mut buf), Err(DistError::FrameTooLarge { .. })));

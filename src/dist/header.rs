@@ -26,8 +26,9 @@
 
 use std::collections::HashMap;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
+use super::pool::BufferPool;
 use super::{DistError, DistFlags};
 use crate::term::Atom;
 
@@ -101,6 +102,18 @@ pub struct Body {
     pub atoms: Option<Vec<Atom>>,
 }
 
+/// A message's terms as [`HeaderDecoder::handle_into`] hands them out: a [`Body`] whose atoms
+/// are [`HeaderDecoder::atoms`].
+#[derive(Debug)]
+pub(crate) struct Framed {
+    /// The bytes holding the terms.
+    pub data: Bytes,
+    /// Where the control term starts in `data`.
+    pub start: usize,
+    /// Header framing (the atoms apply, terms have no version byte); `false`: pass-through.
+    pub header: bool,
+}
+
 /// A small cursor over peer bytes; every read is bounds-checked.
 struct Reader<'a> {
     buf: &'a [u8],
@@ -143,10 +156,25 @@ pub fn read_atom_cache_refs(
     cache: &mut AtomCache,
     utf8: bool,
 ) -> Result<(Vec<Atom>, usize), DistError> {
+    let mut atoms = Vec::new();
+    let (end, _) = read_atom_cache_refs_into(input, offset, cache, utf8, &mut atoms)?;
+    Ok((atoms, end))
+}
+
+/// [`read_atom_cache_refs`] into a caller's vector (cleared first), so that the receive path
+/// reuses one allocation for every message. Also says whether the section had new entries.
+fn read_atom_cache_refs_into(
+    input: &[u8],
+    offset: usize,
+    cache: &mut AtomCache,
+    utf8: bool,
+    atoms: &mut Vec<Atom>,
+) -> Result<(usize, bool), DistError> {
+    atoms.clear();
     let mut r = Reader { buf: input, pos: offset };
     let n = r.u8("NumberOfAtomCacheRefs")? as usize;
     if n == 0 {
-        return Ok((Vec::new(), r.pos));
+        return Ok((r.pos, false));
     }
     let flags = r.bytes(n / 2 + 1, "atom cache flags")?;
     let nibble = |i: usize| {
@@ -154,10 +182,12 @@ pub fn read_atom_cache_refs(
         if i % 2 == 0 { byte & 0x0f } else { byte >> 4 }
     };
     let long_atoms = nibble(n) & 0x01 != 0;
-    let mut atoms = Vec::with_capacity(n);
+    atoms.reserve(n);
+    let mut any_new = false;
     for i in 0..n {
         let f = nibble(i);
         let new_entry = f & 0x08 != 0;
+        any_new |= new_entry;
         let segment = (f & 0x07) as usize;
         let internal = r.u8("InternalSegmentIndex")? as usize;
         let slot = segment * 256 + internal;
@@ -178,7 +208,26 @@ pub fn read_atom_cache_refs(
             atoms.push(atom.clone());
         }
     }
-    Ok((atoms, r.pos))
+    Ok((r.pos, any_new))
+}
+
+/// Atom-cache sections a [`HeaderDecoder`] remembers.
+const MAX_KEPT_SECTIONS: usize = 8;
+
+/// An atom-cache section without new entries, and the atoms it stood for.
+#[derive(Debug)]
+struct Section {
+    bytes: Vec<u8>,
+    atoms: Vec<Atom>,
+}
+
+/// Whose atoms the last message had.
+#[derive(Clone, Copy, Debug)]
+enum Current {
+    /// A kept section's.
+    Section(usize),
+    /// `scratch`.
+    Scratch,
 }
 
 /// A message being reassembled.
@@ -186,7 +235,9 @@ pub fn read_atom_cache_refs(
 struct Partial {
     atoms: Vec<Atom>,
     next_fragment: u64,
-    data: Vec<u8>,
+    /// A region of the decoder's [`BufferPool`], sized for the whole message when the
+    /// fragments are equal.
+    data: BytesMut,
 }
 
 /// Turns frames into message bodies for one connection direction: checks the framing the
@@ -196,6 +247,18 @@ pub struct HeaderDecoder {
     cache: AtomCache,
     in_flight: HashMap<u64, Partial>,
     buffered: usize,
+    /// Recent atom-cache sections that had no new entries, with their atoms: a message with
+    /// the same section as one of these (messages between the same processes, of the same
+    /// kind) reuses the atoms without reading the cache again. Emptied by any new entry.
+    sections: Vec<Section>,
+    /// Where the next section goes once `sections` is full.
+    evict: usize,
+    /// The atoms of the last message when they are not a section's (fragments, new entries).
+    scratch: Vec<Atom>,
+    /// Which atoms the last message had.
+    current: Current,
+    /// Where reassembled messages are built (reused once the messages are dropped).
+    pool: BufferPool,
     allow_pass_through: bool,
     utf8_atoms: bool,
     max_message_size: usize,
@@ -213,6 +276,11 @@ impl HeaderDecoder {
             cache: AtomCache::new(),
             in_flight: HashMap::new(),
             buffered: 0,
+            sections: Vec::new(),
+            evict: 0,
+            scratch: Vec::new(),
+            current: Current::Scratch,
+            pool: BufferPool::new(),
             allow_pass_through: !negotiated.contains(DistFlags::DIST_HDR_ATOM_CACHE)
                 && !negotiated.contains(DistFlags::FRAGMENTS),
             utf8_atoms: negotiated.contains(DistFlags::UTF8_ATOMS),
@@ -239,6 +307,16 @@ impl HeaderDecoder {
     /// Takes one frame body (without its length prefix). Returns `Ok(None)` for a tick (an
     /// empty frame) and for a fragment that does not complete its message.
     pub fn handle(&mut self, frame: Bytes) -> Result<Option<Body>, DistError> {
+        Ok(self.handle_into(frame)?.map(|f| Body {
+            data: f.data,
+            start: f.start,
+            atoms: f.header.then(|| self.atoms().to_vec()),
+        }))
+    }
+
+    /// [`HeaderDecoder::handle`] without building the [`Body`]: with header framing, the atoms
+    /// of the references are [`HeaderDecoder::atoms`] until the next call.
+    pub(crate) fn handle_into(&mut self, frame: Bytes) -> Result<Option<Framed>, DistError> {
         let (first, second) = match (frame.first(), frame.get(1)) {
             (None, _) => return Ok(None),
             (Some(&a), b) => (a, b.copied()),
@@ -248,11 +326,11 @@ impl HeaderDecoder {
                 if !self.allow_pass_through {
                     return Err(DistError::PassThroughNotAllowed);
                 }
-                Ok(Some(Body { data: frame, start: 1, atoms: None }))
+                Ok(Some(Framed { data: frame, start: 1, header: false }))
             }
             (VERSION_MAGIC, Some(DIST_HEADER)) => {
-                let (atoms, start) = read_atom_cache_refs(&frame, 2, &mut self.cache, self.utf8_atoms)?;
-                Ok(Some(Body { data: frame, start, atoms: Some(atoms) }))
+                let start = self.read_refs(&frame, 2)?;
+                Ok(Some(Framed { data: frame, start, header: true }))
             }
             (VERSION_MAGIC, Some(DIST_FRAG_HEADER)) => self.first_fragment(frame),
             (VERSION_MAGIC, Some(DIST_FRAG_CONT)) => self.next_fragment(frame),
@@ -262,7 +340,63 @@ impl HeaderDecoder {
         }
     }
 
-    fn first_fragment(&mut self, frame: Bytes) -> Result<Option<Body>, DistError> {
+    /// The atoms of the last message's atom-cache references (see
+    /// [`HeaderDecoder::handle_into`]).
+    pub(crate) fn atoms(&self) -> &[Atom] {
+        match self.current {
+            Current::Section(i) => self.sections.get(i).map_or(&[][..], |s| &s.atoms),
+            Current::Scratch => &self.scratch,
+        }
+    }
+
+    /// Reads the atom-cache section at `offset` (the atoms are then [`HeaderDecoder::atoms`]);
+    /// returns where it ends.
+    fn read_refs(&mut self, frame: &[u8], offset: usize) -> Result<usize, DistError> {
+        let rest = frame.get(offset..).unwrap_or_default();
+        // the same references as a recent message, none new: the same atoms (the last hit is
+        // the likeliest)
+        let last = match self.current {
+            Current::Section(i) => i,
+            Current::Scratch => 0,
+        };
+        let n = self.sections.len();
+        for i in (0..n).map(|k| (last + k) % n) {
+            if let Some(sec) = self.sections.get(i) {
+                if rest.starts_with(&sec.bytes) {
+                    self.current = Current::Section(i);
+                    return Ok(offset + sec.bytes.len());
+                }
+            }
+        }
+        self.current = Current::Scratch;
+        let (end, any_new) =
+            read_atom_cache_refs_into(frame, offset, &mut self.cache, self.utf8_atoms, &mut self.scratch)?;
+        if any_new {
+            // slots changed: what the kept sections meant may have too
+            self.sections.clear();
+            self.evict = 0;
+        } else {
+            let sec = Section {
+                bytes: frame.get(offset..end).unwrap_or_default().to_vec(),
+                atoms: std::mem::take(&mut self.scratch),
+            };
+            let i = if self.sections.len() < MAX_KEPT_SECTIONS {
+                self.sections.push(sec);
+                self.sections.len() - 1
+            } else {
+                let i = self.evict;
+                self.evict = (i + 1) % MAX_KEPT_SECTIONS;
+                if let Some(old) = self.sections.get_mut(i) {
+                    self.scratch = std::mem::replace(old, sec).atoms;
+                }
+                i
+            };
+            self.current = Current::Section(i);
+        }
+        Ok(end)
+    }
+
+    fn first_fragment(&mut self, frame: Bytes) -> Result<Option<Framed>, DistError> {
         /// How many fragments' worth of the first fragment's size a reassembly buffer may
         /// reserve up front.
         const PREALLOC_FRAGMENTS: u64 = 16;
@@ -275,10 +409,10 @@ impl HeaderDecoder {
         if self.in_flight.contains_key(&sequence) {
             return Err(DistError::SequenceInUse { sequence });
         }
-        let (atoms, start) = read_atom_cache_refs(&frame, r.pos, &mut self.cache, self.utf8_atoms)?;
+        let start = self.read_refs(&frame, r.pos)?;
         if fragment == 1 {
             // a message in a single fragment
-            return Ok(Some(Body { data: frame, start, atoms: Some(atoms) }));
+            return Ok(Some(Framed { data: frame, start, header: true }));
         }
         if self.in_flight.len() >= MAX_FRAGMENTED_IN_FLIGHT {
             return Err(DistError::TooManyFragmentedMessages { max: MAX_FRAGMENTED_IN_FLIGHT });
@@ -289,13 +423,13 @@ impl HeaderDecoder {
         // joining them copies each byte once; the peer-given count is trusted only up to
         // PREALLOC_FRAGMENTS times the bytes actually received
         let expected = chunk.len().saturating_mul(fragment.min(PREALLOC_FRAGMENTS) as usize);
-        let mut data = Vec::with_capacity(expected.min(self.max_message_size));
+        let mut data = self.pool.region(expected.min(self.max_message_size).max(chunk.len()));
         data.extend_from_slice(chunk);
-        self.in_flight.insert(sequence, Partial { atoms, next_fragment: fragment - 1, data });
+        self.in_flight.insert(sequence, Partial { atoms: self.atoms().to_vec(), next_fragment: fragment - 1, data });
         Ok(None)
     }
 
-    fn next_fragment(&mut self, frame: Bytes) -> Result<Option<Body>, DistError> {
+    fn next_fragment(&mut self, frame: Bytes) -> Result<Option<Framed>, DistError> {
         let mut r = Reader { buf: &frame, pos: 2 };
         let sequence = r.u64("SequenceId")?;
         let fragment = r.u64("FragmentId")?;
@@ -321,7 +455,10 @@ impl HeaderDecoder {
             return Err(DistError::UnknownSequence { sequence });
         };
         self.buffered -= done.data.len();
-        Ok(Some(Body { data: Bytes::from(done.data), start: 0, atoms: Some(done.atoms) }))
+        // the atoms now are the reassembled message's
+        self.scratch = done.atoms;
+        self.current = Current::Scratch;
+        Ok(Some(Framed { data: done.data.freeze(), start: 0, header: true }))
     }
 
     /// Accounts for `more` bytes joining a message that holds `have`, within the limits.
@@ -421,6 +558,46 @@ mod tests {
         // a slot can be overwritten
         let b = d.handle(header(&[(5, Some("other")), (5, None)], false, b"")).unwrap().unwrap();
         assert_eq!(names(&b), ["other", "other"]);
+    }
+
+    #[test]
+    fn a_repeated_section_gives_the_atoms_the_cache_holds_now() {
+        let mut d = HeaderDecoder::new(FULL);
+        d.handle(header(&[(5, Some("rex")), (6, Some("kv"))], false, b"")).unwrap();
+        for _ in 0..3 {
+            let b = d.handle(header(&[(5, None), (6, None)], false, b"A")).unwrap().unwrap();
+            assert_eq!(names(&b), ["rex", "kv"]);
+            assert_eq!(&b.data[b.start..], b"A");
+        }
+        // a new entry overwrites slot 5; the same section as before now means the new atom
+        d.handle(header(&[(5, Some("other"))], false, b"")).unwrap();
+        let b = d.handle(header(&[(5, None), (6, None)], false, b"B")).unwrap().unwrap();
+        assert_eq!(names(&b), ["other", "kv"]);
+        // ... also when a first fragment's header is what overwrote it
+        d.handle(frag_first(1, 2, &[(6, Some("x"))], b"")).unwrap();
+        let b = d.handle(header(&[(5, None), (6, None)], false, b"")).unwrap().unwrap();
+        assert_eq!(names(&b), ["other", "x"]);
+        // a reassembled message brings its own atoms; the next message reads its section again
+        let b = d.handle(frag_cont(1, 1, b"")).unwrap().unwrap();
+        assert_eq!(names(&b), ["x"]);
+        let b = d.handle(header(&[(5, None), (6, None)], false, b"")).unwrap().unwrap();
+        assert_eq!(names(&b), ["other", "x"]);
+        // a section that only starts the same way is read in full
+        let b = d.handle(header(&[(5, None), (6, None), (5, None)], false, b"")).unwrap().unwrap();
+        assert_eq!(names(&b), ["other", "x", "other"]);
+        // sections that alternate, more of them than are kept, and a new entry among them
+        let mut d = HeaderDecoder::new(FULL);
+        let texts: Vec<String> = (0..12).map(|i| format!("a{i}")).collect();
+        let fill: Vec<(usize, Option<&str>)> = texts.iter().enumerate().map(|(i, t)| (i, Some(t.as_str()))).collect();
+        d.handle(header(&fill, false, b"")).unwrap();
+        for round in 0..3 {
+            for i in 0..12 {
+                let refs = [(i, None), ((i + 1) % 12, None)];
+                let b = d.handle(header(&refs, false, b"")).unwrap().unwrap();
+                assert_eq!(names(&b), [texts[i].as_str(), texts[(i + 1) % 12].as_str()], "round {round}");
+            }
+            d.handle(header(&[(3, Some("a3"))], false, b"")).unwrap();
+        }
     }
 
     #[test]

@@ -34,10 +34,12 @@
 //! ```
 
 pub mod control;
+mod control_wire;
 mod error;
 pub mod flags;
 pub mod frame;
 pub mod header;
+pub mod pool;
 pub mod signal;
 pub mod tick;
 
@@ -87,33 +89,53 @@ impl Receiver {
     /// see [`DistError::fault`]); the connection should be closed, since the atom cache and
     /// fragment state may no longer match the peer's.
     pub fn handle_frame(&mut self, frame: Bytes) -> Result<Option<DistMessage>, DistError> {
-        match self.headers.handle(frame)? {
-            Some(body) => decode_body(&body).map(Some),
+        self.handle_frame_with(frame, |m| m)
+    }
+
+    /// [`Receiver::handle_frame`] handing the message to `f` (no moves of the large
+    /// [`DistMessage`] through return values on the receive path); `Ok(Some(f(message)))`.
+    pub fn handle_frame_with<T>(&mut self, frame: Bytes, f: impl FnOnce(DistMessage) -> T) -> Result<Option<T>, DistError> {
+        match self.headers.handle_into(frame)? {
+            Some(fr) => {
+                let atoms = fr.header.then(|| self.headers.atoms());
+                decode_body(&fr.data, fr.start, atoms, f).map(Some)
+            }
             None => Ok(None),
         }
     }
 }
 
-/// Decodes the control term and the payload of a message body.
-fn decode_body(body: &Body) -> Result<DistMessage, DistError> {
-    let opts = DecodeOptions { version_byte: body.atoms.is_none(), atom_cache: body.atoms.as_deref() };
-    let (control, mut pos) = decode_term_at(&body.data, body.start, &opts)?;
-    let control = Control::from_term(control)?;
-    let payload = if pos < body.data.len() {
-        let (payload, end) = decode_term_at(&body.data, pos, &opts)?;
+/// Decodes the control term and the payload of a message body: the terms in `data` from
+/// `start`, with header framing when `atoms` is given (pass-through otherwise).
+fn decode_body<T>(
+    data: &Bytes,
+    start: usize,
+    atoms: Option<&[crate::term::Atom]>,
+    f: impl FnOnce(DistMessage) -> T,
+) -> Result<T, DistError> {
+    let opts = DecodeOptions { version_byte: atoms.is_none(), atom_cache: atoms };
+    let (control, mut pos) = match control_wire::read_control(data, start, &opts) {
+        Some(read) => read,
+        None => {
+            let (control, pos) = decode_term_at(data, start, &opts)?;
+            (Control::from_term(control)?, pos)
+        }
+    };
+    let payload = if pos < data.len() {
+        let (payload, end) = decode_term_at(data, pos, &opts)?;
         pos = end;
         Some(payload)
     } else {
         None
     };
-    if pos < body.data.len() {
-        return Err(DistError::TrailingBytes { count: body.data.len() - pos });
+    if pos < data.len() {
+        return Err(DistError::TrailingBytes { count: data.len() - pos });
     }
     let op = control.op();
     match (control.has_payload(), payload.is_some()) {
         (true, false) => Err(DistError::MissingPayload { op }),
         (false, true) => Err(DistError::UnexpectedPayload { op }),
-        _ => Ok(DistMessage { control, payload }),
+        _ => Ok(f(DistMessage { control, payload })),
     }
 }
 
@@ -141,16 +163,15 @@ pub fn encode_message(
         return Err(DistError::PayloadMismatch { op: control.op(), needs_payload: control.has_payload() });
     }
     let at = frame::begin_frame(out);
-    let ctl = control.to_term();
     if uses_dist_header(negotiated) {
         out.extend_from_slice(&[header::VERSION_MAGIC, header::DIST_HEADER, 0]);
-        encode_body_to(&ctl, out);
+        control.encode_body(out);
         if let Some(p) = payload {
             encode_body_to(p, out);
         }
     } else {
-        out.push(header::PASS_THROUGH);
-        encode_to(&ctl, out);
+        out.extend_from_slice(&[header::PASS_THROUGH, header::VERSION_MAGIC]);
+        control.encode_body(out);
         if let Some(p) = payload {
             encode_to(p, out);
         }

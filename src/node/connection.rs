@@ -5,13 +5,13 @@
 //!
 //! The writer drains everything queued before each write, so under load many messages share a
 //! syscall; its buffer is reused. The reader parses every frame a read brought in before reading
-//! again.
+//! again, reads into pooled memory (`dist::pool`), and yields to the processes it delivered to
+//! after every [`YIELD_AFTER_BYTES`] read.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -20,14 +20,17 @@ use tracing::Instrument;
 
 use super::distribution::Distribution;
 use super::{Node, Outbound};
+use crate::dist::pool::{BufferPool, BLOCK_SIZE};
 use crate::dist::DistFlags;
 use crate::handshake::Outcome;
 use crate::term::Atom;
 
 /// Bytes the writer gathers before it writes, even if more is queued.
 const WRITE_BATCH_BYTES: usize = 256 * 1024;
-/// Read buffer size.
-const READ_CHUNK: usize = 64 * 1024;
+/// Free room below which the reader moves to a new buffer region before reading.
+const MIN_READ: usize = 16 * 1024;
+/// Bytes the reader takes in before it lets other tasks run.
+const YIELD_AFTER_BYTES: usize = 256 * 1024;
 
 /// The sending side of a connection, held in the connection table.
 #[derive(Clone, Debug)]
@@ -211,30 +214,38 @@ struct Reader {
 
 impl Reader {
     async fn run(self, mut sock: OwnedReadHalf, leftover: Vec<u8>) -> Result<(), String> {
-        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        // frames are zero-copy slices of the read buffer, and so are the binaries decoded from
+        // them: the buffer's memory lives until the last message read into it is dropped, so
+        // it comes from a pool that reuses it after that (see `dist::pool`)
+        let mut pool = BufferPool::new();
+        let mut buf = pool.region(BLOCK_SIZE);
         buf.extend_from_slice(&leftover);
         let mut frames = crate::dist::FrameDecoder::new();
         let mut receiver = crate::dist::Receiver::new(self.negotiated);
+        let mut since_yield = 0usize;
         loop {
             while let Some(frame) = frames.decode(&mut buf).map_err(|e| self.violation(e))? {
                 if let crate::dist::Frame::Data(bytes) = frame {
-                    if let Some(msg) = receiver.handle_frame(bytes).map_err(|e| self.violation(e))? {
-                        super::wire::dispatch(&self.node, &self.peer, msg).map_err(|e| self.violation(e))?;
+                    let dispatched = receiver.handle_frame_with(bytes, |msg| super::wire::dispatch(&self.node, &self.peer, msg));
+                    if let Some(result) = dispatched.map_err(|e| self.violation(e))? {
+                        result.map_err(|e| self.violation(e))?;
                     }
                 }
             }
-            // room for the rest of the frame being read, in one reservation: growing the buffer
-            // step by step would copy a large partial frame again at every step (earlier
-            // frames still share the old allocation)
-            let want = match buf.get(..4) {
-                Some(len) => {
-                    let frame = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-                    (4 + frame.min(crate::dist::MAX_FRAME_SIZE)).saturating_sub(buf.len()).max(READ_CHUNK / 4)
-                }
-                None => READ_CHUNK / 4,
-            };
+            // room for the rest of the frame being read (at least MIN_READ): a new region, with
+            // the part already read moved there (earlier frames keep the old one alive)
+            let want = frames.frame_len(&buf).unwrap_or(0).saturating_sub(buf.len()).max(MIN_READ);
             if buf.capacity() - buf.len() < want {
-                buf.reserve(want.max(READ_CHUNK));
+                let mut next = pool.region(BLOCK_SIZE.max(buf.len() + want));
+                next.extend_from_slice(&buf);
+                buf = next;
+            }
+            // let the processes just given messages run before reading more: otherwise their
+            // mailboxes fill for as long as the socket has data (tokio runs a task woken here
+            // only when this one yields), and the memory of all those messages is held at once
+            if since_yield >= YIELD_AFTER_BYTES {
+                since_yield = 0;
+                tokio::task::yield_now().await;
             }
             tokio::select! {
                 biased;
@@ -244,6 +255,7 @@ impl Reader {
                     if n == 0 {
                         return Err("connection_closed".into());
                     }
+                    since_yield += n;
                     let ms = self.shared.epoch.elapsed().as_millis() as u64;
                     self.shared.last_read_ms.store(ms, Ordering::Release);
                 }

@@ -128,7 +128,7 @@ pub(crate) struct DistConfig {
 /// The connection table and its tasks.
 pub(crate) struct Distribution {
     config: DistConfig,
-    slots: Mutex<HashMap<Atom, Slot>>,
+    slots: Mutex<HashMap<Atom, Slot, super::hash::PeerKeys>>,
     next_conn_id: AtomicU64,
     next_attempt: AtomicU64,
     events: broadcast::Sender<NodeEvent>,
@@ -147,7 +147,7 @@ impl Distribution {
     pub(crate) fn new(config: DistConfig) -> Arc<Distribution> {
         Arc::new(Distribution {
             config,
-            slots: Mutex::new(HashMap::new()),
+            slots: Mutex::new(HashMap::default()),
             next_conn_id: AtomicU64::new(1),
             next_attempt: AtomicU64::new(1),
             events: broadcast::channel(1024).0,

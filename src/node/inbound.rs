@@ -10,9 +10,7 @@ use crate::term::{Atom, Pid, Reference, Term};
 impl Node {
     /// A message from `peer` for the local pid `to`.
     pub fn remote_send(&self, to: &Pid, msg: Term) {
-        if let Some(e) = self.lookup(to) {
-            e.deliver(msg);
-        }
+        self.deliver_local(to, msg);
     }
 
     /// A message from `peer` for the local name `name`.

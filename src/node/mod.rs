@@ -9,6 +9,7 @@
 
 mod connection;
 mod distribution;
+mod hash;
 mod ids;
 mod inbound;
 mod start;
@@ -29,6 +30,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, RwLock};
 
+use hash::LocalKeys;
 use ids::IdAllocator;
 use process::{Guarded, ProcessEntry, Watcher};
 
@@ -98,6 +100,8 @@ impl std::hash::Hasher for PidKeyHasher {
 
 type PidMap = HashMap<(u32, u32), Arc<ProcessEntry>, std::hash::BuildHasherDefault<PidKeyHasher>>;
 
+
+
 /// Local processes by pid, sharded so that routing rarely contends.
 #[derive(Debug)]
 struct ProcessTable {
@@ -116,6 +120,15 @@ impl ProcessTable {
     fn get(&self, pid: &Pid) -> Option<Arc<ProcessEntry>> {
         let shard = self.shard(pid).read().unwrap_or_else(|e| e.into_inner());
         shard.get(&(pid.id, pid.serial)).cloned()
+    }
+
+    /// Delivers `msg` to `pid` if it is in the table, under the shard's read lock (no
+    /// reference count traffic; a mailbox push takes no table lock).
+    fn deliver(&self, pid: &Pid, msg: Term) {
+        let shard = self.shard(pid).read().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = shard.get(&(pid.id, pid.serial)) {
+            e.deliver(msg);
+        }
     }
 
     fn insert(&self, entry: Arc<ProcessEntry>) {
@@ -163,8 +176,8 @@ struct NodeInner {
     ids: IdAllocator,
     processes: ProcessTable,
     /// Local names, straight to the process (one lookup to route a message to a name).
-    names: RwLock<HashMap<Atom, Arc<ProcessEntry>>>,
-    aliases: RwLock<HashMap<Reference, Arc<ProcessEntry>>>,
+    names: RwLock<HashMap<Atom, Arc<ProcessEntry>, LocalKeys>>,
+    aliases: RwLock<HashMap<Reference, Arc<ProcessEntry>, LocalKeys>>,
     dist: std::sync::OnceLock<Arc<distribution::Distribution>>,
     /// Kept for the node's lifetime: EPMD registration, embedded EPMD.
     keep_alive: std::sync::Mutex<KeepAlive>,
@@ -196,8 +209,8 @@ impl Node {
                 creation,
                 ids,
                 processes: ProcessTable::new(),
-                names: RwLock::new(HashMap::new()),
-                aliases: RwLock::new(HashMap::new()),
+                names: RwLock::new(HashMap::default()),
+                aliases: RwLock::new(HashMap::default()),
                 dist: std::sync::OnceLock::new(),
                 keep_alive: std::sync::Mutex::new(KeepAlive(Vec::new())),
                 system_pid,
@@ -294,6 +307,13 @@ impl Node {
 
     fn lookup(&self, pid: &Pid) -> Option<Arc<ProcessEntry>> {
         if self.is_local(pid) { self.inner.processes.get(pid) } else { None }
+    }
+
+    /// Delivers `msg` to the local process `pid`, if it exists.
+    fn deliver_local(&self, pid: &Pid, msg: Term) {
+        if self.is_local(pid) {
+            self.inner.processes.deliver(pid, msg);
+        }
     }
 
     /// `true` if `pid` is a live local process (`is_process_alive/1`).
@@ -468,9 +488,7 @@ impl Node {
         match to {
             Dest::Pid(pid) => {
                 if pid.node == self.inner.name {
-                    if let Some(e) = self.lookup(&pid) {
-                        e.deliver(msg);
-                    }
+                    self.deliver_local(&pid, msg);
                 } else {
                     let from = from.cloned();
                     let node = pid.node.clone();
@@ -505,14 +523,17 @@ impl Node {
     }
 
     fn send_to_name(&self, name: &Atom, msg: Term) {
-        if let Some(e) = self.named_entry(name) {
+        // delivered under the read lock: one lookup, no reference count traffic (a mailbox
+        // push never takes the name table's lock, so this cannot deadlock)
+        let names = self.inner.names.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = names.get(name) {
             e.deliver(msg);
         }
     }
 
     fn deliver_to_alias(&self, alias: &Reference, msg: Term) {
-        let entry = self.inner.aliases.read().unwrap_or_else(|e| e.into_inner()).get(alias).cloned();
-        if let Some(e) = entry {
+        let aliases = self.inner.aliases.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = aliases.get(alias) {
             e.deliver(msg);
         }
     }

@@ -16,6 +16,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 
+use super::hash::PeerKeys;
 use super::{Dest, Node};
 use crate::term::{Atom, Pid, Reference, Term};
 
@@ -62,15 +63,15 @@ pub(crate) struct ProcState {
     /// Active links. An unlink removes the entry at once; under the OTP 26 link protocol
     /// (`erl_dist_protocol`, "Link Protocol") an exit signal that crosses our UNLINK_ID then
     /// finds no link and is ignored, which is the outcome the protocol prescribes.
-    pub links: HashSet<Pid>,
+    pub links: HashSet<Pid, PeerKeys>,
     /// Monitors this process holds: reference to target.
-    pub monitors: HashMap<Reference, MonitorTarget>,
-    /// Monitors on this process: reference to watcher.
-    pub monitored_by: HashMap<Reference, Watcher>,
+    pub monitors: HashMap<Reference, MonitorTarget, PeerKeys>,
+    /// Monitors on this process: reference to watcher (peers choose these references).
+    pub monitored_by: HashMap<Reference, Watcher, PeerKeys>,
     pub name: Option<Atom>,
-    pub aliases: HashSet<Reference>,
+    pub aliases: HashSet<Reference, PeerKeys>,
     /// Spawn requests this process sent and not yet got a reply to: request id to node.
-    pub spawn_requests: HashMap<Reference, Atom>,
+    pub spawn_requests: HashMap<Reference, Atom, PeerKeys>,
 }
 
 /// Out-of-band kill: the reason and the waker of the process task.

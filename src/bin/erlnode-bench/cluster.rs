@@ -181,6 +181,11 @@ impl Cluster {
         }
     }
 
+    /// CPU time of the first `n` client nodes, summed ([`cpu_ns`]).
+    pub fn clients_cpu_ns(&self, n: usize) -> u64 {
+        self.clients.iter().take(n).map(|c| cpu_ns(c.os_pid())).sum()
+    }
+
     /// `{bench_ctl, Node}` of a side, as an Erlang expression.
     pub fn ctl(&self, side: Side) -> String {
         format!("{{bench_ctl, {}}}", erlang_atom(self.server(side)))

@@ -263,7 +263,8 @@ fn side_name(side: Side) -> &'static str {
 // 1. KV calls
 // ------------------------------------------------------------------------------------------
 
-/// `kv_pass` from the driver: -> [calls/s, p50 µs, p99 µs, server RSS, server CPU µs per call]
+/// `kv_pass` from the driver: -> [calls/s, p50 µs, p99 µs, server RSS, server CPU µs per call,
+/// client CPU µs per call]
 fn kv_pass(c: &Cluster, side: Side, nodes: usize, callers: u32, p: &Params, warm: bool, run_notes: &mut Vec<String>) -> Result<Vec<f64>, String> {
     let (keys, dur_ms) = (p.keys, if warm { 100 } else { p.dur_ms });
     let expr = format!(
@@ -271,15 +272,17 @@ fn kv_pass(c: &Cluster, side: Side, nodes: usize, callers: u32, p: &Params, warm
         c.ctl(side),
         c.client_list(nodes)
     );
-    let cpu0 = cluster::cpu_ns(c.server_pid(side));
+    let (cpu0, ccpu0) = (cluster::cpu_ns(c.server_pid(side)), c.clients_cpu_ns(nodes));
     let r = eval(c.driver(), &expr, dur_ms / 1000 + 120)?;
     let cpu = cluster::cpu_ns(c.server_pid(side)).saturating_sub(cpu0);
+    let ccpu = c.clients_cpu_ns(nodes).saturating_sub(ccpu0);
     let v = ints(&r).filter(|v| v.len() == 6).ok_or_else(|| format!("kv_pass gave {r}"))?;
     let (calls, elapsed, p50, p99, errors, rss) = (v[0], v[1], v[2], v[3], v[4], v[5]);
     if errors > 0 {
         run_notes.push(format!("KV on {} ({nodes} nodes x {callers} callers): {errors} of {calls} calls failed", side_name(side)));
     }
-    Ok(vec![calls as f64 * 1e6 / elapsed.max(1) as f64, p50 as f64, p99 as f64, rss as f64, cpu as f64 / 1e3 / calls.max(1) as f64])
+    let per_call = |ns: u64| ns as f64 / 1e3 / calls.max(1) as f64;
+    Ok(vec![calls as f64 * 1e6 / elapsed.max(1) as f64, p50 as f64, p99 as f64, rss as f64, per_call(cpu), per_call(ccpu)])
 }
 
 fn kv(c: &Cluster, run: &mut Run) -> Result<(), String> {
@@ -293,6 +296,7 @@ fn kv(c: &Cluster, run: &mut Run) -> Result<(), String> {
         run.rows.push(row(&name, "p50 latency", Unit::Micros, &s, 1, Goal::None));
         run.rows.push(row(&name, "p99 latency", Unit::Micros, &s, 2, Goal::RatioAtMost(1.0)));
         run.rows.push(row(&name, "server CPU per call", Unit::MicrosF, &s, 4, Goal::None));
+        run.rows.push(row(&name, "client node CPU per call", Unit::MicrosF, &s, 5, Goal::None));
     }
     Ok(())
 }
@@ -308,19 +312,22 @@ fn ingest(c: &Cluster, run: &mut Run) -> Result<(), String> {
         let s = interleave(run.p.passes, |side, warm| {
             let (n, dur) = if warm { (n / 10, 100) } else { (n, run.p.dur_ms * 2) };
             let expr = format!("erlnode_bench:ingest({{bench_sink, {}}}, {kind}, {n}, {dur})", erlang_atom(c.server(side)));
-            let cpu0 = cluster::cpu_ns(c.server_pid(side));
+            let (cpu0, ccpu0) = (cluster::cpu_ns(c.server_pid(side)), c.clients_cpu_ns(1));
             let r = eval(c.driver(), &expr, dur / 1000 + 120)?;
             let cpu = cluster::cpu_ns(c.server_pid(side)).saturating_sub(cpu0);
+            let ccpu = c.clients_cpu_ns(1).saturating_sub(ccpu0);
             let v = ints(&r).filter(|v| v.len() == 3).ok_or_else(|| format!("ingest gave {r}"))?;
             if v[0] != v[1] {
                 notes.push(format!("ingest {label} into {}: sent {}, counted {}", side_name(side), v[0], v[1]));
             }
-            Ok(vec![v[1] as f64 * 1e6 / v[2].max(1) as f64, cpu as f64 / 1e3 / v[1].max(1) as f64])
+            let per_msg = |ns: u64| ns as f64 / 1e3 / v[1].max(1) as f64;
+            Ok(vec![v[1] as f64 * 1e6 / v[2].max(1) as f64, per_msg(cpu), per_msg(ccpu)])
         })?;
         run.notes.extend(notes);
         let name = format!("2. ingest BEAM → server, {label}");
         run.rows.push(row(&name, "msgs/s", Unit::PerSec("msgs"), &s, 0, Goal::RatioAtLeast(1.5)));
         run.rows.push(row(&name, "server CPU per msg", Unit::MicrosF, &s, 1, Goal::None));
+        run.rows.push(row(&name, "client node CPU per msg", Unit::MicrosF, &s, 2, Goal::None));
     }
     Ok(())
 }
