@@ -27,6 +27,9 @@ use crate::term::Atom;
 
 /// Bytes the writer gathers before it writes, even if more is queued.
 const WRITE_BATCH_BYTES: usize = 256 * 1024;
+/// Times the writer yields to the scheduler for more to write before it writes, as long as
+/// each yield brought more (see `Writer::run`).
+const COALESCE_ROUNDS: usize = 8;
 /// Free room below which the reader moves to a new buffer region before reading.
 const MIN_READ: usize = 16 * 1024;
 /// Bytes the reader takes in before it lets other tasks run.
@@ -178,11 +181,22 @@ impl Writer {
                 sig = rx.recv() => {
                     let Some(sig) = sig else { return Ok(()) };
                     self.encode(sig, &mut buf);
-                    while buf.len() < WRITE_BATCH_BYTES {
-                        match rx.try_recv() {
-                            Ok(s) => self.encode(s, &mut buf),
-                            Err(_) => break,
+                    self.drain(&mut rx, &mut buf);
+                    // Let the processes that are still answering run before writing: the replies
+                    // to the calls one read brought in then leave in one segment, as BEAM's dist
+                    // port flushes once the sending process is scheduled out. Each segment costs
+                    // the peer a read and often a wake-up; with 16 BEAM callers this halves the
+                    // client node's reads. A yield that brings nothing ends the wait, so a lone
+                    // reply is held back one scheduler round.
+                    let mut rounds = 0;
+                    while rounds < COALESCE_ROUNDS && buf.len() < WRITE_BATCH_BYTES {
+                        tokio::task::yield_now().await;
+                        let before = buf.len();
+                        self.drain(&mut rx, &mut buf);
+                        if buf.len() == before {
+                            break;
                         }
+                        rounds += 1;
                     }
                     if !buf.is_empty() {
                         sock.write_all(&buf).await.map_err(|e| e.to_string())?;
@@ -194,6 +208,16 @@ impl Writer {
                     }
                 }
                 _ = tokio::time::sleep_until(wake.into()) => {}
+            }
+        }
+    }
+
+    /// Encodes what is queued, up to [`WRITE_BATCH_BYTES`].
+    fn drain(&self, rx: &mut mpsc::UnboundedReceiver<Outbound>, buf: &mut Vec<u8>) {
+        while buf.len() < WRITE_BATCH_BYTES {
+            match rx.try_recv() {
+                Ok(s) => self.encode(s, buf),
+                Err(_) => break,
             }
         }
     }
