@@ -108,14 +108,14 @@ impl Node {
             ProcRef::Name(n) => self.named_entry(n),
         };
         if let Some(e) = entry {
-            e.state().monitored_by.remove(mref);
+            e.state().forget_watcher(mref);
         }
     }
 
     /// A remote process that the local `to` monitored exited.
     pub fn remote_monitor_exit(&self, to: &Pid, mref: &Reference, reason: Term) {
         let Some(w) = self.lookup(to) else { return };
-        let Some(target) = w.state().monitors.remove(mref) else { return };
+        let Some(target) = w.state().forget_monitor(mref) else { return };
         w.deliver(down_message(mref, &target.down_object(), reason));
     }
 

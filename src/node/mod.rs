@@ -552,7 +552,7 @@ impl Node {
             Outbound::Link { from, to } => self.link_exit_local(&to, &from, noconnection()),
             Outbound::Monitor { from, target, reference } => {
                 if let Some(w) = self.lookup(&from) {
-                    if w.state().monitors.remove(&reference).is_some() {
+                    if w.state().forget_monitor(&reference).is_some() {
                         w.deliver(down_message(&reference, &target.down_object(), noconnection()));
                     }
                 }
@@ -720,7 +720,7 @@ impl Node {
     /// Removes a monitor held by `watcher`.
     pub fn demonitor(&self, watcher: &Pid, mref: &Reference) {
         let Some(w) = self.lookup(watcher) else { return };
-        let target = w.state().monitors.remove(mref);
+        let target = w.state().forget_monitor(mref);
         if let Some(t) = target {
             self.drop_monitor_at_target(watcher, &t, mref);
         }
@@ -741,11 +741,11 @@ impl Node {
             MonitorTarget::Name(n, _) => self.named_entry(n),
         };
         if let Some(t) = entry {
-            t.state().monitored_by.remove(mref);
+            t.state().forget_watcher(mref);
         } else {
             // the name may have moved or gone; the monitor lives on whoever holds it
             for e in self.inner.processes.all() {
-                if e.state().monitored_by.remove(mref).is_some() {
+                if e.state().forget_watcher(mref).is_some() {
                     break;
                 }
             }
@@ -756,7 +756,7 @@ impl Node {
     fn send_down(&self, dead: &Pid, watcher: &Watcher, mref: Reference, reason: Term) {
         if watcher.pid.node == self.inner.name {
             let Some(w) = self.lookup(&watcher.pid) else { return };
-            let Some(target) = w.state().monitors.remove(&mref) else { return };
+            let Some(target) = w.state().forget_monitor(&mref) else { return };
             let object = match &target {
                 MonitorTarget::Name(..) => target.down_object(),
                 MonitorTarget::Pid(_) => Term::Pid(dead.clone()),

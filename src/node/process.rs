@@ -74,12 +74,44 @@ pub(crate) struct ProcState {
     pub spawn_requests: HashMap<Reference, Atom, PeerKeys>,
 }
 
+impl ProcState {
+    /// Removes a monitor this process holds.
+    pub fn forget_monitor(&mut self, mref: &Reference) -> Option<MonitorTarget> {
+        let t = self.monitors.remove(mref);
+        shrink_if_sparse(&mut self.monitors);
+        t
+    }
+
+    /// Removes a monitor on this process.
+    pub fn forget_watcher(&mut self, mref: &Reference) -> Option<Watcher> {
+        let w = self.monitored_by.remove(mref);
+        shrink_if_sparse(&mut self.monitored_by);
+        w
+    }
+}
+
+/// Entries' worth of room a monitor table keeps however empty it gets.
+const TABLE_KEEP: usize = 64;
+
+/// Gives back a table's room once it is three-quarters empty, keeping twice what is left (so
+/// shrinking and growing again stay amortised O(1)). A server that had 100,000 callers at once
+/// monitoring it would otherwise keep their room for good, where BEAM frees each monitor.
+fn shrink_if_sparse<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher>(map: &mut HashMap<K, V, S>) {
+    if map.capacity() > TABLE_KEEP && map.len() * 4 < map.capacity() {
+        map.shrink_to((map.len() * 2).max(TABLE_KEEP));
+    }
+}
+
 /// Out-of-band kill: the reason and the waker of the process task.
 #[derive(Debug, Default)]
 struct KillSlot {
     reason: Option<Term>,
     waker: Option<Waker>,
 }
+
+/// Messages' worth of room an empty mailbox keeps; a mailbox that grew beyond it during a burst
+/// releases the memory when it is next found empty.
+const MAILBOX_KEEP: usize = 256;
 
 /// A process's message queue and the waker of the process when it waits on an empty queue.
 #[derive(Debug, Default)]
@@ -121,6 +153,11 @@ impl Mailbox {
             match inner.queue.pop_front() {
                 Some(m) => Poll::Ready(m),
                 None => {
+                    if inner.queue.capacity() > MAILBOX_KEEP {
+                        // a burst has drained: give its memory back, as BEAM frees a message
+                        // once it is received
+                        inner.queue = VecDeque::new();
+                    }
                     match &inner.waker {
                         Some(w) if w.will_wake(cx.waker()) => {}
                         _ => inner.waker = Some(cx.waker().clone()),
@@ -389,5 +426,62 @@ impl Process {
     /// Deactivates an alias (`unalias/1`); `false` if it was not one of this process's.
     pub fn unalias(&self, alias: &Reference) -> bool {
         self.node.unalias(&self.entry, alias)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn monitor_tables_give_back_the_room_of_monitors_gone() {
+        let node = Atom::new("a@h");
+        let refs: Vec<Reference> = (0..10_000u32).map(|i| Reference::new(node.clone(), 1, &[i, 1, 2]).unwrap()).collect();
+        let pid = Pid { node: node.clone(), id: 1, serial: 0, creation: 1 };
+        let mut st = ProcState::default();
+        for r in &refs {
+            st.monitored_by.insert(r.clone(), Watcher { pid: pid.clone(), by_name: None });
+            st.monitors.insert(r.clone(), MonitorTarget::Pid(pid.clone()));
+        }
+        for r in &refs[..9_990] {
+            assert!(st.forget_watcher(r).is_some());
+            assert!(st.forget_monitor(r).is_some());
+        }
+        assert_eq!((st.monitored_by.len(), st.monitors.len()), (10, 10));
+        assert!(st.monitored_by.capacity() <= 2 * TABLE_KEEP, "{}", st.monitored_by.capacity());
+        assert!(st.monitors.capacity() <= 2 * TABLE_KEEP, "{}", st.monitors.capacity());
+        // what is left is still there
+        for r in &refs[9_990..] {
+            assert!(st.forget_watcher(r).is_some());
+            assert!(st.forget_monitor(r).is_some());
+        }
+        assert!(st.forget_watcher(&refs[0]).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_drained_burst_gives_its_memory_back() {
+        let mb = Mailbox::default();
+        for i in 0..10_000 {
+            mb.push(Term::Int(i));
+        }
+        for i in 0..10_000 {
+            assert_eq!(mb.pop().await, Term::Int(i));
+        }
+        assert!(lock(&mb.inner).queue.capacity() >= 10_000, "the burst's room is kept while it is being received");
+        // found empty: the room goes
+        assert!(tokio::time::timeout(Duration::from_millis(1), mb.pop()).await.is_err());
+        assert_eq!(lock(&mb.inner).queue.capacity(), 0);
+        // a small queue keeps its room
+        for i in 0..100 {
+            mb.push(Term::Int(i));
+        }
+        for _ in 0..100 {
+            mb.pop().await;
+        }
+        assert!(tokio::time::timeout(Duration::from_millis(1), mb.pop()).await.is_err());
+        assert!(lock(&mb.inner).queue.capacity() >= 100);
+        // and messages still arrive
+        mb.push(Term::Int(7));
+        assert_eq!(mb.pop().await, Term::Int(7));
     }
 }
