@@ -455,7 +455,8 @@ fn render(files: &[File], rows: &[Row], beam: Option<&str>, passes: usize, pass:
     let (mut r_beam, mut r_slice, mut r_eetf) = (vec![], vec![], vec![]);
     for (f, r) in files.iter().zip(rows) {
         let n = f.bytes.len();
-        let (a, b, c) = (ratio(r.dec_bytes, r.dec_beam), ratio(r.dec_slice, r.dec_beam), ratio(r.dec_bytes, r.dec_eetf));
+        let (a, b, c) =
+            (ratio(r.dec_bytes, r.dec_beam), ratio(r.dec_slice, r.dec_beam), ratio(r.dec_bytes, r.dec_eetf));
         r_beam.push(a);
         r_slice.push(b);
         r_eetf.push(c);

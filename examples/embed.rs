@@ -49,7 +49,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     erlnode::services::register_name(&node, &Atom::new("greeter"), &greeter).await;
 
     // call an Agent on the BEAM node: Agent.get(:counter, &Function.identity/1)
-    let identity = Term::from(ExportFun { module: Atom::new("Elixir.Function"), function: Atom::new("identity"), arity: 1 });
+    let identity =
+        Term::from(ExportFun { module: Atom::new("Elixir.Function"), function: Atom::new("identity"), arity: 1 });
     let request = Term::Tuple(vec![Term::atom("get"), identity]);
     match node.call(Dest::Remote(Atom::new("counter"), peer.clone()), request, Some(Duration::from_secs(5))).await {
         Ok(value) => println!("counter on {} holds {}", peer.as_str(), value.elixir()),

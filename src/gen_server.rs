@@ -11,7 +11,7 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use crate::node::{normal, Dest, Node, Process};
+use crate::node::{Dest, Node, Process, normal};
 use crate::term::{Atom, Pid, Reference, Term};
 
 /// Who is calling, and the tag the reply must carry (echoed verbatim).
@@ -252,11 +252,7 @@ pub async fn call(p: &mut Process, dest: Dest, request: Term, timeout: Option<Du
     };
     let mref = p.monitor(dest.clone());
     let tag = Term::Ref(mref.clone());
-    let msg = Term::Tuple(vec![
-        Term::atom("$gen_call"),
-        Term::Tuple(vec![Term::Pid(p.pid().clone()), tag]),
-        request,
-    ]);
+    let msg = Term::Tuple(vec![Term::atom("$gen_call"), Term::Tuple(vec![Term::Pid(p.pid().clone()), tag]), request]);
     p.send(dest, msg);
     let got = p
         .receive_match(timeout, |m| match m.as_tuple() {

@@ -48,7 +48,13 @@ impl Served {
             .spawn()
             .expect("serve starts");
         let lines = Arc::new(Mutex::new(Vec::new()));
-        for pipe in [child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>), child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>)].into_iter().flatten() {
+        for pipe in [
+            child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+            child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
             let lines = lines.clone();
             std::thread::spawn(move || {
                 for l in BufReader::new(pipe).lines().map_while(Result::ok) {
@@ -138,11 +144,7 @@ fn serve_answers_iex_and_the_one_shot_commands() {
         let sub_pid = ex.eval("self()").unwrap();
         let _ = sub_pid;
         ex.kill();
-        assert!(
-            wait_until(T, || zed.has_line("for reason :noconnection")),
-            "no DOWN line: {:?}",
-            zed.lines()
-        );
+        assert!(wait_until(T, || zed.has_line("for reason :noconnection")), "no DOWN line: {:?}", zed.lines());
         assert!(zed.lines().iter().any(|l| l.contains("DOWN #PID<") && l.contains(ex.name())));
 
         // SIGTERM: a clean exit
@@ -194,7 +196,13 @@ fn one_shot_errors_are_one_clear_line_and_a_failure_status() {
         assert_eq!(stdout(&o), "pang");
         // a timeout: a process that never answers
         erl.eval("register(mute, spawn(fun() -> receive after infinity -> ok end end))").unwrap();
-        let o = run(erlnode(epmd.port()).args(cookie).args(["call", "--timeout", "200", &format!("{{mute, '{}'}}", erl.name()), "x"]));
+        let o = run(erlnode(epmd.port()).args(cookie).args([
+            "call",
+            "--timeout",
+            "200",
+            &format!("{{mute, '{}'}}", erl.name()),
+            "x",
+        ]));
         assert!(!o.status.success());
         assert!(stderr(&o).contains("timeout"), "{}", stderr(&o));
     });
@@ -205,7 +213,10 @@ fn term_encode_and_decode_round_trip() {
     let enc = run(Command::new(env!("CARGO_BIN_EXE_erlnode")).args(["term", "encode", "{set, foo, 123}"]));
     assert!(enc.status.success());
     assert_eq!(enc.stdout, vec![131, 104, 3, 119, 3, 115, 101, 116, 119, 3, 102, 111, 111, 97, 123]);
-    for (text, elixir) in [("{set,foo,123}", "{:set, :foo, 123}"), ("#{a => [1,2|3],<<\"k\">> => 1.5}", "%{:a => [1, 2 | 3], \"k\" => 1.5}")] {
+    for (text, elixir) in [
+        ("{set,foo,123}", "{:set, :foo, 123}"),
+        ("#{a => [1,2|3],<<\"k\">> => 1.5}", "%{:a => [1, 2 | 3], \"k\" => 1.5}"),
+    ] {
         let enc = run(Command::new(env!("CARGO_BIN_EXE_erlnode")).args(["term", "encode", text]));
         let mut dec = Command::new(env!("CARGO_BIN_EXE_erlnode"))
             .args(["term", "decode", "-"])
@@ -221,7 +232,8 @@ fn term_encode_and_decode_round_trip() {
         assert_eq!(again.stdout, enc.stdout);
         let f = std::env::temp_dir().join(format!("{}.etf", unique_name("t")));
         std::fs::write(&f, &enc.stdout).unwrap();
-        let ex = run(Command::new(env!("CARGO_BIN_EXE_erlnode")).args(["term", "decode", "--elixir", f.to_str().unwrap()]));
+        let ex =
+            run(Command::new(env!("CARGO_BIN_EXE_erlnode")).args(["term", "decode", "--elixir", f.to_str().unwrap()]));
         assert_eq!(stdout(&ex), elixir);
         let _ = std::fs::remove_file(f);
     }
@@ -241,12 +253,21 @@ fn readme_walkthrough_with_serve_connecting_to_foo() {
         assert_eq!(bar.eval(&format!("Node.connect({})", elixir_atom(foo.name()))).unwrap(), "true");
         let z = elixir_atom(&zed.name);
         assert!(wait_until(T, || bar.eval("Node.list()").unwrap_or_default().contains(&z)), "bar does not list zed");
-        assert!(wait_until(T, || bar.eval(":global.registered_names() |> Enum.sort()").as_deref() == Ok("[:agent1, :kv1, :ps1]")));
+        assert!(wait_until(T, || bar.eval(":global.registered_names() |> Enum.sort()").as_deref()
+            == Ok("[:agent1, :kv1, :ps1]")));
         assert_eq!(bar.eval("GenServer.call({:global, :kv1}, {:set, :foo, 123})").unwrap(), "true");
         assert_eq!(bar.eval("GenServer.call({:global, :kv1}, {:get, :foo})").unwrap(), "123");
         assert_eq!(bar.eval("GenServer.call({:global, :ps1}, {:subscribe, :topic1})").unwrap(), "true");
         // from a shell, through a cluster member
-        let o = run(erlnode(epmd.port()).args(["--cookie", DEFAULT_COOKIE, "call", "--connect", foo.name(), "{global, kv1}", "{get, foo}"]));
+        let o = run(erlnode(epmd.port()).args([
+            "--cookie",
+            DEFAULT_COOKIE,
+            "call",
+            "--connect",
+            foo.name(),
+            "{global, kv1}",
+            "{get, foo}",
+        ]));
         assert_eq!(stdout(&o), "123", "{}", stderr(&o));
         bar.kill();
         assert!(wait_until(T, || zed.has_line("for reason :noconnection")), "{:?}", zed.lines());

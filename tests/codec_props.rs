@@ -6,8 +6,8 @@ use std::path::Path;
 
 use bytes::Bytes;
 use erlnode::term::{
-    Atom, BigInt, BitBinary, DecodeError, DecodeOptions, ExportFun, LocalFun, Map, Pid, Port, Reference, Term,
-    decode, decode_bytes, decode_iterative, decode_term_at, encode, encode_body_to, encode_compressed,
+    Atom, BigInt, BitBinary, DecodeError, DecodeOptions, ExportFun, LocalFun, Map, Pid, Port, Reference, Term, decode,
+    decode_bytes, decode_iterative, decode_term_at, encode, encode_body_to, encode_compressed,
 };
 use proptest::prelude::*;
 
@@ -61,8 +61,11 @@ fn leaf() -> impl Strategy<Value = Term> {
         (node(), any::<u64>(), any::<u32>()).prop_map(|(node, id, creation)| Term::Port(Port { node, id, creation })),
         (node(), any::<u32>(), prop::collection::vec(any::<u32>(), 1..=5))
             .prop_map(|(node, creation, ids)| Term::Ref(Reference::new(node, creation, &ids).unwrap())),
-        (atom(), atom(), any::<u8>())
-            .prop_map(|(module, function, arity)| Term::from(ExportFun { module, function, arity })),
+        (atom(), atom(), any::<u8>()).prop_map(|(module, function, arity)| Term::from(ExportFun {
+            module,
+            function,
+            arity
+        })),
         prop::collection::vec(0i64..=255, 0..20).prop_map(|l| Term::List(l.into_iter().map(Term::Int).collect())),
     ]
 }
@@ -82,8 +85,7 @@ fn term() -> impl Strategy<Value = Term> {
             prop::collection::vec(inner.clone(), 0..8).prop_map(Term::List),
             (prop::collection::vec(inner.clone(), 1..6), inner.clone())
                 .prop_map(|(elems, tail)| Term::Improper(elems, Box::new(non_list(tail)))),
-            prop::collection::vec((inner.clone(), inner.clone()), 0..8)
-                .prop_map(|kv| Term::Map(Map::from_entries(kv))),
+            prop::collection::vec((inner.clone(), inner.clone()), 0..8).prop_map(|kv| Term::Map(Map::from_entries(kv))),
             (
                 any::<u8>(),
                 any::<[u8; 16]>(),

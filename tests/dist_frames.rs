@@ -99,20 +99,12 @@ fn check(otp: &str) {
     // erpc:call(Peer, erlang, whereis, [sink]) spawns erpc:execute_call(Ref, erlang, whereis, [sink])
     assert!(signals.iter().any(|s| matches!(s, Signal::SpawnRequest { mfa, args, .. }
         if mfa.module.as_str() == "erpc" && args.as_list().unwrap().iter().any(|a| a.is_atom("whereis")))));
-    assert!(
-        signals
-            .iter()
-            .any(|s| matches!(s, Signal::Monitor { to: ProcRef::Name(n), .. } if n.as_str() == "sink"))
-    );
-    assert!(
-        signals.iter().any(|s| matches!(s, Signal::Exit2 { reason, .. } if reason.is_atom("not_really")))
-    );
+    assert!(signals.iter().any(|s| matches!(s, Signal::Monitor { to: ProcRef::Name(n), .. } if n.as_str() == "sink")));
+    assert!(signals.iter().any(|s| matches!(s, Signal::Exit2 { reason, .. } if reason.is_atom("not_really"))));
     assert!(signals.iter().any(|s| matches!(s, Signal::Unlink { id: Some(_), .. })));
 
     assert!(
-        signals
-            .iter()
-            .any(|s| matches!(s, Signal::Monitor { to: ProcRef::Name(n), .. } if n.as_str() == "nosuch"))
+        signals.iter().any(|s| matches!(s, Signal::Monitor { to: ProcRef::Name(n), .. } if n.as_str() == "nosuch"))
     );
 
     // the other way: the spawn reply, the unlink acknowledgement, `noproc` for the monitor of a
@@ -123,18 +115,14 @@ fn check(otp: &str) {
         assert!(ops.contains(&op), "op {op} missing from {ops:?}");
     }
     let back_signals: Vec<Signal> = back.iter().cloned().map(|m| m.into_signal().unwrap()).collect();
-    assert!(
-        back_signals.iter().any(|s| matches!(s, Signal::MonitorExit { from: ProcRef::Name(n), reason, .. }
-        if n.as_str() == "nosuch" && reason.is_atom("noproc")))
-    );
+    assert!(back_signals.iter().any(|s| matches!(s, Signal::MonitorExit { from: ProcRef::Name(n), reason, .. }
+        if n.as_str() == "nosuch" && reason.is_atom("noproc"))));
     // OTP 28+ sends to an alias with ALTACT_SIG_SEND when both sides have ALTACT_SIG
     let alias_op = if negotiated.contains(DistFlags::ALTACT_SIG) { 37 } else { 33 };
     assert!(ops.contains(&alias_op), "{ops:?}");
     assert!(back_signals.iter().any(|s| match s {
         Signal::AliasSend { msg, .. } => msg.is_atom("via_alias"),
-        Signal::AltAct {
-            to: AltactTarget::Alias(_), kind: AltActKind::Message(msg), prio: false, ..
-        } => {
+        Signal::AltAct { to: AltactTarget::Alias(_), kind: AltActKind::Message(msg), prio: false, .. } => {
             msg.is_atom("via_alias")
         }
         _ => false,
@@ -171,8 +159,7 @@ fn recorded_messages_survive_our_encoder() {
             for m in receive(s, negotiated) {
                 let mut wire = Vec::new();
                 erlnode::dist::encode_message(&m.control, m.payload.as_ref(), negotiated, &mut wire).unwrap();
-                let back =
-                    Receiver::new(negotiated).handle_frame(Bytes::copy_from_slice(&wire[4..])).unwrap();
+                let back = Receiver::new(negotiated).handle_frame(Bytes::copy_from_slice(&wire[4..])).unwrap();
                 assert_eq!(back, Some(m), "{otp}");
             }
         }

@@ -21,21 +21,13 @@ use tokio::time::Instant;
 
 /// A port that was free a moment ago.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A node name unique to this test process.
 fn unique(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}{}x{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{prefix}{}x{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
 /// A child process killed (and reaped) on drop.
@@ -77,15 +69,7 @@ where
 fn erl(bin: &str, epmd_port: u16, sname: &str, extra: &[&str]) -> Command {
     let mut c = Command::new(Path::new(bin).join("erl"));
     c.env("ERL_EPMD_PORT", epmd_port.to_string())
-        .args([
-            "-sname",
-            sname,
-            "-setcookie",
-            "epmdtestcookie",
-            "-noshell",
-            "-start_epmd",
-            "false",
-        ])
+        .args(["-sname", sname, "-setcookie", "epmdtestcookie", "-noshell", "-start_epmd", "false"])
         .args(["-kernel", "connect_all", "false"])
         .args(extra)
         .stdin(Stdio::null());
@@ -107,38 +91,21 @@ async fn has_name(port: u16, name: &str) -> Option<bool> {
 async fn client_against_real_epmd() {
     let port = free_port();
     let _epmd = Proc::spawn(
-        Command::new(common::Otp::get(25).tool("epmd"))
-            .args(["-port", &port.to_string()])
-            .stdin(Stdio::null()),
+        Command::new(common::Otp::get(25).tool("epmd")).args(["-port", &port.to_string()]).stdin(Stdio::null()),
     );
-    poll("epmd up", 10, || async {
-        epmd::names(local(port)).await.ok()
-    })
-    .await;
+    poll("epmd up", 10, || async { epmd::names(local(port)).await.ok() }).await;
 
     let name = unique("cli");
-    let reg = epmd::register(local(port), &name, 12345, false)
-        .await
-        .unwrap();
+    let reg = epmd::register(local(port), &name, 12345, false).await.unwrap();
     assert_ne!(reg.creation(), 0);
 
     let reply = epmd::client::names_reply(local(port)).await.unwrap();
     assert_eq!(u32::from(port), reply.epmd_port);
-    assert!(
-        reply.names.contains(&(name.clone(), 12345)),
-        "{:?}",
-        reply.names
-    );
+    assert!(reply.names.contains(&(name.clone(), 12345)), "{:?}", reply.names);
 
-    let entry = epmd::port_please(("localhost", port), &name)
-        .await
-        .unwrap()
-        .unwrap();
+    let entry = epmd::port_please(("localhost", port), &name).await.unwrap().unwrap();
     assert_eq!(entry, proto::NodeEntry::new(&name, 12345, false));
-    assert_eq!(
-        epmd::port_please(local(port), "nosuchnode").await.unwrap(),
-        None
-    );
+    assert_eq!(epmd::port_please(local(port), "nosuchnode").await.unwrap(), None);
 
     // A live name cannot be registered twice.
     match epmd::register(local(port), &name, 12346, true).await {
@@ -148,13 +115,8 @@ async fn client_against_real_epmd() {
 
     // A hidden registration carries NodeType 72.
     let hidden = unique("hid");
-    let hreg = epmd::register(local(port), &hidden, 23456, true)
-        .await
-        .unwrap();
-    let he = epmd::port_please(local(port), &hidden)
-        .await
-        .unwrap()
-        .unwrap();
+    let hreg = epmd::register(local(port), &hidden, 23456, true).await.unwrap();
+    let he = epmd::port_please(local(port), &hidden).await.unwrap().unwrap();
     assert_eq!(he.node_type, proto::NODE_TYPE_HIDDEN);
 
     // KILL is refused while nodes are registered.
@@ -163,13 +125,8 @@ async fn client_against_real_epmd() {
     // Dropping the registration unregisters the name; re-registering gives a new creation.
     let first = reg.creation();
     drop(reg);
-    poll("name gone", 10, || async {
-        has_name(port, &name).await.filter(|b| !b)
-    })
-    .await;
-    let again = epmd::register(local(port), &name, 12345, false)
-        .await
-        .unwrap();
+    poll("name gone", 10, || async { has_name(port, &name).await.filter(|b| !b) }).await;
+    let again = epmd::register(local(port), &name, 12345, false).await.unwrap();
     assert_ne!(again.creation(), first);
     drop((again, hreg));
 }
@@ -178,15 +135,9 @@ async fn client_against_real_epmd() {
 async fn client_errors() {
     // Nothing listens: connection refused is an I/O error, not a hang.
     let port = free_port();
-    assert!(matches!(
-        epmd::names(local(port)).await,
-        Err(EpmdError::Io(_))
-    ));
+    assert!(matches!(epmd::names(local(port)).await, Err(EpmdError::Io(_))));
     // A bad name is refused locally, before any connection.
-    assert!(matches!(
-        epmd::port_please(local(port), "").await,
-        Err(EpmdError::InvalidArgument(_))
-    ));
+    assert!(matches!(epmd::port_please(local(port), "").await, Err(EpmdError::InvalidArgument(_))));
 
     // A server that answers garbage is a protocol error; one that closes early is Closed.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -201,24 +152,16 @@ async fn client_errors() {
     });
     assert!(matches!(
         epmd::port_please(addr, "x").await,
-        Err(EpmdError::Protocol(
-            proto::ProtoError::UnexpectedReply { .. }
-        ))
+        Err(EpmdError::Protocol(proto::ProtoError::UnexpectedReply { .. }))
     ));
-    assert!(matches!(
-        epmd::register(addr, "x", 1, false).await,
-        Err(EpmdError::Closed)
-    ));
+    assert!(matches!(epmd::register(addr, "x", 1, false).await, Err(EpmdError::Closed)));
     server.await.unwrap();
 }
 
 // ---- embedded server: our client, hostile input ---------------------------------------------
 
 async fn spawn_server(config: epmd::ServerConfig) -> (epmd::EmbeddedEpmdHandle, u16) {
-    let server = epmd::EmbeddedEpmd::bind(local(0))
-        .await
-        .unwrap()
-        .with_config(config);
+    let server = epmd::EmbeddedEpmd::bind(local(0)).await.unwrap().with_config(config);
     let handle = server.spawn().unwrap();
     let port = handle.local_addr().port();
     (handle, port)
@@ -241,45 +184,27 @@ async fn closed_by_server(s: &mut tokio::net::TcpStream) -> bool {
 async fn embedded_server_with_our_client() {
     let (handle, port) = spawn_server(Default::default()).await;
     let name = unique("emb");
-    let reg = epmd::register(local(port), &name, 40001, false)
-        .await
-        .unwrap();
+    let reg = epmd::register(local(port), &name, 40001, false).await.unwrap();
     assert!(reg.creation() >= 4);
     let reply = epmd::client::names_reply(local(port)).await.unwrap();
     assert_eq!(reply.epmd_port, u32::from(port));
     assert_eq!(reply.names, [(name.clone(), 40001)]);
     assert_eq!(handle.names(), [(name.clone(), 40001)]);
-    assert_eq!(
-        epmd::port_please(local(port), &name).await.unwrap(),
-        Some(proto::NodeEntry::new(&name, 40001, false))
-    );
+    assert_eq!(epmd::port_please(local(port), &name).await.unwrap(), Some(proto::NodeEntry::new(&name, 40001, false)));
     assert_eq!(epmd::port_please(local(port), "other").await.unwrap(), None);
-    assert!(matches!(
-        epmd::register(local(port), &name, 40002, false).await,
-        Err(EpmdError::Refused { result: 1 })
-    ));
-    assert!(
-        !epmd::client::kill(local(port)).await.unwrap(),
-        "KILL refused while registered"
-    );
+    assert!(matches!(epmd::register(local(port), &name, 40002, false).await, Err(EpmdError::Refused { result: 1 })));
+    assert!(!epmd::client::kill(local(port)).await.unwrap(), "KILL refused while registered");
 
     let first = reg.creation();
     drop(reg);
-    poll("unregistered", 5, || async {
-        has_name(port, &name).await.filter(|b| !b)
-    })
-    .await;
-    let again = epmd::register(local(port), &name, 40001, false)
-        .await
-        .unwrap();
+    poll("unregistered", 5, || async { has_name(port, &name).await.filter(|b| !b) }).await;
+    let again = epmd::register(local(port), &name, 40001, false).await.unwrap();
     assert_ne!(again.creation(), first);
 
     // Bytes after a registration end it, as in epmd.
     let mut raw = tokio::net::TcpStream::connect(local(port)).await.unwrap();
     let mut req = Vec::new();
-    proto::Request::Alive2(proto::NodeEntry::new("rawreg", 1, false))
-        .encode(&mut req)
-        .unwrap();
+    proto::Request::Alive2(proto::NodeEntry::new("rawreg", 1, false)).encode(&mut req).unwrap();
     raw.write_all(&req).await.unwrap();
     let mut resp = [0u8; 6];
     raw.read_exact(&mut resp).await.unwrap();
@@ -287,27 +212,18 @@ async fn embedded_server_with_our_client() {
     assert!(handle.names().iter().any(|(n, _)| n == "rawreg"));
     raw.write_all(b"x").await.unwrap();
     assert!(closed_by_server(&mut raw).await);
-    poll("rawreg gone", 5, || async {
-        (!handle.names().iter().any(|(n, _)| n == "rawreg")).then_some(())
-    })
-    .await;
+    poll("rawreg gone", 5, || async { (!handle.names().iter().any(|(n, _)| n == "rawreg")).then_some(()) }).await;
 
     // Shutdown closes registrations: the client sees it.
     let mut again = again;
     handle.shutdown().await;
-    tokio::time::timeout(Duration::from_secs(5), again.closed())
-        .await
-        .expect("registration closed");
+    tokio::time::timeout(Duration::from_secs(5), again.closed()).await.expect("registration closed");
     assert!(epmd::names(local(port)).await.is_err());
 }
 
 #[tokio::test]
 async fn embedded_server_hostile_input() {
-    let config = epmd::ServerConfig {
-        max_connections: 16,
-        max_names: 2,
-        idle_timeout: Duration::from_millis(300),
-    };
+    let config = epmd::ServerConfig { max_connections: 16, max_names: 2, idle_timeout: Duration::from_millis(300) };
     let (handle, port) = spawn_server(config).await;
     let connect = || tokio::net::TcpStream::connect(local(port));
 
@@ -337,54 +253,34 @@ async fn embedded_server_hostile_input() {
     // Name limit: the third registration is refused.
     let r1 = epmd::register(local(port), "h1", 1, false).await.unwrap();
     let r2 = epmd::register(local(port), "h2", 2, false).await.unwrap();
-    assert!(matches!(
-        epmd::register(local(port), "h3", 3, false).await,
-        Err(EpmdError::Refused { .. })
-    ));
+    assert!(matches!(epmd::register(local(port), "h3", 3, false).await, Err(EpmdError::Refused { .. })));
 
     drop((r1, r2));
 
     // KILL with nothing registered stops the server.
-    poll("names empty", 5, || async {
-        handle.names().is_empty().then_some(())
-    })
-    .await;
+    poll("names empty", 5, || async { handle.names().is_empty().then_some(()) }).await;
     assert!(epmd::client::kill(local(port)).await.unwrap());
-    poll("server stopped", 5, || async {
-        epmd::names(local(port)).await.is_err().then_some(())
-    })
-    .await;
+    poll("server stopped", 5, || async { epmd::names(local(port)).await.is_err().then_some(()) }).await;
 }
 
 #[tokio::test]
 async fn ensure_epmd_cases() {
     // Nothing on the port: we serve.
     let port = free_port();
-    let ours = epmd::ensure_epmd(port)
-        .await
-        .unwrap()
-        .expect("serves in-process");
+    let ours = epmd::ensure_epmd(port).await.unwrap().expect("serves in-process");
     // Someone (we) already answers: use it.
     assert!(epmd::ensure_epmd(port).await.unwrap().is_none());
     let reg = epmd::register(local(port), "ens", 5, false).await.unwrap();
-    assert_eq!(
-        epmd::names(local(port)).await.unwrap(),
-        [("ens".to_string(), 5)]
-    );
+    assert_eq!(epmd::names(local(port)).await.unwrap(), [("ens".to_string(), 5)]);
     drop(reg);
     ours.shutdown().await;
 
     // A real epmd answers: use it.
     let port = free_port();
     let _epmd = Proc::spawn(
-        Command::new(common::Otp::get(25).tool("epmd"))
-            .args(["-port", &port.to_string()])
-            .stdin(Stdio::null()),
+        Command::new(common::Otp::get(25).tool("epmd")).args(["-port", &port.to_string()]).stdin(Stdio::null()),
     );
-    poll("epmd up", 10, || async {
-        epmd::names(local(port)).await.ok()
-    })
-    .await;
+    poll("epmd up", 10, || async { epmd::names(local(port)).await.ok() }).await;
     assert!(epmd::ensure_epmd(port).await.unwrap().is_none());
 
     // The race: the port is taken but its owner does not answer the first probe (it is still
@@ -398,11 +294,7 @@ async fn ensure_epmd_cases() {
         let mut b = [0u8; 3];
         s.read_exact(&mut b).await.unwrap();
         let mut reply = Vec::new();
-        proto::NamesResp {
-            epmd_port: u32::from(port),
-            names: vec![],
-        }
-        .encode(&mut reply);
+        proto::NamesResp { epmd_port: u32::from(port), names: vec![] }.encode(&mut reply);
         s.write_all(&reply).await.unwrap();
     });
     assert!(epmd::ensure_epmd(port).await.unwrap().is_none());
@@ -412,11 +304,7 @@ async fn ensure_epmd_cases() {
 #[tokio::test]
 async fn embedded_server_connection_limit() {
     // Idle connections hold their slots for the (default, 10 s) idle timeout.
-    let (_handle, port) = spawn_server(epmd::ServerConfig {
-        max_connections: 2,
-        ..Default::default()
-    })
-    .await;
+    let (_handle, port) = spawn_server(epmd::ServerConfig { max_connections: 2, ..Default::default() }).await;
     let mut held = Vec::new();
     for _ in 0..2 {
         held.push(tokio::net::TcpStream::connect(local(port)).await.unwrap());
@@ -428,10 +316,7 @@ async fn embedded_server_connection_limit() {
     assert!(matches!(r, Ok(Ok(0)) | Ok(Err(_))), "{r:?}");
     // Freeing a slot lets requests through again.
     held.clear();
-    poll("slot freed", 5, || async {
-        epmd::names(local(port)).await.ok()
-    })
-    .await;
+    poll("slot freed", 5, || async { epmd::names(local(port)).await.ok() }).await;
 }
 
 // ---- embedded server against real erl nodes -------------------------------------------------
@@ -458,9 +343,7 @@ async fn run_output(cmd: &mut Command, secs: u64) -> String {
 /// A and B are not yet connected). Then A is killed and its name must disappear.
 async fn erl_scenario(bin: &str) {
     let (handle, port) = {
-        let server = epmd::EmbeddedEpmd::bind("0.0.0.0:0".parse().unwrap())
-            .await
-            .unwrap();
+        let server = epmd::EmbeddedEpmd::bind("0.0.0.0:0".parse().unwrap()).await.unwrap();
         let handle = server.spawn().unwrap();
         let port = handle.local_addr().port();
         (handle, port)
@@ -475,34 +358,18 @@ async fn erl_scenario(bin: &str) {
         (has(&a) && has(&b)).then_some(n)
     })
     .await;
-    let a_port = names
-        .iter()
-        .find(|(n, _)| *n == a)
-        .map(|(_, p)| *p)
-        .unwrap();
+    let a_port = names.iter().find(|(n, _)| *n == a).map(|(_, p)| *p).unwrap();
     assert_ne!(a_port, 0);
-    let entry = epmd::port_please(local(port), &a)
-        .await
-        .unwrap()
-        .expect("A registered");
+    let entry = epmd::port_please(local(port), &a).await.unwrap().expect("A registered");
     assert_eq!(entry.port, a_port);
     assert_eq!(entry.node_type, proto::NODE_TYPE_NORMAL);
     assert_eq!(entry.highest_version, 6);
 
     // The C epmd client parses our NAMES reply.
-    let out = run_output(
-        Command::new(Path::new(bin).join("epmd")).args(["-port", &port.to_string(), "-names"]),
-        20,
-    )
-    .await;
-    assert!(
-        out.contains(&format!("up and running on port {port}")),
-        "{out}"
-    );
-    assert!(
-        out.contains(&format!("name {a} at port {a_port}\n")),
-        "{out}"
-    );
+    let out =
+        run_output(Command::new(Path::new(bin).join("epmd")).args(["-port", &port.to_string(), "-names"]), 20).await;
+    assert!(out.contains(&format!("up and running on port {port}")), "{out}");
+    assert!(out.contains(&format!("name {a} at port {a_port}\n")), "{out}");
 
     let script = format!(
         "[_, H] = string:split(atom_to_list(node()), \"@\"), \
@@ -515,18 +382,9 @@ async fn erl_scenario(bin: &str) {
     );
     let out = run_output(&mut erl(bin, port, &c, &["-eval", &script]), 60).await;
     eprintln!("{bin}: {out}");
-    let line = out
-        .lines()
-        .find(|l| l.starts_with("RESULT "))
-        .unwrap_or_else(|| panic!("{out}"));
-    assert!(
-        line.contains(&format!("{{\"{a}\",{a_port}}}")),
-        "net_adm:names() misses A: {line}"
-    );
-    assert!(
-        line.contains(&format!("{{\"{b}\",")),
-        "net_adm:names() misses B: {line}"
-    );
+    let line = out.lines().find(|l| l.starts_with("RESULT ")).unwrap_or_else(|| panic!("{out}"));
+    assert!(line.contains(&format!("{{\"{a}\",{a_port}}}")), "net_adm:names() misses A: {line}");
+    assert!(line.contains(&format!("{{\"{b}\",")), "net_adm:names() misses B: {line}");
     assert!(line.ends_with(" pong pong pong"), "pings failed: {line}");
 
     // C halted: its name goes. Killing A removes A.

@@ -14,9 +14,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use erlnode::Node;
 use erlnode::node::{NodeConfig, NodeEvent};
 use erlnode::term::Atom;
-use erlnode::Node;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
 
@@ -109,7 +109,11 @@ fn a_late_simultaneous_dial_does_not_replace_the_live_connection() {
         assert!(small.is_connected(big.name()) && big.is_connected(small.name()));
 
         // BEAM in the same place: its late dial gives up, nothing goes down
-        let beam = BeamNode::start(&otp, &epmd, NodeOpts::erlang().prefix("churna").env("ERL_EPMD_PORT", &slow_port.to_string()));
+        let beam = BeamNode::start(
+            &otp,
+            &epmd,
+            NodeOpts::erlang().prefix("churna").env("ERL_EPMD_PORT", &slow_port.to_string()),
+        );
         let big2 = rust_node(unique_name("churnb"), epmd.port()).await;
         assert!(beam.name() < big2.name().as_str());
         let mut big2_events = big2.monitor_nodes();
@@ -133,17 +137,20 @@ fn churn_of_short_lived_nodes_disconnects_no_live_node() {
         let epmd = Epmd::start(&otp);
         let slow_port = slow_epmd(epmd.port(), EPMD_DELAY / 4).await;
         let srv = BeamNode::start(&otp, &epmd, NodeOpts::erlang().prefix("churns"));
-        let cli: Vec<BeamNode> = (0..2).map(|_| BeamNode::start(&otp, &epmd, NodeOpts::erlang().prefix("churnc"))).collect();
+        let cli: Vec<BeamNode> =
+            (0..2).map(|_| BeamNode::start(&otp, &epmd, NodeOpts::erlang().prefix("churnc"))).collect();
         let r1 = rust_node(unique_name("churnr"), slow_port).await;
         let r2 = rust_node(unique_name("churnq"), epmd.port()).await;
         let mut r_events = [r1.monitor_nodes(), r2.monitor_nodes()];
-        let mut live: Vec<String> = vec![srv.name().to_string(), r1.name().as_str().to_string(), r2.name().as_str().to_string()];
+        let mut live: Vec<String> =
+            vec![srv.name().to_string(), r1.name().as_str().to_string(), r2.name().as_str().to_string()];
         live.extend(cli.iter().map(|c| c.name().to_string()));
 
         // formation, as the benchmark does it: the server connects the erlnode nodes, then
         // each client connects to everybody and syncs
         for r in [&r1, &r2] {
-            let got = srv.eval_async(&format!("net_kernel:connect_node({})", erlang_atom(r.name().as_str()))).await.unwrap();
+            let got =
+                srv.eval_async(&format!("net_kernel:connect_node({})", erlang_atom(r.name().as_str()))).await.unwrap();
             assert_eq!(got, "true");
         }
         for c in &cli {
@@ -176,7 +183,12 @@ fn churn_of_short_lived_nodes_disconnects_no_live_node() {
             assert!(joined, "{name} did not join everybody");
             killed();
             assert!(
-                wait_until_async(T, async || srv.eval_async(&format!("lists:member({atom}, nodes())")).await.unwrap_or_default() == "false").await,
+                wait_until_async(T, async || srv
+                    .eval_async(&format!("lists:member({atom}, nodes())"))
+                    .await
+                    .unwrap_or_default()
+                    == "false")
+                .await,
                 "{name} still listed"
             );
         }
@@ -186,18 +198,30 @@ fn churn_of_short_lived_nodes_disconnects_no_live_node() {
 
         // nobody lost a live node
         for (r, events) in [&r1, &r2].into_iter().zip(r_events.iter_mut()) {
-            let downs: Vec<(Atom, String)> =
-                settle(events, EPMD_DELAY).await.into_iter().filter(|(n, _)| live.iter().any(|l| l == n.as_str())).collect();
+            let downs: Vec<(Atom, String)> = settle(events, EPMD_DELAY)
+                .await
+                .into_iter()
+                .filter(|(n, _)| live.iter().any(|l| l == n.as_str()))
+                .collect();
             assert_eq!(downs, vec![], "{:?} lost live nodes", r.name());
         }
         for b in std::iter::once(&srv).chain(&cli) {
             // "... at node Self requested disconnect from node Rm ..." / "... disconnected node Rm ..."
-            let about_live = |l: &String| live.iter().any(|n| l.contains(&format!("from node {n} ")) || l.contains(&format!("disconnected node {n} ")));
+            let about_live = |l: &String| {
+                live.iter()
+                    .any(|n| l.contains(&format!("from node {n} ")) || l.contains(&format!("disconnected node {n} ")))
+            };
             let warned: Vec<String> = pop_warnings(b).into_iter().filter(about_live).collect();
             assert_eq!(warned, Vec::<String>::new(), "{} dropped live nodes", b.name());
             let others: Vec<String> = live.iter().filter(|n| n.as_str() != b.name()).map(|n| erlang_atom(n)).collect();
             let check = format!("lists:sort(nodes()) =:= lists:sort([{}])", others.join(","));
-            assert_eq!(b.eval_async(&check).await.unwrap(), "true", "nodes() on {}: {:?}", b.name(), b.eval_async("nodes()").await);
+            assert_eq!(
+                b.eval_async(&check).await.unwrap(),
+                "true",
+                "nodes() on {}: {:?}",
+                b.name(),
+                b.eval_async("nodes()").await
+            );
         }
     });
 }

@@ -21,7 +21,10 @@ const T: Duration = Duration::from_secs(60);
 
 async fn rust_node(epmd: &Epmd, prefix: &str) -> Node {
     if std::env::var_os("RUST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_test_writer().try_init();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
     }
     Node::start(NodeConfig::new(unique_name(prefix), DEFAULT_COOKIE).epmd_port(epmd.port())).await.expect("starts")
 }
@@ -77,7 +80,10 @@ impl M<'_> {
     async fn words(n: &BeamNode, erl: &str, ex: &str) -> Result<BTreeSet<String>, String> {
         let s = Self::eval(n, erl, ex, DEFAULT_EVAL_TIMEOUT).await?;
         let s = if s.is_empty() || s == "[]" { "\"\"".to_string() } else { s };
-        let body = s.strip_prefix('"').and_then(|s| s.strip_suffix('"')).ok_or_else(|| format!("{}: not a string: {s}", n.name()))?;
+        let body = s
+            .strip_prefix('"')
+            .and_then(|s| s.strip_suffix('"'))
+            .ok_or_else(|| format!("{}: not a string: {s}", n.name()))?;
         Ok(body.split_whitespace().map(str::to_string).collect())
     }
 
@@ -274,7 +280,9 @@ fn beam_node_restarting_with_a_new_creation() {
         }
         // the new node calls the Rust name
         let reply = c2
-            .eval_async("P = global:whereis_name(r_name), P ! {self(), ping}, receive {ping, X} -> X after 5000 -> timeout end")
+            .eval_async(
+                "P = global:whereis_name(r_name), P ! {self(), ping}, receive {ping, X} -> X after 5000 -> timeout end",
+            )
             .await
             .unwrap();
         assert_eq!(reply, "pong");
@@ -298,7 +306,9 @@ struct View {
 /// clique holds exactly the names of its members, and `:global.sync()` returns everywhere.
 async fn settled_views(ms: &[(&str, M<'_>)]) -> Result<BTreeMap<String, View>, String> {
     let role: BTreeMap<String, String> = ms.iter().map(|(r, m)| (m.name(), r.to_string())).collect();
-    let roles = |s: BTreeSet<String>| -> BTreeSet<String> { s.into_iter().map(|n| role.get(&n).cloned().unwrap_or(n)).collect() };
+    let roles = |s: BTreeSet<String>| -> BTreeSet<String> {
+        s.into_iter().map(|n| role.get(&n).cloned().unwrap_or(n)).collect()
+    };
     for (_, m) in ms {
         m.sync().await?;
     }
@@ -333,7 +343,15 @@ type Views = BTreeMap<String, View>;
 
 /// `views` with roles `p` and `q` swapped (in role keys, peer sets and `<role>_n` names).
 fn swapped(views: &Views, p: &str, q: &str) -> Views {
-    let role = |r: &str| if r == p { q.to_string() } else if r == q { p.to_string() } else { r.to_string() };
+    let role = |r: &str| {
+        if r == p {
+            q.to_string()
+        } else if r == q {
+            p.to_string()
+        } else {
+            r.to_string()
+        }
+    };
     let name = |n: &str| match n.strip_suffix("_n") {
         Some(r) => format!("{}_n", role(&r.to_uppercase()).to_lowercase()),
         None => n.to_string(),
@@ -342,7 +360,8 @@ fn swapped(views: &Views, p: &str, q: &str) -> Views {
     views
         .iter()
         .map(|(r, v)| {
-            let v = View { connected: set(&v.connected, &role), known: set(&v.known, &role), names: set(&v.names, &name) };
+            let v =
+                View { connected: set(&v.connected, &role), known: set(&v.known, &role), names: set(&v.names, &name) };
             (role(r), v)
         })
         .collect()
@@ -578,16 +597,24 @@ async fn partition_against_reference(otp: &Otp, dropper: &str) {
     // outcome -> (BEAM runs, Rust runs); every run is counted before anything is asserted
     let mut tally: BTreeMap<BTreeSet<BTreeSet<String>>, (usize, usize)> = BTreeMap::new();
     let mut broken = Vec::new();
-    let mut count = |who: &str, run: usize, outcome: Result<Views, (Views, String)>, tally: &mut BTreeMap<_, (usize, usize)>| {
-        let (Ok(v) | Err((v, _))) = &outcome;
-        let entry = tally.entry(partitions(v)).or_default();
-        if who == "BEAM" { entry.0 += 1 } else { entry.1 += 1 }
-        if let Err((_, why)) = &outcome {
-            broken.push(format!("{who} run {run}: {why}"));
-        } else if !allowed.contains(&partitions(v)) {
-            broken.push(format!("{who} run {run} ended in {:?}, outside the protocol's outcomes {allowed:?}", partitions(v)));
-        }
-    };
+    let mut count =
+        |who: &str, run: usize, outcome: Result<Views, (Views, String)>, tally: &mut BTreeMap<_, (usize, usize)>| {
+            let (Ok(v) | Err((v, _))) = &outcome;
+            let entry = tally.entry(partitions(v)).or_default();
+            if who == "BEAM" {
+                entry.0 += 1
+            } else {
+                entry.1 += 1
+            }
+            if let Err((_, why)) = &outcome {
+                broken.push(format!("{who} run {run}: {why}"));
+            } else if !allowed.contains(&partitions(v)) {
+                broken.push(format!(
+                    "{who} run {run} ended in {:?}, outside the protocol's outcomes {allowed:?}",
+                    partitions(v)
+                ));
+            }
+        };
     for run in 0..runs("ERLNODE_REFERENCE_RUNS", REFERENCE_RUNS) {
         let x = BeamNode::start(otp, &epmd, NodeOpts::erlang().prefix("x"));
         count("BEAM", run, partition_scenario(otp, &epmd, M::Beam(&x), dropper).await, &mut tally);
@@ -637,7 +664,8 @@ fn rust_node_bridges_two_partitions() {
 
         // and it stays one cluster: a name registered on c afterwards reaches everyone
         assert_eq!(beam_register(&c, "c_after").await, "yes");
-        let table = table_of([("a_n", a.name()), ("b_n", b.name()), ("c_after", c.name()), ("c_n", c.name()), ("r_n", &rn)]);
+        let table =
+            table_of([("a_n", a.name()), ("b_n", b.name()), ("c_after", c.name()), ("c_n", c.name()), ("r_n", &rn)]);
         wait_converged(&all, &table, "a name registered after the bridge").await;
     });
 }
@@ -746,7 +774,8 @@ async fn ping_through(node: &Node, to: Dest) -> bool {
         let me = p.pid().clone();
         p.send(to, Term::Tuple(vec![Term::Pid(me), Term::atom("ping")]));
         let got = p.receive_timeout(T).await;
-        let _ = tx.send(got.is_some_and(|m| matches!(m.as_tuple(), Some([t, v]) if t.is_atom("ping") && v.is_atom("pong"))));
+        let _ = tx
+            .send(got.is_some_and(|m| matches!(m.as_tuple(), Some([t, v]) if t.is_atom("ping") && v.is_atom("pong"))));
         erlnode::node::normal()
     });
     rx.await.unwrap_or(false)
@@ -769,7 +798,8 @@ fn two_rust_nodes_in_one_cluster() {
         let mut synced = None;
         assert!(
             wait_until_async(T, async || {
-                let done = M::Beam(&a).sync().await.is_ok() && M::Beam(&a).known().await.is_ok_and(|k| k.contains(&r1n));
+                let done =
+                    M::Beam(&a).sync().await.is_ok() && M::Beam(&a).known().await.is_ok_and(|k| k.contains(&r1n));
                 if done {
                     synced = Some(t0.elapsed());
                 }
@@ -835,7 +865,9 @@ fn two_rust_nodes_in_one_cluster() {
             .await
             .unwrap();
         let beam_each = Duration::from_micros(beam_us.parse::<u64>().expect("microseconds")) / N;
-        eprintln!("[figures] {otp}: one registration in a cluster of 3 BEAM + 1 Rust: from Rust {rust_each:?}, from BEAM {beam_each:?} (mean of {N})");
+        eprintln!(
+            "[figures] {otp}: one registration in a cluster of 3 BEAM + 1 Rust: from Rust {rust_each:?}, from BEAM {beam_each:?} (mean of {N})"
+        );
         let mut table = table;
         for i in 0..N {
             table.insert(format!("tr{i}={r2n}"));

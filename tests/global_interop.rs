@@ -83,7 +83,9 @@ fn sync_names_both_ways_and_connect_one_join_all() {
         zed.send(kv.clone(), Term::atom("stop"));
         for n in [&foo, &bar] {
             assert!(
-                wait_until_async(T, async || n.eval_async(":global.registered_names()").await.unwrap_or_default() == "[:agent1]").await,
+                wait_until_async(T, async || n.eval_async(":global.registered_names()").await.unwrap_or_default()
+                    == "[:agent1]")
+                .await,
                 "kv1 still on {}",
                 n.name()
             );
@@ -94,12 +96,16 @@ fn sync_names_both_ways_and_connect_one_join_all() {
         foo.kill();
         assert!(wait_until_async(T, async || services::whereis_name(&zed, &Atom::new("agent1")).is_none()).await);
         assert!(
-            wait_until_async(T, async || bar.eval_async(":global.registered_names()").await.unwrap_or_default() == "[:ps1]").await
+            wait_until_async(T, async || bar.eval_async(":global.registered_names()").await.unwrap_or_default()
+                == "[:ps1]")
+            .await
         );
         // the Rust node goes away: its names vanish on BEAM
         zed.shutdown();
         assert!(
-            wait_until_async(T, async || bar.eval_async(":global.registered_names()").await.unwrap_or_default() == "[]").await
+            wait_until_async(T, async || bar.eval_async(":global.registered_names()").await.unwrap_or_default()
+                == "[]")
+            .await
         );
     });
 }
@@ -113,11 +119,14 @@ fn conflicts_resolve_as_beam_resolves_them_both_ways() {
         for rust_is_smaller in [false, true] {
             let epmd = Epmd::start(&otp);
             // node names decide who resolves: "aaa..." sorts before "zzz..."
-            let (rust_prefix, beam_prefix) = if rust_is_smaller { ("aaa_rust", "zzz_beam") } else { ("zzz_rust", "aaa_beam") };
+            let (rust_prefix, beam_prefix) =
+                if rust_is_smaller { ("aaa_rust", "zzz_beam") } else { ("zzz_rust", "aaa_beam") };
             let beam = BeamNode::start(&otp, &epmd, NodeOpts::elixir().prefix(beam_prefix));
             let zed = rust_node(&epmd, rust_prefix).await;
             let beam_pid = beam
-                .eval_async("pid = spawn(fn -> receive do :never -> :ok end end); :yes = :global.register_name(:dup, pid); pid")
+                .eval_async(
+                    "pid = spawn(fn -> receive do :never -> :ok end end); :yes = :global.register_name(:dup, pid); pid",
+                )
                 .await
                 .unwrap();
             let rust_pid = idle(&zed);
@@ -127,7 +136,11 @@ fn conflicts_resolve_as_beam_resolves_them_both_ways() {
             assert_eq!(beam.eval_timeout_async(":global.sync()", T).await.unwrap(), ":ok");
             if rust_is_smaller {
                 // the Rust pid wins everywhere, the BEAM process was killed
-                assert!(wait_until_async(T, async || beam.eval_async("Process.alive?(pid)").await.as_deref() == Ok("false")).await);
+                assert!(
+                    wait_until_async(T, async || beam.eval_async("Process.alive?(pid)").await.as_deref()
+                        == Ok("false"))
+                    .await
+                );
                 let owner = beam.eval_async("node(:global.whereis_name(:dup))").await.unwrap();
                 assert_eq!(owner, elixir_atom(zed.name().as_str()));
                 assert_eq!(services::whereis_name(&zed, &Atom::new("dup")), Some(rust_pid.clone()));
@@ -135,10 +148,12 @@ fn conflicts_resolve_as_beam_resolves_them_both_ways() {
                 // the BEAM pid wins everywhere, the Rust process was killed
                 assert!(wait_until_async(T, async || !zed.is_alive(&rust_pid)).await, "rust loser still alive");
                 assert_eq!(beam.eval_async(":global.whereis_name(:dup) == pid").await.unwrap(), "true");
-                assert!(wait_until_async(T, async || {
-                    services::whereis_name(&zed, &Atom::new("dup")).is_some_and(|p| p.node.as_str() == beam.name())
-                })
-                .await);
+                assert!(
+                    wait_until_async(T, async || {
+                        services::whereis_name(&zed, &Atom::new("dup")).is_some_and(|p| p.node.as_str() == beam.name())
+                    })
+                    .await
+                );
             }
             let _ = beam_pid;
             zed.shutdown();

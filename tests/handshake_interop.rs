@@ -16,8 +16,7 @@ use std::time::{Duration, Instant};
 
 use erlnode::Atom;
 use erlnode::handshake::{
-    Cookie, DigestMessage, FlagOptions, Handshake, HandshakeError, LocalNode, Outcome, Progress,
-    status_for_incoming,
+    Cookie, DigestMessage, FlagOptions, Handshake, HandshakeError, LocalNode, Outcome, Progress, status_for_incoming,
 };
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -31,11 +30,7 @@ fn otp_bin(version: u32) -> PathBuf {
 
 fn unique(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{prefix}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Kills the child on drop.
@@ -56,24 +51,15 @@ struct Epmd {
 
 impl Epmd {
     fn start(bin: &Path) -> Epmd {
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port();
         let child = Command::new(bin.join("epmd"))
             .args(["-port", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start epmd");
-        let epmd = Epmd {
-            port,
-            _proc: Proc(child),
-        };
-        wait_for("epmd to listen", || {
-            TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok()
-        });
+        let epmd = Epmd { port, _proc: Proc(child) };
+        wait_for("epmd to listen", || TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok());
         epmd
     }
 
@@ -134,13 +120,7 @@ struct Erl {
 impl Erl {
     fn start(bin: &Path, epmd: &Epmd, sname: &str, cookie: &str, eval: &str) -> Erl {
         let mut child = Command::new(bin.join("erl"))
-            .args([
-                "-sname",
-                &format!("{sname}@localhost"),
-                "-setcookie",
-                cookie,
-                "-noshell",
-            ])
+            .args(["-sname", &format!("{sname}@localhost"), "-setcookie", cookie, "-noshell"])
             .args(["-kernel", "net_ticktime", "4", "-eval", eval])
             .env("ERL_EPMD_PORT", epmd.port.to_string())
             .stdin(Stdio::null())
@@ -149,10 +129,9 @@ impl Erl {
             .spawn()
             .expect("start erl");
         let (tx, lines) = mpsc::channel();
-        for pipe in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
+        for pipe in
+            [Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>, Box::new(child.stderr.take().unwrap())]
+        {
             let tx = tx.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(pipe).lines().map_while(Result::ok) {
@@ -162,11 +141,7 @@ impl Erl {
                 }
             });
         }
-        Erl {
-            _proc: Proc(child),
-            lines,
-            seen: Vec::new(),
-        }
+        Erl { _proc: Proc(child), lines, seen: Vec::new() }
     }
 
     /// Waits for a line containing `needle`; returns it.
@@ -258,10 +233,7 @@ fn read_first_frame(stream: &mut TcpStream, leftover: Vec<u8>) -> Vec<u8> {
     let mut data = leftover;
     let mut buf = [0u8; 4096];
     loop {
-        if let Some(len) = data
-            .get(..4)
-            .map(|h| u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as usize)
-        {
+        if let Some(len) = data.get(..4).map(|h| u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as usize) {
             if data.len() >= 4 + len {
                 return data[4..4 + len].to_vec();
             }
@@ -296,22 +268,12 @@ fn dial_beam_on(version: u32) {
     assert_eq!(outcome.name, peer);
     assert!(outcome.flags.contains(erlnode::dist::DistFlags::PUBLISHED));
     assert_ne!(outcome.creation, 0);
-    assert_eq!(
-        outcome.negotiated.missing(erlnode::dist::DistFlags::MANDATORY).0,
-        0
-    );
+    assert_eq!(outcome.negotiated.missing(erlnode::dist::DistFlags::MANDATORY).0, 0);
     // The first frame: a tick (empty) or a pass-through message ('p' = 112).
     eprintln!("OTP {version}: {outcome:?}");
     let frame = read_first_frame(&mut stream, outcome.leftover);
-    eprintln!(
-        "first frame: {} bytes {:?}",
-        frame.len(),
-        &frame[..frame.len().min(16)]
-    );
-    assert!(
-        frame.is_empty() || frame[0] == 112,
-        "unexpected first frame {frame:?}"
-    );
+    eprintln!("first frame: {} bytes {:?}", frame.len(), &frame[..frame.len().min(16)]);
+    assert!(frame.is_empty() || frame[0] == 112, "unexpected first frame {frame:?}");
     let seen = erl.expect_line("SEEN");
     assert!(seen.contains(our_name.as_str()), "{seen}");
 }
@@ -342,13 +304,7 @@ fn accept_from_beam(
     let (_registration, creation) = epmd.alive2(&name, listener.local_addr().unwrap().port());
     let me = local(&name, cookie_ours, creation);
     let our_name = me.name.clone();
-    let erl = Erl::start(
-        &bin,
-        &epmd,
-        &unique("hs_beam"),
-        cookie_beam,
-        &ping_eval(&our_name),
-    );
+    let erl = Erl::start(&bin, &epmd, &unique("hs_beam"), cookie_beam, &ping_eval(&our_name));
     listener.set_nonblocking(true).unwrap();
     let mut stream = None;
     wait_for("erl to dial us", || {
@@ -375,9 +331,7 @@ fn beam_dials_us_on(version: u32) {
     drop(stream);
     erl.expect_line("PING pang");
     assert!(
-        !erl.drain()
-            .iter()
-            .any(|l| l.contains("rejected") || l.contains("Invalid")),
+        !erl.drain().iter().any(|l| l.contains("rejected") || l.contains("Invalid")),
         "BEAM logged a rejection: {:#?}",
         erl.seen
     );

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use erlnode::gen_server::{self, CallError, CallReply, From, GenServer};
-use erlnode::node::{normal, NodeConfig, NodeEvent};
+use erlnode::node::{NodeConfig, NodeEvent, normal};
 use erlnode::term::{Atom, ExportFun, Pid, Term};
 use erlnode::{Dest, Node, Process};
 
@@ -248,9 +248,7 @@ impl GenServer for Kv {
                 self.0.insert(k.clone(), v.clone());
                 CallReply::Reply(Term::atom("true"))
             }
-            Some([op, k]) if op.is_atom("get") => {
-                CallReply::Reply(self.0.get(k).cloned().unwrap_or(Term::atom("nil")))
-            }
+            Some([op, k]) if op.is_atom("get") => CallReply::Reply(self.0.get(k).cloned().unwrap_or(Term::atom("nil"))),
             _ => CallReply::Reply(Term::atom("not_implemented")),
         }
     }
@@ -278,15 +276,12 @@ fn genserver_calls_both_ways() {
 
         // Rust calls an Agent on the Elixir node, with an export fun as the Agent's function
         ex.eval_async("{:ok, _} = Agent.start(fn -> 42 end, name: :agent1)").await.unwrap();
-        let identity = Term::from(ExportFun { module: Atom::new("Elixir.Function"), function: Atom::new("identity"), arity: 1 });
+        let identity =
+            Term::from(ExportFun { module: Atom::new("Elixir.Function"), function: Atom::new("identity"), arity: 1 });
         let agent = Dest::Remote(Atom::new("agent1"), Atom::new(ex.name()));
         let got = node.call(agent.clone(), Term::Tuple(vec![Term::atom("get"), identity]), Some(T)).await;
         assert_eq!(got, Ok(Term::Int(42)));
-        let add_one = Term::Tuple(vec![
-            Term::atom("Elixir.Kernel"),
-            Term::atom("+"),
-            Term::List(vec![Term::Int(1)]),
-        ]);
+        let add_one = Term::Tuple(vec![Term::atom("Elixir.Kernel"), Term::atom("+"), Term::List(vec![Term::Int(1)])]);
         let upd = node.call(agent.clone(), Term::Tuple(vec![Term::atom("update"), add_one]), Some(T)).await;
         assert_eq!(upd, Ok(Term::atom("ok")));
         assert_eq!(ex.eval_async("Agent.get(:agent1, & &1)").await.unwrap(), "43");
@@ -475,7 +470,11 @@ fn replies_to_alias_tags_arrive_through_the_alias() {
         node.spawn(move |mut p: Process| async move {
             let alias = p.alias();
             let tag = Term::Improper(vec![Term::atom("alias")], Box::new(Term::Ref(alias.clone())));
-            let identity = Term::from(ExportFun { module: Atom::new("Elixir.Function"), function: Atom::new("identity"), arity: 1 });
+            let identity = Term::from(ExportFun {
+                module: Atom::new("Elixir.Function"),
+                function: Atom::new("identity"),
+                arity: 1,
+            });
             let from = Term::Tuple(vec![Term::Pid(p.pid().clone()), tag.clone()]);
             let call = Term::Tuple(vec![Term::atom("$gen_call"), from, Term::Tuple(vec![Term::atom("get"), identity])]);
             p.send(Dest::Remote(Atom::new("agent1"), peer), call);
@@ -516,7 +515,9 @@ fn otp28_priority_messages_and_exit_signals_to_an_alias() {
         erl.eval_async("register(shell, self())").await.unwrap();
         node.send(Dest::Remote(Atom::new("shell"), Atom::new(erl.name())), alias);
         let r = erl
-            .eval_async("receive A -> erlang:send(A, prio_hi, [priority]), exit(A, boom, [priority]) after 5000 -> timeout end")
+            .eval_async(
+                "receive A -> erlang:send(A, prio_hi, [priority]), exit(A, boom, [priority]) after 5000 -> timeout end",
+            )
             .await
             .unwrap();
         assert_eq!(r, "true");

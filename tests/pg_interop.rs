@@ -8,12 +8,12 @@
 mod common;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use common::*;
-use erlnode::node::{normal, NodeConfig};
+use erlnode::node::{NodeConfig, normal};
 use erlnode::services::pg;
 use erlnode::term::{Atom, Pid, Term};
 use erlnode::{Dest, Node, Process};
@@ -292,9 +292,9 @@ fn named_scope_with_elixir() {
             &ex,
             &mut inbox,
             &format!(
-            "e = spawn(fn -> receive do :stop -> :ok end end); :ok = :pg.join(:my_scope, {{:room, \"lobby\"}}, e); \
+                "e = spawn(fn -> receive do :stop -> :ok end end); :ok = :pg.join(:my_scope, {{:room, \"lobby\"}}, e); \
              send({{:inbox, {rust}}}, {{:reply, e}}); :ok"
-        ),
+            ),
         )
         .await;
         let e = e.as_pid().expect("a pid").clone();

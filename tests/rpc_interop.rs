@@ -11,15 +11,17 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use erlnode::Node;
 use erlnode::node::NodeConfig;
 use erlnode::services::rpc::RpcError;
 use erlnode::term::{Atom, Term};
-use erlnode::Node;
 
 const T: Duration = Duration::from_secs(20);
 
 async fn rust_node(epmd: &Epmd, prefix: &str) -> Node {
-    Node::start(NodeConfig::new(unique_name(prefix), DEFAULT_COOKIE).epmd_port(epmd.port())).await.expect("rust node starts")
+    Node::start(NodeConfig::new(unique_name(prefix), DEFAULT_COOKIE).epmd_port(epmd.port()))
+        .await
+        .expect("rust node starts")
 }
 
 fn erl_atom(node: &Node) -> String {
@@ -88,7 +90,10 @@ fn beam_calls_rust_with_rpc_and_erpc() {
             "[requests: 42]"
         );
         assert_eq!(ev(format!("rpc:call({r}, erlang, system_info, [otp_release])")).await, "\"25\"");
-        assert_eq!(ev(format!("rpc:call({r}, erlang, whereis, [rex]) =:= rpc:call({r}, erlang, whereis, [rex])")).await, "true");
+        assert_eq!(
+            ev(format!("rpc:call({r}, erlang, whereis, [rex]) =:= rpc:call({r}, erlang, whereis, [rex])")).await,
+            "true"
+        );
         assert_eq!(ev(format!("is_pid(rpc:call({r}, erlang, whereis, [net_kernel]))")).await, "true");
         let nodes = ev(format!("rpc:call({r}, erlang, nodes, [])")).await;
         assert!(nodes.contains(&erlang_atom(erl.name())), "{nodes}");
@@ -109,16 +114,16 @@ fn beam_calls_rust_with_rpc_and_erpc() {
         );
 
         // a Rust function that fails, in each class
-        assert_eq!(ev(format!("rpc:call({r}, test, fail_error, [])")).await, "{badrpc,{'EXIT',{boom,[{test,fail_error,0,[]}]}}}");
+        assert_eq!(
+            ev(format!("rpc:call({r}, test, fail_error, [])")).await,
+            "{badrpc,{'EXIT',{boom,[{test,fail_error,0,[]}]}}}"
+        );
         assert_eq!(
             ev(catching(&format!("erpc:call({r}, test, fail_error, [])"))).await,
             "{error,{exception,boom,[{test,fail_error,0,[]}]}}"
         );
         assert_eq!(ev(format!("rpc:call({r}, test, fail_exit, [])")).await, "{badrpc,{'EXIT',bye}}");
-        assert_eq!(
-            ev(catching(&format!("erpc:call({r}, test, fail_exit, [])"))).await,
-            "{exit,{exception,bye}}"
-        );
+        assert_eq!(ev(catching(&format!("erpc:call({r}, test, fail_exit, [])"))).await, "{exit,{exception,bye}}");
         assert_eq!(ev(format!("rpc:call({r}, test, fail_throw, [])")).await, "ball");
         assert_eq!(ev(catching(&format!("erpc:call({r}, test, fail_throw, [])"))).await, "{throw,ball}");
         assert_eq!(
@@ -127,10 +132,7 @@ fn beam_calls_rust_with_rpc_and_erpc() {
         );
 
         // timeouts: the caller gives up, nothing is killed
-        assert_eq!(
-            ev(catching(&format!("erpc:call({r}, test, slow, [2000], 100)"))).await,
-            "{error,{erpc,timeout}}"
-        );
+        assert_eq!(ev(catching(&format!("erpc:call({r}, test, slow, [2000], 100)"))).await, "{error,{erpc,timeout}}");
         assert_eq!(ev(format!("rpc:call({r}, test, slow, [2000], 100)")).await, "{badrpc,timeout}");
         assert_eq!(ev(format!("rpc:call({r}, test, slow, [10], 5000)")).await, "done");
 
@@ -178,7 +180,10 @@ fn beam_calls_rust_with_rpc_and_erpc() {
         assert_eq!(ev(format!("rpc:sbcast([{r}], rex, hi)")).await, format!("{{[{r}],[]}}"));
         // what OTP 23/24 rpc:call sends: a gen_server call to rex
         assert_eq!(ev(format!("gen_server:call({{rex, {r}}}, {{call, erlang, node, [], user}}, 5000)")).await, r);
-        assert_eq!(ev(format!("gen_server:call({{rex, {r}}}, {{call, test, fail_throw, [], user}}, 5000)")).await, "ball");
+        assert_eq!(
+            ev(format!("gen_server:call({{rex, {r}}}, {{call, test, fail_throw, [], user}}, 5000)")).await,
+            "ball"
+        );
         // features_request, as a BEAM node asks on connect
         assert_eq!(
             ev(format!("{{rex, {r}}} ! {{self(), features_request}}, receive {{features_reply, _, F}} -> F after 5000 -> timeout end")).await,
@@ -238,7 +243,8 @@ fn multicall_over_a_mixed_cluster_and_rust_calling_beam() {
 
         // Rust calling BEAM
         let (an, bn, dn) = (Atom::new(a.name()), Atom::new(b.name()), Atom::new(&down));
-        let rev = node.rpc_call(&an, "lists", "reverse", vec![Term::List(vec![Term::Int(1), Term::Int(2)])], Some(T)).await;
+        let rev =
+            node.rpc_call(&an, "lists", "reverse", vec![Term::List(vec![Term::Int(1), Term::Int(2)])], Some(T)).await;
         assert_eq!(rev, Ok(Term::List(vec![Term::Int(2), Term::Int(1)])));
         let undef = node.rpc_call(&an, "nomod", "nofun", vec![Term::Int(1)], Some(T)).await.unwrap_err();
         assert_eq!(undef.rpc_result().to_string(), "{badrpc,{'EXIT',{undef,[{nomod,nofun,[1],[]}]}}}");
@@ -255,12 +261,27 @@ fn multicall_over_a_mixed_cluster_and_rust_calling_beam() {
         assert_eq!(printed, Ok(Term::atom("ok")));
         assert_eq!(node.rpc_call(&dn, "erlang", "node", vec![], Some(T)).await, Err(RpcError::noconnection()));
 
-        let all = node.multicall(&[an.clone(), bn.clone(), dn, node.name().clone()], "erlang", "node", vec![], Some(T)).await;
+        let all =
+            node.multicall(&[an.clone(), bn.clone(), dn, node.name().clone()], "erlang", "node", vec![], Some(T)).await;
         let shapes: Vec<String> = all.into_iter().map(|r| erlnode::services::rpc::rpcify(r).to_string()).collect();
-        assert_eq!(shapes, vec![a.name().to_string(), b.name().to_string(), "{badrpc,nodedown}".to_string(), node.name().as_str().to_string()]);
+        assert_eq!(
+            shapes,
+            vec![
+                a.name().to_string(),
+                b.name().to_string(),
+                "{badrpc,nodedown}".to_string(),
+                node.name().as_str().to_string()
+            ]
+        );
 
         // rpc_cast to BEAM
-        node.rpc_cast(&bn, "application", "set_env", vec![Term::atom("kernel"), Term::atom("rpc_cast_probe"), Term::Int(42)]).await;
+        node.rpc_cast(
+            &bn,
+            "application",
+            "set_env",
+            vec![Term::atom("kernel"), Term::atom("rpc_cast_probe"), Term::Int(42)],
+        )
+        .await;
         let seen = wait_until_async(T, async || {
             b.eval_async("application:get_env(kernel, rpc_cast_probe)").await.unwrap() == "{ok,42}"
         })
@@ -272,7 +293,14 @@ fn multicall_over_a_mixed_cluster_and_rust_calling_beam() {
 
 /// Runs erl_call from the harness's OTP against the Rust node (`-timeout`: erl_call gives
 /// up by itself); returns (success, stdout, stderr).
-async fn erl_call(otp: &Otp, epmd: &Epmd, alive: &str, cookie: &str, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+async fn erl_call(
+    otp: &Otp,
+    epmd: &Epmd,
+    alive: &str,
+    cookie: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (bool, String, String) {
     let mut cmd = std::process::Command::new(otp.tool("erl_call"));
     cmd.args(["-timeout", "20", "-sname", alive, "-c", cookie])
         .args(args)
@@ -373,7 +401,8 @@ fn erlnode_rpc_command() {
         let (ok, _, err) = erlnode_cli(&epmd, &["rpc", erl.name(), "nomod", "f", "[1]"]).await;
         assert!(!ok);
         assert!(err.contains("rpc failed: error:{exception,undef,[{nomod,f,[1],[]}]}"), "{err}");
-        let (ok, _, err) = erlnode_cli(&epmd, &["rpc", erl.name(), "timer", "sleep", "[5000]", "--timeout", "100"]).await;
+        let (ok, _, err) =
+            erlnode_cli(&epmd, &["rpc", erl.name(), "timer", "sleep", "[5000]", "--timeout", "100"]).await;
         assert!(!ok);
         assert!(err.contains("{erpc,timeout}"), "{err}");
     });
@@ -401,6 +430,10 @@ fn rust_calls_rust() {
         let via_rex = erlnode::services::rex::call(&client, &s, "metrics", "snapshot", vec![], Some(T)).await;
         assert_eq!(via_rex.unwrap().to_string(), "[{requests,42}]");
         // the calling processes are gone: nothing leaks per call
-        assert!(wait_until_async(T, async || client.process_count() == baseline).await, "{} processes", client.process_count());
+        assert!(
+            wait_until_async(T, async || client.process_count() == baseline).await,
+            "{} processes",
+            client.process_count()
+        );
     });
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::*;
 use erlnode::node::NodeConfig;
 use erlnode::term::{ExportFun, Pid};
-use erlnode::{services, Atom, Dest, Node, Process, Term};
+use erlnode::{Atom, Dest, Node, Process, Term, services};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -118,7 +118,8 @@ fn the_article_with_zed_as_erlnode() {
             let agent = Dest::Global(Term::atom("agent1"));
             let got = zed.call(agent.clone(), Term::Tuple(vec![Term::atom("get"), identity]), Some(T)).await;
             assert_eq!(got, Ok(Term::Int(42)));
-            let add_one = Term::Tuple(vec![Term::atom("Elixir.Kernel"), Term::atom("+"), Term::List(vec![Term::Int(1)])]);
+            let add_one =
+                Term::Tuple(vec![Term::atom("Elixir.Kernel"), Term::atom("+"), Term::List(vec![Term::Int(1)])]);
             let upd = zed.call(agent, Term::Tuple(vec![Term::atom("update"), add_one]), Some(T)).await;
             assert_eq!(upd, Ok(Term::atom("ok")));
             assert_eq!(eval(&foo, "Agent.get({:global, :agent1}, fn x -> x end)").await, "43");
@@ -132,7 +133,10 @@ fn the_article_with_zed_as_erlnode() {
             assert_eq!(eval(&mini, &format!("Node.connect({})", elixir_atom(foo.name()))).await, "true");
             assert!(wait_until_async(T, async || lists(&mini, &z).await).await, "mini does not list zed");
             assert!(
-                wait_until_async(T, async || mini.eval_async("GenServer.call({:global, :kv1}, {:get, :foo})").await.as_deref()
+                wait_until_async(T, async || mini
+                    .eval_async("GenServer.call({:global, :kv1}, {:get, :foo})")
+                    .await
+                    .as_deref()
                     == Ok("123"))
                 .await
             );
@@ -165,7 +169,12 @@ fn the_article_with_zed_as_erlnode() {
             zed.send(subscriber, Term::atom("go"));
             assert_eq!(tokio::time::timeout(T, rx.recv()).await.unwrap().unwrap(), Term::atom("true"));
             for n in [&foo, &bar, &mini] {
-                assert_eq!(eval(n, "receive do m -> m after 5000 -> :timeout end").await, "{:msg, :yo}", "on {}", n.name());
+                assert_eq!(
+                    eval(n, "receive do m -> m after 5000 -> :timeout end").await,
+                    "{:msg, :yo}",
+                    "on {}",
+                    n.name()
+                );
             }
             assert_eq!(tokio::time::timeout(T, rx.recv()).await.unwrap().unwrap(), Term::atom("nothing"));
 
@@ -175,7 +184,9 @@ fn the_article_with_zed_as_erlnode() {
             assert!(
                 wait_until_async(T, async || {
                     let text = logs.text();
-                    text.lines().any(|l| l.contains(&format!("DOWN #PID<{mini_name}.")) && l.contains("for reason :noconnection"))
+                    text.lines().any(|l| {
+                        l.contains(&format!("DOWN #PID<{mini_name}.")) && l.contains("for reason :noconnection")
+                    })
                 })
                 .await,
                 "no DOWN line for mini"

@@ -1,10 +1,10 @@
 //! Shared by the two handshake targets: the node `erlnode::handshake::fuzz` plays, and a
 //! driver that feeds the same bytes in pieces.
 
+use erlnode::handshake::message::HANDSHAKE_FRAME_HEADER_LEN;
 use erlnode::handshake::{
     Cookie, FlagOptions, Handshake, HandshakeError, LocalNode, MAX_HANDSHAKE_MESSAGE_LEN, Progress,
 };
-use erlnode::handshake::message::HANDSHAKE_FRAME_HEADER_LEN;
 use erlnode::term::Atom;
 
 /// The challenge `erlnode::handshake::fuzz` uses.

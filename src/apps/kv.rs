@@ -58,8 +58,8 @@ impl GenServer for Kv {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tuple;
     use crate::term::Atom;
+    use crate::tuple;
 
     #[test]
     fn protocol() {

@@ -106,7 +106,7 @@ mod tests {
 
     use super::*;
     use crate::gen_server::start;
-    use crate::node::{normal, Node};
+    use crate::node::{Node, normal};
     use crate::term::Atom;
 
     const T: Option<Duration> = Some(Duration::from_secs(5));

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::term_cmd::{parse, render};
 use super::NodeOpts;
+use super::term_cmd::{parse, render};
 use crate::node::name::NameMode;
 use crate::node::{Dest, Node, NodeConfig};
 use crate::term::{Atom, Term};
@@ -199,9 +199,8 @@ pub(super) async fn send(args: SendArgs, opts: &NodeOpts, cast: bool) -> Result<
 pub(super) async fn names(host: Option<String>) -> Result<(), String> {
     let host = host.unwrap_or_else(|| "localhost".to_string());
     let port = crate::epmd::client::epmd_port();
-    let names = crate::epmd::client::names((host.as_str(), port))
-        .await
-        .map_err(|e| format!("EPMD on {host}:{port}: {e}"))?;
+    let names =
+        crate::epmd::client::names((host.as_str(), port)).await.map_err(|e| format!("EPMD on {host}:{port}: {e}"))?;
     for (name, port) in names {
         println!("name {name} at port {port}");
     }

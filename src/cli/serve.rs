@@ -64,7 +64,7 @@ pub(super) async fn run(args: ServeArgs, opts: NodeOpts) -> Result<(), String> {
 }
 
 async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
+    use tokio::signal::unix::{SignalKind, signal};
     match signal(SignalKind::terminate()) {
         Ok(mut term) => {
             tokio::select! {

@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 
 use clap::Subcommand;
 
-use crate::term::{decode, encode, encode_compressed, parse_elixir, parse_erlang, Term};
+use crate::term::{Term, decode, encode, encode_compressed, parse_elixir, parse_erlang};
 
 /// `erlnode term ...`
 #[derive(Subcommand, Debug)]

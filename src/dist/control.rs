@@ -13,7 +13,7 @@
 
 use super::{DistError, DistFlags};
 use crate::term::tags::{SMALL_INTEGER_EXT, SMALL_TUPLE_EXT};
-use crate::term::{encode_body_to, Atom, Pid, Reference, Term};
+use crate::term::{Atom, Pid, Reference, Term, encode_body_to};
 
 /// A process named either by pid or by registered name (monitor targets and sources).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -183,11 +183,7 @@ impl Field for Mfa {
     fn from_term(t: Term) -> Option<Self> {
         let Term::Tuple(elems) = t else { return None };
         let [m, f, a]: [Term; 3] = elems.try_into().ok()?;
-        Some(Mfa {
-            module: Atom::from_term(m)?,
-            function: Atom::from_term(f)?,
-            arity: u8::try_from(a.as_int()?).ok()?,
-        })
+        Some(Mfa { module: Atom::from_term(m)?, function: Atom::from_term(f)?, arity: u8::try_from(a.as_int()?).ok()? })
     }
     fn to_term(&self) -> Term {
         Term::Tuple(vec![
@@ -457,8 +453,7 @@ impl Control {
     /// name. Monitors by name need `DIST_MONITOR_NAME`.
     pub fn required_flag(&self) -> Option<(&'static str, DistFlags)> {
         match self {
-            Control::MonitorP { to: ProcRef::Name(_), .. }
-            | Control::DemonitorP { to: ProcRef::Name(_), .. } => {
+            Control::MonitorP { to: ProcRef::Name(_), .. } | Control::DemonitorP { to: ProcRef::Name(_), .. } => {
                 Some(("DIST_MONITOR_NAME", DistFlags::DIST_MONITOR_NAME))
             }
             Control::AltactSigSend { .. } => Some(("ALTACT_SIG", DistFlags::ALTACT_SIG)),
@@ -469,9 +464,7 @@ impl Control {
     /// Fails with [`DistError::NotNegotiated`] unless `negotiated` allows sending this message.
     pub fn check_allowed(&self, negotiated: DistFlags) -> Result<(), DistError> {
         match self.required_flag() {
-            Some((flag, bits)) if !negotiated.contains(bits) => {
-                Err(DistError::NotNegotiated { op: self.name(), flag })
-            }
+            Some((flag, bits)) if !negotiated.contains(bits) => Err(DistError::NotNegotiated { op: self.name(), flag }),
             _ => Ok(()),
         }
     }
@@ -512,12 +505,8 @@ impl Control {
                         Term::Atom(a.clone())
                     }
                 };
-                let mut elems = vec![
-                    Term::Int(op::ALTACT_SIG_SEND.into()),
-                    Term::Int(flags.into()),
-                    Term::Pid(from.clone()),
-                    to,
-                ];
+                let mut elems =
+                    vec![Term::Int(op::ALTACT_SIG_SEND.into()), Term::Int(flags.into()), Term::Pid(from.clone()), to];
                 elems.extend(token.clone());
                 Term::Tuple(elems)
             }
@@ -601,8 +590,7 @@ pub fn lower_for_peer(
         return Ok((control, payload));
     }
     let op = control.op();
-    let reason =
-        |payload: Option<Term>| payload.ok_or(DistError::PayloadMismatch { op, needs_payload: true });
+    let reason = |payload: Option<Term>| payload.ok_or(DistError::PayloadMismatch { op, needs_payload: true });
     let lowered = match control {
         Control::SendSender { to, .. } => (Control::Send { to }, payload),
         Control::SendSenderTt { to, token, .. } => (Control::SendTt { to, token }, payload),
@@ -651,11 +639,7 @@ pub(crate) mod tests {
             Control::ExitTt { from: pid(1), to: pid(2), token: token(), reason: Term::atom("x") },
             Control::RegSendTt { from: pid(1), to_name: Atom::new("rex"), token: token() },
             Control::Exit2Tt { from: pid(1), to: pid(2), token: token(), reason: Term::atom("x") },
-            Control::MonitorP {
-                from: pid(1),
-                to: ProcRef::Name(Atom::new("victim")),
-                reference: reference(1),
-            },
+            Control::MonitorP { from: pid(1), to: ProcRef::Name(Atom::new("victim")), reference: reference(1) },
             Control::DemonitorP { from: pid(1), to: ProcRef::Pid(pid(2)), reference: reference(1) },
             Control::MonitorPExit {
                 from: ProcRef::Pid(pid(2)),
@@ -757,11 +741,8 @@ pub(crate) mod tests {
         assert_eq!(t, Term::tuple(vec![Term::Int(6), Term::Pid(pid(1)), Term::atom(""), Term::atom("rex")]));
         // ALTACT flags: PRIO|ALIAS = 5; EXIT|NAME|TOKEN = 26
         let all = one_of_each();
-        let a = all
-            .iter()
-            .filter(|c| c.op() == 37)
-            .map(|c| c.to_term().as_tuple().unwrap()[1].clone())
-            .collect::<Vec<_>>();
+        let a =
+            all.iter().filter(|c| c.op() == 37).map(|c| c.to_term().as_tuple().unwrap()[1].clone()).collect::<Vec<_>>();
         assert_eq!(a, vec![Term::Int(5), Term::Int(26)]);
     }
 
@@ -770,8 +751,7 @@ pub(crate) mod tests {
         assert_eq!(op::SEND_SENDER, 22);
         assert_eq!(op::PAYLOAD_MONITOR_P_EXIT, 28);
         assert_eq!(op::ALTACT_SIG_SEND, 37);
-        let with_payload: Vec<u8> =
-            one_of_each().iter().filter(|c| c.has_payload()).map(Control::op).collect();
+        let with_payload: Vec<u8> = one_of_each().iter().filter(|c| c.has_payload()).map(Control::op).collect();
         assert_eq!(with_payload, [2, 6, 12, 16, 22, 23, 24, 25, 26, 27, 28, 29, 30, 33, 34, 37, 37]);
         assert_eq!(Control::SendSender { from: pid(1), to: pid(2) }.name(), "SEND_SENDER");
     }
@@ -790,14 +770,8 @@ pub(crate) mod tests {
             Control::from_term(Term::tuple(vec![Term::Int(5), Term::Pid(pid(1))])),
             Err(DistError::UnknownOp { op: 5 })
         ));
-        assert!(matches!(
-            Control::from_term(Term::tuple(vec![Term::Int(-1)])),
-            Err(DistError::UnknownOp { op: -1 })
-        ));
-        assert!(matches!(
-            Control::from_term(Term::tuple(vec![Term::Int(1000)])),
-            Err(DistError::UnknownOp { .. })
-        ));
+        assert!(matches!(Control::from_term(Term::tuple(vec![Term::Int(-1)])), Err(DistError::UnknownOp { op: -1 })));
+        assert!(matches!(Control::from_term(Term::tuple(vec![Term::Int(1000)])), Err(DistError::UnknownOp { .. })));
         // LINK with three elements after the op
         let t = Term::tuple(vec![Term::Int(1), Term::Pid(pid(1)), Term::Pid(pid(2)), Term::Int(0)]);
         assert!(matches!(Control::from_term(t), Err(DistError::BadControl { op: 1, field: "arity" })));
@@ -824,18 +798,9 @@ pub(crate) mod tests {
             v.extend(extra);
             Control::from_term(Term::Tuple(v))
         };
-        assert!(matches!(
-            alt(8, Term::Pid(pid(2)), None),
-            Err(DistError::BadControl { op: 37, field: "to" })
-        ));
-        assert!(matches!(
-            alt(2, Term::Pid(pid(2)), None),
-            Err(DistError::BadControl { op: 37, field: "arity" })
-        ));
-        assert!(matches!(
-            alt(64, Term::Pid(pid(2)), None),
-            Err(DistError::BadControl { op: 37, field: "flags" })
-        ));
+        assert!(matches!(alt(8, Term::Pid(pid(2)), None), Err(DistError::BadControl { op: 37, field: "to" })));
+        assert!(matches!(alt(2, Term::Pid(pid(2)), None), Err(DistError::BadControl { op: 37, field: "arity" })));
+        assert!(matches!(alt(64, Term::Pid(pid(2)), None), Err(DistError::BadControl { op: 37, field: "flags" })));
         assert!(alt(0, Term::Pid(pid(2)), None).is_ok());
     }
 
@@ -851,16 +816,11 @@ pub(crate) mod tests {
     fn lowering_follows_the_flags() {
         let none = DistFlags::EMPTY.with(DistFlags::DIST_MONITOR);
         let (c, p) =
-            lower_for_peer(Control::SendSender { from: pid(1), to: pid(2) }, Some(Term::Int(1)), none)
-                .unwrap();
+            lower_for_peer(Control::SendSender { from: pid(1), to: pid(2) }, Some(Term::Int(1)), none).unwrap();
         assert_eq!(c, Control::Send { to: pid(2) });
         assert_eq!(p, Some(Term::Int(1)));
-        let (c, p) = lower_for_peer(
-            Control::PayloadExit2 { from: pid(1), to: pid(2) },
-            Some(Term::atom("kill")),
-            none,
-        )
-        .unwrap();
+        let (c, p) =
+            lower_for_peer(Control::PayloadExit2 { from: pid(1), to: pid(2) }, Some(Term::atom("kill")), none).unwrap();
         assert_eq!(c, Control::Exit2 { from: pid(1), to: pid(2), reason: Term::atom("kill") });
         assert_eq!(p, None);
         let (c, _) = lower_for_peer(

@@ -18,7 +18,7 @@ use crate::term::tags::{
     ATOM_CACHE_REF, INTEGER_EXT, NEW_PID_EXT, NEWER_REFERENCE_EXT, SMALL_ATOM_UTF8_EXT, SMALL_BIG_EXT,
     SMALL_INTEGER_EXT, SMALL_TUPLE_EXT, VERSION_MAGIC,
 };
-use crate::term::{Atom, DecodeOptions, Pid, Reference, Term, MAX_REF_WORDS};
+use crate::term::{Atom, DecodeOptions, MAX_REF_WORDS, Pid, Reference, Term};
 
 /// A cursor over the encoded control tuple; every read is bounds-checked and fails as `None`.
 pub(crate) struct Wire<'a> {
@@ -241,7 +241,7 @@ pub fn read_control(data: &Bytes, start: usize, opts: &DecodeOptions) -> Option<
 mod tests {
     use super::*;
     use crate::dist::control::tests::{one_of_each, pid};
-    use crate::dist::{encode_message, DistFlags};
+    use crate::dist::{DistFlags, encode_message};
     use crate::term::decode_term_at;
 
     const HEADERS: DistFlags = DistFlags(0xd07df7fbd | DistFlags::ALTACT_SIG.0);

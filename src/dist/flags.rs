@@ -117,11 +117,7 @@ impl DistFlags {
     /// Expands [`DistFlags::MANDATORY_25_DIGEST`] into the flags it stands for, as
     /// `dist_util:expand_mandatory_25_flag` does.
     pub const fn expand_digest(self) -> DistFlags {
-        if self.0 & Self::MANDATORY_25_DIGEST.0 != 0 {
-            DistFlags(self.0 | Self::MANDATORY_25.0)
-        } else {
-            self
-        }
+        if self.0 & Self::MANDATORY_25_DIGEST.0 != 0 { DistFlags(self.0 | Self::MANDATORY_25.0) } else { self }
     }
 
     /// The flags of `required` that are missing here, after expanding the digest bit.

@@ -99,8 +99,8 @@ impl FrameDecoder {
 ///
 /// Fails with [`DistError::FrameTooLarge`] if `body` does not fit the 32-bit length.
 pub fn encode_frame(body: &[u8], out: &mut Vec<u8>) -> Result<(), DistError> {
-    let len = u32::try_from(body.len())
-        .map_err(|_| DistError::FrameTooLarge { len: body.len(), max: u32::MAX as usize })?;
+    let len =
+        u32::try_from(body.len()).map_err(|_| DistError::FrameTooLarge { len: body.len(), max: u32::MAX as usize })?;
     out.reserve(LENGTH_PREFIX_SIZE + body.len());
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(body);

@@ -541,18 +541,14 @@ mod tests {
         // Reference 0: new, segment 0; reference 1: new, segment 7 (slot 7*256+3);
         // reference 2: new, segment 2. Flags: byte0 = 0x8 | (0x8|7)<<4 = 0xf8, byte1 = 0x8|2 = 0x0a,
         // the header nibble (index 3) is the high half of byte 1: 0.
-        let frame =
-            header(&[(5, Some("rex")), (7 * 256 + 3, Some("global")), (2 * 256, Some("sink"))], false, b"T");
+        let frame = header(&[(5, Some("rex")), (7 * 256 + 3, Some("global")), (2 * 256, Some("sink"))], false, b"T");
         assert_eq!(&frame[3..5], &[0xf8, 0x0a]);
         let mut d = HeaderDecoder::new(FULL);
         let b = d.handle(frame).unwrap().unwrap();
         assert_eq!(names(&b), ["rex", "global", "sink"]);
         assert_eq!(&b.data[b.start..], b"T");
         // the next message reuses them without text, in another order
-        let b = d
-            .handle(header(&[(2 * 256, None), (5, None), (7 * 256 + 3, None)], false, b"U"))
-            .unwrap()
-            .unwrap();
+        let b = d.handle(header(&[(2 * 256, None), (5, None), (7 * 256 + 3, None)], false, b"U")).unwrap().unwrap();
         assert_eq!(names(&b), ["sink", "rex", "global"]);
         assert_eq!(d.atom_cache().get(1795), Some(&Atom::new("global")));
         // a slot can be overwritten
@@ -637,10 +633,7 @@ mod tests {
             assert!(matches!(e, DistError::Truncated { .. }), "cut at {cut}: {e:?}");
         }
         assert!(matches!(d.handle(Bytes::from_static(&[131])), Err(DistError::Truncated { .. })));
-        assert!(matches!(
-            d.handle(Bytes::from_static(&[131, 80])),
-            Err(DistError::UnknownFrameKind { tag: 80 })
-        ));
+        assert!(matches!(d.handle(Bytes::from_static(&[131, 80])), Err(DistError::UnknownFrameKind { tag: 80 })));
         assert!(matches!(d.handle(Bytes::from_static(&[7])), Err(DistError::UnknownFrameKind { tag: 7 })));
         assert_eq!(d.handle(Bytes::new()).unwrap(), None, "an empty frame is a tick");
     }
@@ -706,15 +699,9 @@ mod tests {
     fn fragment_errors() {
         let mut d = HeaderDecoder::new(FULL);
         assert!(matches!(d.handle(frag_cont(1, 1, b"")), Err(DistError::UnknownSequence { sequence: 1 })));
-        assert!(matches!(
-            d.handle(frag_first(1, 0, &[], b"")),
-            Err(DistError::ZeroFragmentId { sequence: 1 })
-        ));
+        assert!(matches!(d.handle(frag_first(1, 0, &[], b"")), Err(DistError::ZeroFragmentId { sequence: 1 })));
         d.handle(frag_first(1, 3, &[], b"a")).unwrap();
-        assert!(matches!(
-            d.handle(frag_first(1, 3, &[], b"a")),
-            Err(DistError::SequenceInUse { sequence: 1 })
-        ));
+        assert!(matches!(d.handle(frag_first(1, 3, &[], b"a")), Err(DistError::SequenceInUse { sequence: 1 })));
         assert!(matches!(
             d.handle(frag_cont(1, 1, b"")),
             Err(DistError::FragmentOutOfOrder { sequence: 1, expected: 2, got: 1 })

@@ -94,7 +94,11 @@ impl Receiver {
 
     /// [`Receiver::handle_frame`] handing the message to `f` (no moves of the large
     /// [`DistMessage`] through return values on the receive path); `Ok(Some(f(message)))`.
-    pub fn handle_frame_with<T>(&mut self, frame: Bytes, f: impl FnOnce(DistMessage) -> T) -> Result<Option<T>, DistError> {
+    pub fn handle_frame_with<T>(
+        &mut self,
+        frame: Bytes,
+        f: impl FnOnce(DistMessage) -> T,
+    ) -> Result<Option<T>, DistError> {
         match self.headers.handle_into(frame)? {
             Some(fr) => {
                 let atoms = fr.header.then(|| self.headers.atoms());

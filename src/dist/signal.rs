@@ -193,9 +193,7 @@ impl DistMessage {
             Control::PayloadExit2 { from, to } | Control::PayloadExit2Tt { from, to, .. } => {
                 Signal::Exit2 { from, to, reason: take()? }
             }
-            Control::Send { to } | Control::SendTt { to, .. } => {
-                Signal::Send { from: None, to, msg: take()? }
-            }
+            Control::Send { to } | Control::SendTt { to, .. } => Signal::Send { from: None, to, msg: take()? },
             Control::SendSender { from, to } | Control::SendSenderTt { from, to, .. } => {
                 Signal::Send { from: Some(from), to, msg: take()? }
             }
@@ -224,12 +222,7 @@ impl DistMessage {
             Control::GroupLeader { from, to } => Signal::GroupLeader { from, to },
             Control::AltactSigSend { prio, exit, from, to, .. } => {
                 let p = take()?;
-                Signal::AltAct {
-                    prio,
-                    from,
-                    to,
-                    kind: if exit { AltActKind::Exit(p) } else { AltActKind::Message(p) },
-                }
+                Signal::AltAct { prio, from, to, kind: if exit { AltActKind::Exit(p) } else { AltActKind::Message(p) } }
             }
         })
     }
@@ -247,12 +240,10 @@ mod tests {
             let op = control.op();
             let s = DistMessage { control, payload }.into_signal().unwrap();
             let expect_payload_in_signal = match &s {
-                Signal::Exit { reason, .. }
-                | Signal::Exit2 { reason, .. }
-                | Signal::MonitorExit { reason, .. } => [24, 25, 26, 27, 28].contains(&op).then_some(reason),
-                Signal::Send { msg, .. } | Signal::RegSend { msg, .. } | Signal::AliasSend { msg, .. } => {
-                    Some(msg)
+                Signal::Exit { reason, .. } | Signal::Exit2 { reason, .. } | Signal::MonitorExit { reason, .. } => {
+                    [24, 25, 26, 27, 28].contains(&op).then_some(reason)
                 }
+                Signal::Send { msg, .. } | Signal::RegSend { msg, .. } | Signal::AliasSend { msg, .. } => Some(msg),
                 Signal::SpawnRequest { args, .. } => Some(args),
                 Signal::AltAct { kind: AltActKind::Exit(p) | AltActKind::Message(p), .. } => Some(p),
                 _ => None,
@@ -267,10 +258,8 @@ mod tests {
     fn forms_of_one_meaning_agree() {
         let token = Term::atom("token");
         let reason = Term::atom("bye");
-        let a = DistMessage {
-            control: Control::Exit { from: pid(1), to: pid(2), reason: reason.clone() },
-            payload: None,
-        };
+        let a =
+            DistMessage { control: Control::Exit { from: pid(1), to: pid(2), reason: reason.clone() }, payload: None };
         let b = DistMessage {
             control: Control::PayloadExitTt { from: pid(1), to: pid(2), token: token.clone() },
             payload: Some(reason.clone()),
@@ -280,18 +269,14 @@ mod tests {
             control: Control::SendSenderTt { from: pid(1), to: pid(2), token },
             payload: Some(Term::Int(1)),
         };
-        assert_eq!(
-            s.into_signal().unwrap(),
-            Signal::Send { from: Some(pid(1)), to: pid(2), msg: Term::Int(1) }
-        );
+        assert_eq!(s.into_signal().unwrap(), Signal::Send { from: Some(pid(1)), to: pid(2), msg: Term::Int(1) });
     }
 
     #[test]
     fn payload_mismatch_is_an_error() {
         let m = DistMessage { control: Control::Send { to: pid(2) }, payload: None };
         assert!(matches!(m.into_signal(), Err(DistError::PayloadMismatch { op: 2, needs_payload: true })));
-        let m =
-            DistMessage { control: Control::Link { from: pid(1), to: pid(2) }, payload: Some(Term::Int(0)) };
+        let m = DistMessage { control: Control::Link { from: pid(1), to: pid(2) }, payload: Some(Term::Int(0)) };
         assert!(matches!(m.into_signal(), Err(DistError::PayloadMismatch { op: 1, needs_payload: false })));
     }
 }

@@ -26,20 +26,19 @@ fn node_pid(node: &str, id: u32, creation: u32) -> Pid {
 
 /// t14.out: OTP 25.2.3 answering `erlang:ports()` over rex, pass-through framing (profile A).
 const T14_PORTS_REPLY: &[u8] = &[
-    112, 131, 104, 3, 97, 22, 88, 119, 4, 97, 64, 118, 109, 0, 0, 0, 92, 0, 0, 0, 0, 107, 5, 18, 93, 88, 119,
-    7, 114, 117, 115, 116, 64, 118, 109, 0, 0, 0, 8, 0, 0, 0, 0, 107, 5, 18, 223, 131, 104, 2, 119, 3, 114,
-    101, 120, 108, 0, 0, 0, 6, 89, 119, 4, 97, 64, 118, 109, 0, 0, 0, 0, 107, 5, 18, 93, 89, 119, 4, 97, 64,
-    118, 109, 0, 0, 0, 3, 107, 5, 18, 93, 89, 119, 4, 97, 64, 118, 109, 0, 0, 0, 5, 107, 5, 18, 93, 89, 119,
-    4, 97, 64, 118, 109, 0, 0, 0, 6, 107, 5, 18, 93, 89, 119, 4, 97, 64, 118, 109, 0, 0, 0, 7, 107, 5, 18,
-    93, 89, 119, 4, 97, 64, 118, 109, 0, 0, 0, 8, 107, 5, 18, 93, 106,
+    112, 131, 104, 3, 97, 22, 88, 119, 4, 97, 64, 118, 109, 0, 0, 0, 92, 0, 0, 0, 0, 107, 5, 18, 93, 88, 119, 7, 114,
+    117, 115, 116, 64, 118, 109, 0, 0, 0, 8, 0, 0, 0, 0, 107, 5, 18, 223, 131, 104, 2, 119, 3, 114, 101, 120, 108, 0,
+    0, 0, 6, 89, 119, 4, 97, 64, 118, 109, 0, 0, 0, 0, 107, 5, 18, 93, 89, 119, 4, 97, 64, 118, 109, 0, 0, 0, 3, 107,
+    5, 18, 93, 89, 119, 4, 97, 64, 118, 109, 0, 0, 0, 5, 107, 5, 18, 93, 89, 119, 4, 97, 64, 118, 109, 0, 0, 0, 6, 107,
+    5, 18, 93, 89, 119, 4, 97, 64, 118, 109, 0, 0, 0, 7, 107, 5, 18, 93, 89, 119, 4, 97, 64, 118, 109, 0, 0, 0, 8, 107,
+    5, 18, 93, 106,
 ];
 
 /// t14.out: the reply to `erlang:make_ref()`, pass-through.
 const T14_MAKE_REF_REPLY: &[u8] = &[
-    112, 131, 104, 3, 97, 22, 88, 119, 4, 97, 64, 118, 109, 0, 0, 0, 93, 0, 0, 0, 0, 107, 5, 18, 93, 88, 119,
-    7, 114, 117, 115, 116, 64, 118, 109, 0, 0, 0, 9, 0, 0, 0, 0, 107, 5, 18, 223, 131, 104, 2, 119, 3, 114,
-    101, 120, 90, 0, 3, 119, 4, 97, 64, 118, 109, 107, 5, 18, 93, 0, 3, 167, 165, 48, 80, 0, 2, 188, 53, 250,
-    8,
+    112, 131, 104, 3, 97, 22, 88, 119, 4, 97, 64, 118, 109, 0, 0, 0, 93, 0, 0, 0, 0, 107, 5, 18, 93, 88, 119, 7, 114,
+    117, 115, 116, 64, 118, 109, 0, 0, 0, 9, 0, 0, 0, 0, 107, 5, 18, 223, 131, 104, 2, 119, 3, 114, 101, 120, 90, 0, 3,
+    119, 4, 97, 64, 118, 109, 107, 5, 18, 93, 0, 3, 167, 165, 48, 80, 0, 2, 188, 53, 250, 8,
 ];
 
 #[test]
@@ -49,10 +48,7 @@ fn real_pass_through_frames_from_otp25() {
     let m = rx.handle_frame(Bytes::from_static(T14_PORTS_REPLY)).unwrap().unwrap();
     assert_eq!(
         m.control,
-        Control::SendSender {
-            from: node_pid("a@vm", 92, a_creation),
-            to: node_pid("rust@vm", 8, 1795494623)
-        }
+        Control::SendSender { from: node_pid("a@vm", 92, a_creation), to: node_pid("rust@vm", 8, 1795494623) }
     );
     let reply = m.payload.clone().unwrap();
     let elems = reply.as_tuple().unwrap();
@@ -95,11 +91,9 @@ fn t7_like_frames() -> (Bytes, Bytes) {
         (0x500 + 1, Some("hello")),
         (0x700 + 255, Some("world")),
     ];
-    let refs_again =
-        [(0x100 + 17, None), (3, None), (0x200 + 40, None), (0x500 + 1, None), (0x700 + 255, None)];
+    let refs_again = [(0x100 + 17, None), (3, None), (0x200 + 40, None), (0x500 + 1, None), (0x700 + 255, None)];
     let terms: &[u8] = &[
-        104, 4, 97, 6, 88, 82, 0, 0, 0, 0, 89, 0, 0, 0, 0, 0x6b, 0x05, 0x12, 0x5d, 82, 1, 82,
-        2, // control
+        104, 4, 97, 6, 88, 82, 0, 0, 0, 0, 89, 0, 0, 0, 0, 0x6b, 0x05, 0x12, 0x5d, 82, 1, 82, 2, // control
         104, 3, 82, 3, 82, 4, 108, 0, 0, 0, 2, 82, 3, 82, 4, 106, // payload
     ];
     let mut first = vec![131, 68];
@@ -205,8 +199,7 @@ fn lowered_messages_are_always_sendable() {
     }
     // erl_call: SEND_SENDER must go out as SEND (protocol notes 1.4)
     let (c, _) =
-        lower_for_peer(Control::SendSender { from: pid(1), to: pid(2) }, Some(Term::Int(1)), ERL_CALL)
-            .unwrap();
+        lower_for_peer(Control::SendSender { from: pid(1), to: pid(2) }, Some(Term::Int(1)), ERL_CALL).unwrap();
     assert_eq!(c, Control::Send { to: pid(2) });
 }
 
@@ -234,10 +227,7 @@ fn receive_errors() {
     with.extend_from_slice(&[131, 106]);
     assert!(matches!(rx.handle_frame(Bytes::from(with)), Err(DistError::UnexpectedPayload { op: 1 })));
     // a control that is not a tuple, an unknown op, a bad term
-    assert!(matches!(
-        rx.handle_frame(Bytes::from_static(&[112, 131, 106])),
-        Err(DistError::NotAControlTuple)
-    ));
+    assert!(matches!(rx.handle_frame(Bytes::from_static(&[112, 131, 106])), Err(DistError::NotAControlTuple)));
     let e = rx.handle_frame(Bytes::from_static(&[112, 131, 104, 1, 97, 99])).unwrap_err();
     assert!(matches!(e, DistError::UnknownOp { op: 99 }));
     assert_eq!(e.fault(), Fault::PeerIncompatible);
@@ -323,10 +313,8 @@ fn term_strategy() -> impl Strategy<Value = Term> {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..5).prop_map(Term::Tuple),
             prop::collection::vec(inner.clone(), 0..5).prop_map(Term::List),
-            (prop::collection::vec(inner.clone(), 1..3), inner.clone())
-                .prop_map(|(h, t)| Term::list_with_tail(h, t)),
-            prop::collection::vec((inner.clone(), inner), 0..4)
-                .prop_map(|kv| Term::Map(Map::from_entries(kv))),
+            (prop::collection::vec(inner.clone(), 1..3), inner.clone()).prop_map(|(h, t)| Term::list_with_tail(h, t)),
+            prop::collection::vec((inner.clone(), inner), 0..4).prop_map(|kv| Term::Map(Map::from_entries(kv))),
         ]
     })
 }
@@ -388,12 +376,8 @@ fn element(k: K) -> BoxedStrategy<Term> {
         K::P => pid_strategy().prop_map(Term::Pid).boxed(),
         K::R => ref_strategy().prop_map(Term::Ref).boxed(),
         K::A => atom_strategy().prop_map(Term::Atom).boxed(),
-        K::PA => {
-            prop_oneof![pid_strategy().prop_map(Term::Pid), atom_strategy().prop_map(Term::Atom)].boxed()
-        }
-        K::Mfa => (atom_strategy(), atom_strategy(), any::<u8>())
-            .prop_map(|(m, f, a)| crate::tuple![m, f, a])
-            .boxed(),
+        K::PA => prop_oneof![pid_strategy().prop_map(Term::Pid), atom_strategy().prop_map(Term::Atom)].boxed(),
+        K::Mfa => (atom_strategy(), atom_strategy(), any::<u8>()).prop_map(|(m, f, a)| crate::tuple![m, f, a]).boxed(),
         K::U32 => any::<u32>().prop_map(Term::from).boxed(),
         K::U64 => any::<u64>().prop_map(Term::from).boxed(),
     }

@@ -8,10 +8,7 @@ use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio::time::{Instant, timeout_at};
 
 use super::EpmdError;
-use super::proto::{
-    Alive2Resp, EPMD_PORT, MAX_NAMES_REPLY_LEN, NamesResp, NodeEntry, Port2Resp, ProtoError,
-    Request,
-};
+use super::proto::{Alive2Resp, EPMD_PORT, MAX_NAMES_REPLY_LEN, NamesResp, NodeEntry, Port2Resp, ProtoError, Request};
 
 /// Time allowed to connect to EPMD.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -20,10 +17,7 @@ pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The EPMD port: `ERL_EPMD_PORT` if set to a valid port, else 4369.
 pub fn epmd_port() -> u16 {
-    std::env::var("ERL_EPMD_PORT")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(EPMD_PORT)
+    std::env::var("ERL_EPMD_PORT").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(EPMD_PORT)
 }
 
 /// A live registration. The TCP connection to EPMD is the registration: dropping this value
@@ -65,10 +59,7 @@ async fn connect<A: ToSocketAddrs>(epmd: A) -> Result<TcpStream, EpmdError> {
 }
 
 /// Encodes `req` first (so a bad argument fails before any connection), then connects.
-async fn connect_with<A: ToSocketAddrs>(
-    epmd: A,
-    req: &Request,
-) -> Result<(TcpStream, Vec<u8>), EpmdError> {
+async fn connect_with<A: ToSocketAddrs>(epmd: A, req: &Request) -> Result<(TcpStream, Vec<u8>), EpmdError> {
     let mut out = Vec::new();
     req.encode(&mut out).map_err(EpmdError::InvalidArgument)?;
     Ok((connect(epmd).await?, out))
@@ -94,9 +85,7 @@ async fn read_reply<T>(
         if let Some((value, _)) = decode(&buf).map_err(EpmdError::Protocol)? {
             return Ok(value);
         }
-        let n = timeout_at(deadline, stream.read(&mut chunk))
-            .await
-            .map_err(|_| EpmdError::Timeout { during })??;
+        let n = timeout_at(deadline, stream.read(&mut chunk)).await.map_err(|_| EpmdError::Timeout { during })??;
         if n == 0 {
             return Err(EpmdError::Closed);
         }
@@ -122,31 +111,16 @@ pub async fn register<A: ToSocketAddrs>(
     send(&mut stream, &out).await?;
     let resp = read_reply(&mut stream, "ALIVE2 reply", Alive2Resp::decode).await?;
     if resp.result() != 0 {
-        return Err(EpmdError::Refused {
-            result: resp.result(),
-        });
+        return Err(EpmdError::Refused { result: resp.result() });
     }
-    tracing::debug!(
-        name = alive,
-        creation = resp.creation(),
-        "registered with EPMD"
-    );
-    Ok(Registration {
-        stream,
-        creation: resp.creation(),
-        name: alive.to_owned(),
-    })
+    tracing::debug!(name = alive, creation = resp.creation(), "registered with EPMD");
+    Ok(Registration { stream, creation: resp.creation(), name: alive.to_owned() })
 }
 
 /// Looks up `alive` (the name without `@host`) at the EPMD `epmd` (a `SocketAddr`, or
 /// `(host, port)`). `Ok(None)` if it is not registered.
-pub async fn port_please<A: ToSocketAddrs>(
-    epmd: A,
-    alive: &str,
-) -> Result<Option<NodeEntry>, EpmdError> {
-    let req = Request::PortPlease2 {
-        name: alive.to_owned(),
-    };
+pub async fn port_please<A: ToSocketAddrs>(epmd: A, alive: &str) -> Result<Option<NodeEntry>, EpmdError> {
+    let req = Request::PortPlease2 { name: alive.to_owned() };
     let (mut stream, out) = connect_with(epmd, &req).await?;
     send(&mut stream, &out).await?;
     match read_reply(&mut stream, "PORT2 reply", Port2Resp::decode).await? {
@@ -171,9 +145,7 @@ pub async fn names_reply<A: ToSocketAddrs>(epmd: A) -> Result<NamesResp, EpmdErr
     loop {
         let n = timeout_at(deadline, stream.read(&mut chunk))
             .await
-            .map_err(|_| EpmdError::Timeout {
-                during: "NAMES reply",
-            })??;
+            .map_err(|_| EpmdError::Timeout { during: "NAMES reply" })??;
         if n == 0 {
             break;
         }

@@ -57,10 +57,7 @@ impl fmt::Display for EpmdError {
             Self::InvalidArgument(e) => write!(f, "invalid argument: {e}"),
             Self::Protocol(e) => write!(f, "EPMD protocol error: {e}"),
             Self::Refused { result } => {
-                write!(
-                    f,
-                    "EPMD refused the registration (result {result}; name in use?)"
-                )
+                write!(f, "EPMD refused the registration (result {result}; name in use?)")
             }
             Self::Closed => write!(f, "EPMD closed the connection before replying"),
             Self::Timeout { during } => write!(f, "EPMD timed out during {during}"),

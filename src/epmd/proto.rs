@@ -148,17 +148,11 @@ pub fn validate_name(bytes: &[u8]) -> Result<&str, ProtoError> {
         return Err(ProtoError::InvalidName { reason: "too long" });
     }
     if bytes.contains(&0) {
-        return Err(ProtoError::InvalidName {
-            reason: "contains NUL",
-        });
+        return Err(ProtoError::InvalidName { reason: "contains NUL" });
     }
-    let s = std::str::from_utf8(bytes).map_err(|_| ProtoError::InvalidName {
-        reason: "not UTF-8",
-    })?;
+    let s = std::str::from_utf8(bytes).map_err(|_| ProtoError::InvalidName { reason: "not UTF-8" })?;
     if s.chars().count() > MAX_NAME_CHARS {
-        return Err(ProtoError::InvalidName {
-            reason: "more than 255 characters",
-        });
+        return Err(ProtoError::InvalidName { reason: "more than 255 characters" });
     }
     Ok(s)
 }
@@ -187,11 +181,7 @@ impl NodeEntry {
     pub fn new(name: &str, port: u16, hidden: bool) -> Self {
         NodeEntry {
             port,
-            node_type: if hidden {
-                NODE_TYPE_HIDDEN
-            } else {
-                NODE_TYPE_NORMAL
-            },
+            node_type: if hidden { NODE_TYPE_HIDDEN } else { NODE_TYPE_NORMAL },
             protocol: PROTOCOL_TCP_IPV4,
             highest_version: DIST_VSN_HIGH,
             lowest_version: DIST_VSN_LOW,
@@ -203,9 +193,7 @@ impl NodeEntry {
     fn check(&self) -> Result<(), ProtoError> {
         validate_name(self.name.as_bytes())?;
         if self.extra.len() > MAX_EXTRA_LEN {
-            return Err(ProtoError::ExtraTooLong {
-                len: self.extra.len(),
-            });
+            return Err(ProtoError::ExtraTooLong { len: self.extra.len() });
         }
         Ok(())
     }
@@ -344,25 +332,15 @@ impl Request {
                 if let [head @ .., 0] = name {
                     name = head;
                 }
-                Request::PortPlease2 {
-                    name: validate_name(name)?.to_owned(),
-                }
+                Request::PortPlease2 { name: validate_name(name)?.to_owned() }
             }
             NAMES_REQ | KILL_REQ => {
                 if !r.rest().is_empty() {
                     return Err(ProtoError::LengthMismatch {
-                        what: if tag == NAMES_REQ {
-                            "NAMES_REQ"
-                        } else {
-                            "KILL_REQ"
-                        },
+                        what: if tag == NAMES_REQ { "NAMES_REQ" } else { "KILL_REQ" },
                     });
                 }
-                if tag == NAMES_REQ {
-                    Request::Names
-                } else {
-                    Request::Kill
-                }
+                if tag == NAMES_REQ { Request::Names } else { Request::Kill }
             }
             tag => return Err(ProtoError::UnknownRequest { tag }),
         };
@@ -438,10 +416,7 @@ impl Alive2Resp {
                 Alive2Resp::Legacy { result, creation }
             }
             tag => {
-                return Err(ProtoError::UnexpectedReply {
-                    expected: "ALIVE2_X_RESP",
-                    tag,
-                });
+                return Err(ProtoError::UnexpectedReply { expected: "ALIVE2_X_RESP", tag });
             }
         };
         Ok(Some((resp, r.pos)))
@@ -470,9 +445,7 @@ impl Port2Resp {
                 entry.encode_fields(out);
             }
             // A zero result would read back as Found.
-            Port2Resp::NotFound { result } => {
-                out.extend_from_slice(&[PORT2_RESP, (*result).max(1)])
-            }
+            Port2Resp::NotFound { result } => out.extend_from_slice(&[PORT2_RESP, (*result).max(1)]),
         }
         Ok(())
     }
@@ -482,10 +455,7 @@ impl Port2Resp {
         let mut r = Reader::new(buf);
         let Some(tag) = r.u8() else { return Ok(None) };
         if tag != PORT2_RESP {
-            return Err(ProtoError::UnexpectedReply {
-                expected: "PORT2_RESP",
-                tag,
-            });
+            return Err(ProtoError::UnexpectedReply { expected: "PORT2_RESP", tag });
         }
         let Some(result) = r.u8() else {
             return Ok(None);
@@ -591,10 +561,7 @@ impl KillResp {
             [] | [b'O' | b'N'] => Ok(None),
             [b'O', b'K', ..] => Ok(Some((KillResp::Ok, 2))),
             [b'N', b'O', ..] => Ok(Some((KillResp::No, 2))),
-            [tag, ..] => Err(ProtoError::UnexpectedReply {
-                expected: "OK or NO",
-                tag: *tag,
-            }),
+            [tag, ..] => Err(ProtoError::UnexpectedReply { expected: "OK or NO", tag: *tag }),
         }
     }
 }
@@ -622,15 +589,11 @@ impl<'a> Reader<'a> {
     }
 
     fn u16(&mut self) -> Option<u16> {
-        self.take(2)
-            .and_then(|b| b.try_into().ok())
-            .map(u16::from_be_bytes)
+        self.take(2).and_then(|b| b.try_into().ok()).map(u16::from_be_bytes)
     }
 
     fn u32(&mut self) -> Option<u32> {
-        self.take(4)
-            .and_then(|b| b.try_into().ok())
-            .map(u32::from_be_bytes)
+        self.take(4).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes)
     }
 
     fn rest(&mut self) -> &'a [u8] {
@@ -657,9 +620,7 @@ mod tests {
     fn alive2_req_bytes() {
         let req = Request::Alive2(NodeEntry::new("foo", 40000, false));
         let bytes = enc(&req);
-        let expected = [
-            0, 16, 120, 0x9c, 0x40, 77, 0, 0, 6, 0, 5, 0, 3, b'f', b'o', b'o', 0, 0,
-        ];
+        let expected = [0, 16, 120, 0x9c, 0x40, 77, 0, 0, 6, 0, 5, 0, 3, b'f', b'o', b'o', 0, 0];
         assert_eq!(bytes, expected);
         assert_eq!(Request::decode(&bytes).unwrap(), Some((req, bytes.len())));
         let hidden = enc(&Request::Alive2(NodeEntry::new("foo", 40000, true)));
@@ -674,10 +635,7 @@ mod tests {
         assert_eq!(pp, [0, 4, 122, b'a', b'b', b'c']);
         // A trailing NUL (C clients) is dropped, as epmd does.
         let nul = [0, 5, 122, b'a', b'b', b'c', 0];
-        assert_eq!(
-            Request::decode(&nul).unwrap(),
-            Some((Request::PortPlease2 { name: "abc".into() }, 7))
-        );
+        assert_eq!(Request::decode(&nul).unwrap(), Some((Request::PortPlease2 { name: "abc".into() }, 7)));
     }
 
     #[test]
@@ -691,76 +649,37 @@ mod tests {
     #[test]
     fn malformed_requests() {
         assert_eq!(Request::decode(&[0, 0]), Err(ProtoError::EmptyRequest));
-        assert_eq!(
-            Request::decode(&[0xff, 0xff]),
-            Err(ProtoError::RequestTooLong { len: 0xffff })
-        );
-        assert_eq!(
-            Request::decode(&[0, 1, 99]),
-            Err(ProtoError::UnknownRequest { tag: 99 })
-        );
-        assert!(matches!(
-            Request::decode(&[0, 2, 110, 0]),
-            Err(ProtoError::LengthMismatch { .. })
-        ));
+        assert_eq!(Request::decode(&[0xff, 0xff]), Err(ProtoError::RequestTooLong { len: 0xffff }));
+        assert_eq!(Request::decode(&[0, 1, 99]), Err(ProtoError::UnknownRequest { tag: 99 }));
+        assert!(matches!(Request::decode(&[0, 2, 110, 0]), Err(ProtoError::LengthMismatch { .. })));
         // PORT_PLEASE2 with an empty name, or a NUL inside it.
-        assert!(matches!(
-            Request::decode(&[0, 1, 122]),
-            Err(ProtoError::InvalidName { .. })
-        ));
-        assert!(matches!(
-            Request::decode(&[0, 4, 122, b'a', 0, b'b']),
-            Err(ProtoError::InvalidName { .. })
-        ));
+        assert!(matches!(Request::decode(&[0, 1, 122]), Err(ProtoError::InvalidName { .. })));
+        assert!(matches!(Request::decode(&[0, 4, 122, b'a', 0, b'b']), Err(ProtoError::InvalidName { .. })));
         // ALIVE2 whose NLen overruns the frame.
         let mut b = enc(&Request::Alive2(NodeEntry::new("node", 1, false)));
         b[12] = 200;
-        assert!(matches!(
-            Request::decode(&b),
-            Err(ProtoError::LengthMismatch { .. })
-        ));
+        assert!(matches!(Request::decode(&b), Err(ProtoError::LengthMismatch { .. })));
         // ALIVE2 with bytes after Extra.
         let mut b = enc(&Request::Alive2(NodeEntry::new("node", 1, false)));
         b[1] += 1;
         b.push(0);
-        assert!(matches!(
-            Request::decode(&b),
-            Err(ProtoError::LengthMismatch { .. })
-        ));
+        assert!(matches!(Request::decode(&b), Err(ProtoError::LengthMismatch { .. })));
         // Invalid UTF-8 name.
         let mut b = enc(&Request::Alive2(NodeEntry::new("node", 1, false)));
         b[13] = 0xff;
-        assert!(matches!(
-            Request::decode(&b),
-            Err(ProtoError::InvalidName { .. })
-        ));
+        assert!(matches!(Request::decode(&b), Err(ProtoError::InvalidName { .. })));
     }
 
     #[test]
     fn encode_rejects_bad_values() {
         let long = "a".repeat(256);
         let mut out = Vec::new();
-        assert!(
-            Request::PortPlease2 { name: long.clone() }
-                .encode(&mut out)
-                .is_err()
-        );
-        assert!(
-            Request::Alive2(NodeEntry::new(&long, 1, false))
-                .encode(&mut out)
-                .is_err()
-        );
-        assert!(
-            Request::Alive2(NodeEntry::new("", 1, false))
-                .encode(&mut out)
-                .is_err()
-        );
+        assert!(Request::PortPlease2 { name: long.clone() }.encode(&mut out).is_err());
+        assert!(Request::Alive2(NodeEntry::new(&long, 1, false)).encode(&mut out).is_err());
+        assert!(Request::Alive2(NodeEntry::new("", 1, false)).encode(&mut out).is_err());
         let mut e = NodeEntry::new("a", 1, false);
         e.extra = vec![0; MAX_EXTRA_LEN + 1];
-        assert_eq!(
-            Request::Alive2(e).encode(&mut out),
-            Err(ProtoError::ExtraTooLong { len: 1021 })
-        );
+        assert_eq!(Request::Alive2(e).encode(&mut out), Err(ProtoError::ExtraTooLong { len: 1021 }));
         assert!(out.is_empty());
         // 255 four-byte characters are fine.
         let wide = "\u{1F600}".repeat(255);
@@ -770,26 +689,14 @@ mod tests {
     #[test]
     fn alive2_resp() {
         let x = [118, 0, 0x6b, 0x05, 0x4d, 0xc8];
-        assert_eq!(
-            Alive2Resp::decode(&x).unwrap(),
-            Some((
-                Alive2Resp::X {
-                    result: 0,
-                    creation: 1795509704
-                },
-                6
-            ))
-        );
+        assert_eq!(Alive2Resp::decode(&x).unwrap(), Some((Alive2Resp::X { result: 0, creation: 1795509704 }, 6)));
         let old = [121, 1, 0, 99];
         let (r, n) = Alive2Resp::decode(&old).unwrap().unwrap();
         assert_eq!((r.result(), r.creation(), n), (1, 99, 4));
         for n in 0..6 {
             assert_eq!(Alive2Resp::decode(&x[..n]).unwrap(), None);
         }
-        assert!(matches!(
-            Alive2Resp::decode(b"N"),
-            Err(ProtoError::UnexpectedReply { .. })
-        ));
+        assert!(matches!(Alive2Resp::decode(b"N"), Err(ProtoError::UnexpectedReply { .. })));
         let mut out = Vec::new();
         r.encode(&mut out);
         assert_eq!(out, old);
@@ -801,17 +708,11 @@ mod tests {
         let mut out = Vec::new();
         Port2Resp::Found(entry.clone()).encode(&mut out).unwrap();
         assert_eq!(&out[..2], [119, 0]);
-        assert_eq!(
-            Port2Resp::decode(&out).unwrap(),
-            Some((Port2Resp::Found(entry), out.len()))
-        );
+        assert_eq!(Port2Resp::decode(&out).unwrap(), Some((Port2Resp::Found(entry), out.len())));
         for n in 0..out.len() {
             assert_eq!(Port2Resp::decode(&out[..n]).unwrap(), None);
         }
-        assert_eq!(
-            Port2Resp::decode(&[119, 1]).unwrap(),
-            Some((Port2Resp::NotFound { result: 1 }, 2))
-        );
+        assert_eq!(Port2Resp::decode(&[119, 1]).unwrap(), Some((Port2Resp::NotFound { result: 1 }, 2)));
         // NLen beyond the limit is an error at once, not a wait for 64 KiB.
         assert!(matches!(
             Port2Resp::decode(&[119, 0, 0, 1, 77, 0, 0, 6, 0, 5, 0xff, 0xff]),
@@ -830,29 +731,14 @@ mod tests {
         r.encode(&mut out);
         assert_eq!(out, bytes);
         assert_eq!(NamesResp::decode(&[0, 0, 0x11, 0x11]).unwrap().names, []);
-        assert_eq!(
-            NamesResp::decode(&[0, 0, 0x11]),
-            Err(ProtoError::NamesReplyTruncated)
-        );
+        assert_eq!(NamesResp::decode(&[0, 0, 0x11]), Err(ProtoError::NamesReplyTruncated));
         let mut partial = vec![0, 0, 0x11, 0x11];
         partial.extend_from_slice(b"name a at port 1\nname b at");
-        assert_eq!(
-            NamesResp::decode(&partial),
-            Err(ProtoError::NamesReplyTruncated)
-        );
-        for bad in [
-            "nome a at port 1\n",
-            "name a at port x\n",
-            "name a at port 70000\n",
-            "name  at port 1\n",
-        ] {
+        assert_eq!(NamesResp::decode(&partial), Err(ProtoError::NamesReplyTruncated));
+        for bad in ["nome a at port 1\n", "name a at port x\n", "name a at port 70000\n", "name  at port 1\n"] {
             let mut b = vec![0, 0, 0x11, 0x11];
             b.extend_from_slice(bad.as_bytes());
-            assert_eq!(
-                NamesResp::decode(&b),
-                Err(ProtoError::BadNamesLine { line: 0 }),
-                "{bad}"
-            );
+            assert_eq!(NamesResp::decode(&b), Err(ProtoError::BadNamesLine { line: 0 }), "{bad}");
         }
     }
 
@@ -878,19 +764,15 @@ mod tests {
             name_strategy(),
             proptest::collection::vec(any::<u8>(), 0..64),
         )
-            .prop_map(
-                |(port, node_type, protocol, highest_version, lowest_version, name, extra)| {
-                    NodeEntry {
-                        port,
-                        node_type,
-                        protocol,
-                        highest_version,
-                        lowest_version,
-                        name,
-                        extra,
-                    }
-                },
-            )
+            .prop_map(|(port, node_type, protocol, highest_version, lowest_version, name, extra)| NodeEntry {
+                port,
+                node_type,
+                protocol,
+                highest_version,
+                lowest_version,
+                name,
+                extra,
+            })
     }
 
     proptest! {

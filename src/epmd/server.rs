@@ -34,8 +34,7 @@ use tracing::Instrument;
 
 use super::EpmdError;
 use super::proto::{
-    ALIVE2_REFUSED_CREATION, ALIVE2_RESULT_REFUSED, Alive2Resp, KillResp, NamesResp, NodeEntry,
-    Port2Resp, Request,
+    ALIVE2_REFUSED_CREATION, ALIVE2_RESULT_REFUSED, Alive2Resp, KillResp, NamesResp, NodeEntry, Port2Resp, Request,
 };
 
 /// Default limit on simultaneous connections (registrations included).
@@ -48,10 +47,8 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_RETIRED_NAMES: usize = 1000;
 // A full NAMES reply at the default name limit fits what our client accepts:
 // "name " NAME " at port " PORT "\n" per node, after the 4-byte port.
-const _: () = assert!(
-    4 + MAX_NAMES * (5 + super::proto::MAX_NAME_LEN + 9 + 5 + 1)
-        <= super::proto::MAX_NAMES_REPLY_LEN
-);
+const _: () =
+    assert!(4 + MAX_NAMES * (5 + super::proto::MAX_NAME_LEN + 9 + 5 + 1) <= super::proto::MAX_NAMES_REPLY_LEN);
 
 /// How long [`ensure_epmd`] waits for an existing EPMD to answer NAMES.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -106,12 +103,7 @@ pub struct Registry {
 impl Registry {
     /// An empty registry for an EPMD listening on `epmd_port` (reported in NAMES replies).
     pub fn new(epmd_port: u16, max_names: usize) -> Self {
-        Registry {
-            epmd_port,
-            max_names,
-            live: Vec::new(),
-            retired: VecDeque::new(),
-        }
+        Registry { epmd_port, max_names, live: Vec::new(), retired: VecDeque::new() }
     }
 
     /// Handles one request on connection `conn`. `local_peer` says whether the peer is on this
@@ -132,18 +124,11 @@ impl Registry {
                     Alive2Resp::X { result, creation }
                 } else {
                     // 1..=3 (or 99) fits.
-                    Alive2Resp::Legacy {
-                        result,
-                        creation: creation as u16,
-                    }
+                    Alive2Resp::Legacy { result, creation: creation as u16 }
                 };
                 let mut reply = Vec::new();
                 resp.encode(&mut reply);
-                let then = if result == 0 {
-                    Then::KeepRegistration
-                } else {
-                    Then::Close
-                };
+                let then = if result == 0 { Then::KeepRegistration } else { Then::Close };
                 Outcome::Reply { reply, then }
             }
             Request::PortPlease2 { name } => {
@@ -156,37 +141,21 @@ impl Registry {
                 if resp.encode(&mut reply).is_err() {
                     return Outcome::Close;
                 }
-                Outcome::Reply {
-                    reply,
-                    then: Then::Close,
-                }
+                Outcome::Reply { reply, then: Then::Close }
             }
             Request::Names => {
                 let mut reply = Vec::new();
-                NamesResp {
-                    epmd_port: u32::from(self.epmd_port),
-                    names: self.names(),
-                }
-                .encode(&mut reply);
-                Outcome::Reply {
-                    reply,
-                    then: Then::Close,
-                }
+                NamesResp { epmd_port: u32::from(self.epmd_port), names: self.names() }.encode(&mut reply);
+                Outcome::Reply { reply, then: Then::Close }
             }
             Request::Kill => {
                 if !local_peer {
                     return Outcome::Close;
                 }
                 if self.live.is_empty() {
-                    Outcome::Reply {
-                        reply: KillResp::Ok.as_bytes().to_vec(),
-                        then: Then::StopServer,
-                    }
+                    Outcome::Reply { reply: KillResp::Ok.as_bytes().to_vec(), then: Then::StopServer }
                 } else {
-                    Outcome::Reply {
-                        reply: KillResp::No.as_bytes().to_vec(),
-                        then: Then::Close,
-                    }
+                    Outcome::Reply { reply: KillResp::No.as_bytes().to_vec(), then: Then::Close }
                 }
             }
         }
@@ -194,11 +163,7 @@ impl Registry {
 
     /// Registers `entry` for `conn`; the creation, or `None` if refused.
     fn register(&mut self, conn: ConnId, entry: NodeEntry, fresh: u32) -> Option<u32> {
-        if self
-            .live
-            .iter()
-            .any(|l| l.entry.name == entry.name || l.conn == conn)
-        {
+        if self.live.iter().any(|l| l.entry.name == entry.name || l.conn == conn) {
             tracing::info!(name = %entry.name, "ALIVE2_REQ refused: name already registered");
             return None;
         }
@@ -212,17 +177,9 @@ impl Registry {
         };
         // epmd's bump_creation: increment, and never below 4.
         let counter = counter.wrapping_add(1).max(4);
-        let creation = if entry.highest_version >= 6 {
-            counter
-        } else {
-            counter % 3 + 1
-        };
+        let creation = if entry.highest_version >= 6 { counter } else { counter % 3 + 1 };
         tracing::debug!(name = %entry.name, port = entry.port, creation, "registered");
-        self.live.push(Live {
-            conn,
-            entry,
-            counter,
-        });
+        self.live.push(Live { conn, entry, counter });
         Some(creation)
     }
 
@@ -240,18 +197,12 @@ impl Registry {
 
     /// Registered `(name, port)`, in registration order.
     pub fn names(&self) -> Vec<(String, u16)> {
-        self.live
-            .iter()
-            .map(|l| (l.entry.name.clone(), l.entry.port))
-            .collect()
+        self.live.iter().map(|l| (l.entry.name.clone(), l.entry.port)).collect()
     }
 
     /// The entry registered under `name`.
     pub fn lookup(&self, name: &str) -> Option<&NodeEntry> {
-        self.live
-            .iter()
-            .find(|l| l.entry.name == name)
-            .map(|l| &l.entry)
+        self.live.iter().find(|l| l.entry.name == name).map(|l| &l.entry)
     }
 }
 
@@ -269,11 +220,7 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig {
-            max_connections: MAX_CONNECTIONS,
-            max_names: MAX_NAMES,
-            idle_timeout: IDLE_TIMEOUT,
-        }
+        ServerConfig { max_connections: MAX_CONNECTIONS, max_names: MAX_NAMES, idle_timeout: IDLE_TIMEOUT }
     }
 }
 
@@ -300,10 +247,7 @@ impl EmbeddedEpmd {
     /// Binds the listening socket (e.g. `0.0.0.0:4369`, or port 0 for tests).
     pub async fn bind(addr: SocketAddr) -> Result<Self, EpmdError> {
         let listener = TcpListener::bind(addr).await?;
-        Ok(EmbeddedEpmd {
-            listener,
-            config: ServerConfig::default(),
-        })
+        Ok(EmbeddedEpmd { listener, config: ServerConfig::default() })
     }
 
     /// Replaces the default limits.
@@ -336,12 +280,7 @@ impl EmbeddedEpmd {
             serve(self.listener, shared.clone(), tx.clone(), rx)
                 .instrument(tracing::info_span!("embedded_epmd", %local_addr)),
         );
-        Ok(EmbeddedEpmdHandle {
-            local_addr,
-            stop: tx,
-            task: Some(task),
-            shared,
-        })
+        Ok(EmbeddedEpmdHandle { local_addr, stop: tx, task: Some(task), shared })
     }
 
     fn shared(&self) -> Result<Arc<Shared>, EpmdError> {
@@ -478,10 +417,7 @@ async fn connection(
             Ok(Some((req, used))) => {
                 if used != buf.len() {
                     // epmd: "got N bytes in packet, expected M".
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "bytes after request",
-                    ));
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, "bytes after request"));
                 }
                 break req;
             }
@@ -503,16 +439,12 @@ async fn connection(
         buf.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
     };
 
-    let outcome = shared
-        .registry()
-        .handle(id, local_peer, req, rand::random());
+    let outcome = shared.registry().handle(id, local_peer, req, rand::random());
     let (reply, then) = match outcome {
         Outcome::Close => return Ok(()),
         Outcome::Reply { reply, then } => (reply, then),
     };
-    timeout(idle, stream.write_all(&reply))
-        .await
-        .map_err(|_| io::ErrorKind::TimedOut)??;
+    timeout(idle, stream.write_all(&reply)).await.map_err(|_| io::ErrorKind::TimedOut)??;
     match then {
         Then::Close => {
             let _ = stream.shutdown().await;
@@ -539,12 +471,7 @@ async fn connection(
 /// another process binds the port first, use theirs.
 pub async fn ensure_epmd(port: u16) -> Result<Option<EmbeddedEpmdHandle>, EpmdError> {
     let local = SocketAddr::from(([127, 0, 0, 1], port));
-    let answers = || async {
-        matches!(
-            timeout(PROBE_TIMEOUT, super::client::names(local)).await,
-            Ok(Ok(_))
-        )
-    };
+    let answers = || async { matches!(timeout(PROBE_TIMEOUT, super::client::names(local)).await, Ok(Ok(_))) };
     if answers().await {
         return Ok(None);
     }
@@ -594,63 +521,28 @@ mod tests {
     fn register_lookup_unregister() {
         let mut reg = Registry::new(4369, 10);
         let o = reg.handle(ConnId(1), true, alive("a", 100), 1000);
-        assert!(
-            matches!(&o, Outcome::Reply { reply, then: Then::KeepRegistration } if reply[0] == ALIVE2_X_RESP)
-        );
+        assert!(matches!(&o, Outcome::Reply { reply, then: Then::KeepRegistration } if reply[0] == ALIVE2_X_RESP));
         assert_eq!(creation(&o), (0, 1001));
         assert_eq!(reg.lookup("a").map(|e| e.port), Some(100));
 
         // Duplicate live name: result 1, creation 99, connection closes.
         let dup = reg.handle(ConnId(2), true, alive("a", 101), 5);
         assert_eq!(creation(&dup), (1, 99));
-        assert!(matches!(
-            dup,
-            Outcome::Reply {
-                then: Then::Close,
-                ..
-            }
-        ));
+        assert!(matches!(dup, Outcome::Reply { then: Then::Close, .. }));
 
-        let o = reg.handle(
-            ConnId(3),
-            true,
-            Request::PortPlease2 { name: "a".into() },
-            0,
-        );
-        let Outcome::Reply {
-            reply,
-            then: Then::Close,
-        } = o
-        else {
-            panic!()
-        };
-        assert_eq!(
-            Port2Resp::decode(&reply).unwrap().unwrap().0,
-            Port2Resp::Found(NodeEntry::new("a", 100, false))
-        );
+        let o = reg.handle(ConnId(3), true, Request::PortPlease2 { name: "a".into() }, 0);
+        let Outcome::Reply { reply, then: Then::Close } = o else { panic!() };
+        assert_eq!(Port2Resp::decode(&reply).unwrap().unwrap().0, Port2Resp::Found(NodeEntry::new("a", 100, false)));
 
-        let Outcome::Reply { reply, .. } = reg.handle(ConnId(4), true, Request::Names, 0) else {
-            panic!()
-        };
+        let Outcome::Reply { reply, .. } = reg.handle(ConnId(4), true, Request::Names, 0) else { panic!() };
         let mut expected = vec![0, 0, 0x11, 0x11];
         expected.extend_from_slice(b"name a at port 100\n");
         assert_eq!(reply, expected);
 
         assert_eq!(reg.connection_closed(ConnId(2)), None);
         assert_eq!(reg.connection_closed(ConnId(1)), Some("a".into()));
-        let o = reg.handle(
-            ConnId(5),
-            true,
-            Request::PortPlease2 { name: "a".into() },
-            0,
-        );
-        assert_eq!(
-            o,
-            Outcome::Reply {
-                reply: vec![119, 1],
-                then: Then::Close
-            }
-        );
+        let o = reg.handle(ConnId(5), true, Request::PortPlease2 { name: "a".into() }, 0);
+        assert_eq!(o, Outcome::Reply { reply: vec![119, 1], then: Then::Close });
     }
 
     #[test]
@@ -661,18 +553,12 @@ mod tests {
         assert_eq!(c1, (0, 4));
         reg.connection_closed(ConnId(1));
         let c2 = creation(&reg.handle(ConnId(2), true, alive("a", 1), 77));
-        assert_eq!(
-            c2,
-            (0, 5),
-            "the retired counter is reused, not the fresh value"
-        );
+        assert_eq!(c2, (0, 5), "the retired counter is reused, not the fresh value");
         // Old registrants: ALIVE2_RESP, creation 1..=3.
         let mut old = NodeEntry::new("old", 1, false);
         old.highest_version = 5;
         let o = reg.handle(ConnId(3), true, Request::Alive2(old), 10);
-        let Outcome::Reply { reply, .. } = &o else {
-            panic!()
-        };
+        let Outcome::Reply { reply, .. } = &o else { panic!() };
         assert_eq!(reply[0], ALIVE2_RESP);
         assert_eq!(creation(&o), (0, 11 % 3 + 1));
     }
@@ -680,37 +566,19 @@ mod tests {
     #[test]
     fn limits_and_locality() {
         let mut reg = Registry::new(4369, 1);
-        assert_eq!(
-            reg.handle(ConnId(1), false, alive("a", 1), 9),
-            Outcome::Close
-        );
-        assert_eq!(
-            creation(&reg.handle(ConnId(1), true, alive("a", 1), 9)).0,
-            0
-        );
-        assert_eq!(
-            creation(&reg.handle(ConnId(2), true, alive("b", 1), 9)),
-            (1, 99)
-        );
+        assert_eq!(reg.handle(ConnId(1), false, alive("a", 1), 9), Outcome::Close);
+        assert_eq!(creation(&reg.handle(ConnId(1), true, alive("a", 1), 9)).0, 0);
+        assert_eq!(creation(&reg.handle(ConnId(2), true, alive("b", 1), 9)), (1, 99));
         // KILL: refused while names are registered, silent from afar, accepted when empty.
-        assert_eq!(
-            reg.handle(ConnId(3), false, Request::Kill, 0),
-            Outcome::Close
-        );
+        assert_eq!(reg.handle(ConnId(3), false, Request::Kill, 0), Outcome::Close);
         assert_eq!(
             reg.handle(ConnId(3), true, Request::Kill, 0),
-            Outcome::Reply {
-                reply: b"NO".to_vec(),
-                then: Then::Close
-            }
+            Outcome::Reply { reply: b"NO".to_vec(), then: Then::Close }
         );
         reg.connection_closed(ConnId(1));
         assert_eq!(
             reg.handle(ConnId(3), true, Request::Kill, 0),
-            Outcome::Reply {
-                reply: b"OK".to_vec(),
-                then: Then::StopServer
-            }
+            Outcome::Reply { reply: b"OK".to_vec(), then: Then::StopServer }
         );
     }
 

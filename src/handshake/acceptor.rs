@@ -40,11 +40,7 @@ impl AwaitName {
     /// CSPRNG).
     pub fn new(local: LocalNode, our_challenge: u32) -> Result<AwaitName, HandshakeError> {
         let wire_name = local.validate()?;
-        Ok(AwaitName(Common {
-            local,
-            wire_name,
-            our_challenge,
-        }))
+        Ok(AwaitName(Common { local, wire_name, our_challenge }))
     }
 
     /// Handles `'N'` (or the version 5 `'n'`): validates the name and checks the mandatory flags
@@ -66,16 +62,9 @@ impl AwaitName {
         let missing = name_msg.flags.missing(required);
         if missing != DistFlags::EMPTY {
             message::encode_status(out, Status::NotAllowed.as_str());
-            return Err(HandshakeError::MissingFlags {
-                peer: Some(name),
-                missing,
-            });
+            return Err(HandshakeError::MissingFlags { peer: Some(name), missing });
         }
-        let peer = PeerInfo {
-            name,
-            flags: name_msg.flags,
-            creation: name_msg.creation,
-        };
+        let peer = PeerInfo { name, flags: name_msg.flags, creation: name_msg.creation };
         Ok(StatusPending { common: self.0, peer })
     }
 }
@@ -123,32 +112,18 @@ impl StatusPending {
     pub fn send_status(self, status: Status, out: &mut Vec<u8>) -> Result<AfterStatus, HandshakeError> {
         message::encode_status(out, status.as_str());
         match status {
-            Status::Ok | Status::OkSimultaneous => Ok(AfterStatus::Challenged(send_challenge(
-                self.common,
-                self.peer,
-                out,
-            ))),
-            Status::Alive => Ok(AfterStatus::AwaitAliveReply(AwaitAliveReply {
-                common: self.common,
-                peer: self.peer,
-            })),
-            Status::Nok | Status::NotAllowed => Err(HandshakeError::Rejected {
-                status,
-                by: Side::Local,
-            }),
+            Status::Ok | Status::OkSimultaneous => {
+                Ok(AfterStatus::Challenged(send_challenge(self.common, self.peer, out)))
+            }
+            Status::Alive => Ok(AfterStatus::AwaitAliveReply(AwaitAliveReply { common: self.common, peer: self.peer })),
+            Status::Nok | Status::NotAllowed => Err(HandshakeError::Rejected { status, by: Side::Local }),
         }
     }
 }
 
 /// `send_challenge`: `'N'` with our full flags, our challenge, our creation and our name.
 fn send_challenge(common: Common, peer: PeerInfo, out: &mut Vec<u8>) -> Challenged {
-    message::encode_challenge(
-        out,
-        common.local.flags,
-        common.our_challenge,
-        common.local.creation,
-        &common.wire_name,
-    );
+    message::encode_challenge(out, common.local.flags, common.our_challenge, common.local.creation, &common.wire_name);
     match peer.creation {
         Some(creation) => Challenged::AwaitReply(AwaitReply::new(common, peer.name, peer.flags, creation)),
         None => Challenged::AwaitComplement(AwaitComplement { common, peer }),
@@ -173,10 +148,7 @@ impl AwaitAliveReply {
     pub fn handle_status(self, msg: &[u8], out: &mut Vec<u8>) -> Result<Challenged, HandshakeError> {
         match message::decode_status(msg)? {
             b"true" => Ok(send_challenge(self.common, self.peer, out)),
-            b"false" => Err(HandshakeError::Rejected {
-                status: Status::Alive,
-                by: Side::Peer,
-            }),
+            b"false" => Err(HandshakeError::Rejected { status: Status::Alive, by: Side::Peer }),
             other => Err(message::unexpected_status(other)),
         }
     }
@@ -198,10 +170,7 @@ impl AwaitComplement {
         let missing = flags.missing(DistFlags::MANDATORY);
         if missing != DistFlags::EMPTY {
             message::encode_status(out, Status::NotAllowed.as_str());
-            return Err(HandshakeError::MissingFlags {
-                peer: Some(self.peer.name),
-                missing,
-            });
+            return Err(HandshakeError::MissingFlags { peer: Some(self.peer.name), missing });
         }
         Ok(AwaitReply::new(self.common, self.peer.name, flags, creation))
     }
@@ -216,13 +185,8 @@ pub struct AwaitReply {
 
 impl AwaitReply {
     fn new(common: Common, name: Atom, flags: DistFlags, creation: u32) -> AwaitReply {
-        let outcome = Outcome {
-            negotiated: negotiate(common.local.flags, flags),
-            name,
-            flags,
-            creation,
-            leftover: Vec::new(),
-        };
+        let outcome =
+            Outcome { negotiated: negotiate(common.local.flags, flags), name, flags, creation, leftover: Vec::new() };
         AwaitReply { common, outcome }
     }
 
@@ -237,10 +201,7 @@ impl AwaitReply {
         let (their_challenge, digest) = message::decode_challenge_reply(msg)?;
         let cookie = &self.common.local.cookie;
         if !digest_eq(&digest, &gen_digest(self.common.our_challenge, cookie)) {
-            return Err(HandshakeError::BadCookie {
-                peer: self.outcome.name,
-                message: DigestMessage::ChallengeReply,
-            });
+            return Err(HandshakeError::BadCookie { peer: self.outcome.name, message: DigestMessage::ChallengeReply });
         }
         message::encode_challenge_ack(out, &gen_digest(their_challenge, cookie));
         Ok(self.outcome)

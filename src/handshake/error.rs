@@ -124,9 +124,7 @@ impl HandshakeError {
             | HandshakeError::UnexpectedStatus { .. }
             | HandshakeError::TooLong { .. }
             | HandshakeError::InvalidNodeName { .. } => Fault::PeerMisbehaved,
-            HandshakeError::MissingFlags { .. } | HandshakeError::NameMeUnsupported => {
-                Fault::PeerIncompatible
-            }
+            HandshakeError::MissingFlags { .. } | HandshakeError::NameMeUnsupported => Fault::PeerIncompatible,
             HandshakeError::BadCookie { .. } => Fault::BadCookie,
             HandshakeError::Rejected { .. } => Fault::Rejected,
             HandshakeError::NameMismatch { .. } => Fault::NameMismatch,
@@ -151,54 +149,30 @@ impl fmt::Display for HandshakeError {
                 write!(f, "{what} of {len} bytes exceeds the limit of {limit}")
             }
             HandshakeError::InvalidNodeName { name } => write!(f, "invalid node name {name:?}"),
-            HandshakeError::MissingFlags {
-                peer: Some(peer),
-                missing,
-            } => {
-                write!(
-                    f,
-                    "node {} lacks mandatory distribution flags {missing:?}",
-                    peer.as_str()
-                )
+            HandshakeError::MissingFlags { peer: Some(peer), missing } => {
+                write!(f, "node {} lacks mandatory distribution flags {missing:?}", peer.as_str())
             }
             HandshakeError::MissingFlags { peer: None, missing } => {
                 write!(f, "peer lacks mandatory distribution flags {missing:?}")
             }
             HandshakeError::NameMeUnsupported => {
-                write!(
-                    f,
-                    "peer requested a dynamic node name (NAME_ME), which is not supported"
-                )
+                write!(f, "peer requested a dynamic node name (NAME_ME), which is not supported")
             }
             HandshakeError::BadCookie { peer, message } => {
                 let which = match message {
                     DigestMessage::ChallengeReply => "challenge reply",
                     DigestMessage::ChallengeAck => "challenge ack",
                 };
-                write!(
-                    f,
-                    "invalid {which} digest from node {}: cookies differ",
-                    peer.as_str()
-                )
+                write!(f, "invalid {which} digest from node {}: cookies differ", peer.as_str())
             }
-            HandshakeError::Rejected {
-                status,
-                by: Side::Peer,
-            } => {
+            HandshakeError::Rejected { status, by: Side::Peer } => {
                 write!(f, "peer rejected the connection with status {}", status.as_str())
             }
-            HandshakeError::Rejected {
-                status,
-                by: Side::Local,
-            } => {
+            HandshakeError::Rejected { status, by: Side::Local } => {
                 write!(f, "connection rejected locally with status {}", status.as_str())
             }
             HandshakeError::NameMismatch { expected, got } => {
-                write!(
-                    f,
-                    "dialled node {} but the peer calls itself {got:?}",
-                    expected.as_str()
-                )
+                write!(f, "dialled node {} but the peer calls itself {got:?}", expected.as_str())
             }
             HandshakeError::Misuse(what) => write!(f, "handshake API misuse: {what}"),
         }

@@ -78,23 +78,13 @@ impl Handshake {
     pub fn initiator(local: LocalNode, peer: Atom, our_challenge: u32) -> Result<Handshake, HandshakeError> {
         let mut output = Vec::new();
         let s = initiator::start(local, peer, our_challenge, &mut output)?;
-        Ok(Handshake {
-            role: Role::Initiator,
-            state: State::InitAwaitStatus(s),
-            input: Vec::new(),
-            output,
-        })
+        Ok(Handshake { role: Role::Initiator, state: State::InitAwaitStatus(s), input: Vec::new(), output })
     }
 
     /// Waits for a handshake from a peer that dialled us.
     pub fn acceptor(local: LocalNode, our_challenge: u32) -> Result<Handshake, HandshakeError> {
         let s = acceptor::AwaitName::new(local, our_challenge)?;
-        Ok(Handshake {
-            role: Role::Acceptor,
-            state: State::AccAwaitName(s),
-            input: Vec::new(),
-            output: Vec::new(),
-        })
+        Ok(Handshake { role: Role::Acceptor, state: State::AccAwaitName(s), input: Vec::new(), output: Vec::new() })
     }
 
     /// Our role.
@@ -115,9 +105,7 @@ impl Handshake {
     /// Feeds bytes read from the socket, in any split, and advances as far as they allow.
     pub fn handle_input(&mut self, data: &[u8]) -> Result<Progress, HandshakeError> {
         if self.is_finished() {
-            return Err(HandshakeError::Misuse(
-                "handle_input after the handshake finished",
-            ));
+            return Err(HandshakeError::Misuse("handle_input after the handshake finished"));
         }
         self.input.extend_from_slice(data);
         self.advance()
@@ -129,9 +117,7 @@ impl Handshake {
             State::AccStatusPending(s) => s,
             other => {
                 self.state = other;
-                return Err(HandshakeError::Misuse(
-                    "reply_status without a pending status request",
-                ));
+                return Err(HandshakeError::Misuse("reply_status without a pending status request"));
             }
         };
         self.state = match s.send_status(status, &mut self.output)? {
@@ -147,9 +133,7 @@ impl Handshake {
             State::InitAlive(q) => q,
             other => {
                 self.state = other;
-                return Err(HandshakeError::Misuse(
-                    "answer_alive without a pending alive query",
-                ));
+                return Err(HandshakeError::Misuse("answer_alive without a pending alive query"));
             }
         };
         self.state = State::InitAwaitChallenge(q.answer(proceed, &mut self.output)?);
@@ -162,16 +146,11 @@ impl Handshake {
             // States waiting on the caller do not consume input.
             match &self.state {
                 State::AccStatusPending(s) => {
-                    let progress = Progress::StatusRequest {
-                        peer: s.peer().clone(),
-                        flags: s.peer_flags(),
-                    };
+                    let progress = Progress::StatusRequest { peer: s.peer().clone(), flags: s.peer_flags() };
                     return self.check_buffered().map(|()| progress);
                 }
                 State::InitAlive(q) => {
-                    let progress = Progress::AliveQuery {
-                        peer: q.peer().clone(),
-                    };
+                    let progress = Progress::AliveQuery { peer: q.peer().clone() };
                     return self.check_buffered().map(|()| progress);
                 }
                 State::Finished => {
@@ -221,11 +200,7 @@ impl Handshake {
         let limit = HANDSHAKE_FRAME_HEADER_LEN + MAX_HANDSHAKE_MESSAGE_LEN;
         if self.input.len() > limit {
             self.state = State::Finished;
-            return Err(HandshakeError::TooLong {
-                what: "unread handshake input",
-                len: self.input.len(),
-                limit,
-            });
+            return Err(HandshakeError::TooLong { what: "unread handshake input", len: self.input.len(), limit });
         }
         Ok(())
     }

@@ -31,11 +31,7 @@ pub fn start(
     let wire_name = local.validate()?;
     message::validate_own_name(&peer)?;
     message::encode_name(out, local.flags, local.creation, &wire_name);
-    Ok(AwaitStatus(Common {
-        local,
-        peer,
-        our_challenge,
-    }))
+    Ok(AwaitStatus(Common { local, peer, our_challenge }))
 }
 
 /// Waiting for the status (`recv_status`).
@@ -63,14 +59,9 @@ impl AwaitStatus {
     pub fn handle_status(self, msg: &[u8]) -> Result<StatusReceived, HandshakeError> {
         let status = message::parse_status(message::decode_status(msg)?)?;
         match status {
-            Status::Ok | Status::OkSimultaneous => {
-                Ok(StatusReceived::Continue(AwaitChallenge(self.0), status))
-            }
+            Status::Ok | Status::OkSimultaneous => Ok(StatusReceived::Continue(AwaitChallenge(self.0), status)),
             Status::Alive => Ok(StatusReceived::Alive(AliveQuery(self.0))),
-            Status::Nok | Status::NotAllowed => Err(HandshakeError::Rejected {
-                status,
-                by: Side::Peer,
-            }),
+            Status::Nok | Status::NotAllowed => Err(HandshakeError::Rejected { status, by: Side::Peer }),
         }
     }
 }
@@ -94,10 +85,7 @@ impl AliveQuery {
             Ok(AwaitChallenge(self.0))
         } else {
             message::encode_status(out, "false");
-            Err(HandshakeError::Rejected {
-                status: Status::Alive,
-                by: Side::Local,
-            })
+            Err(HandshakeError::Rejected { status: Status::Alive, by: Side::Local })
         }
     }
 }
@@ -111,27 +99,15 @@ impl AwaitChallenge {
     /// our mandatory flags, then sends `'r'` with our challenge and the digest of theirs.
     pub fn handle_challenge(self, msg: &[u8], out: &mut Vec<u8>) -> Result<AwaitAck, HandshakeError> {
         let ch = message::decode_challenge(msg)?;
-        let Common {
-            local,
-            peer,
-            our_challenge,
-        } = self.0;
+        let Common { local, peer, our_challenge } = self.0;
         // "Name must be exactly the node name A dialled" (BEAM: list_to_existing_atom + compare).
         if message::name_to_wire(&peer)? != ch.name {
-            let got = ch
-                .name
-                .iter()
-                .take(super::MAX_NODE_NAME_LEN)
-                .map(|&b| char::from(b))
-                .collect();
+            let got = ch.name.iter().take(super::MAX_NODE_NAME_LEN).map(|&b| char::from(b)).collect();
             return Err(HandshakeError::NameMismatch { expected: peer, got });
         }
         let missing = ch.flags.missing(DistFlags::MANDATORY);
         if missing != DistFlags::EMPTY {
-            return Err(HandshakeError::MissingFlags {
-                peer: Some(peer),
-                missing,
-            });
+            return Err(HandshakeError::MissingFlags { peer: Some(peer), missing });
         }
         let digest = gen_digest(ch.challenge, &local.cookie);
         message::encode_challenge_reply(out, our_challenge, &digest);
@@ -162,10 +138,7 @@ impl AwaitAck {
         if digest_eq(&digest, &self.expected) {
             Ok(self.outcome)
         } else {
-            Err(HandshakeError::BadCookie {
-                peer: self.outcome.name,
-                message: DigestMessage::ChallengeAck,
-            })
+            Err(HandshakeError::BadCookie { peer: self.outcome.name, message: DigestMessage::ChallengeAck })
         }
     }
 }

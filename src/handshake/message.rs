@@ -38,11 +38,7 @@ pub fn decode_frame(buf: &[u8]) -> Result<Option<(&[u8], usize)>, HandshakeError
     };
     let len = usize::from(u16::from_be_bytes([header[0], header[1]]));
     if len > MAX_HANDSHAKE_MESSAGE_LEN {
-        return Err(HandshakeError::TooLong {
-            what: "handshake message",
-            len,
-            limit: MAX_HANDSHAKE_MESSAGE_LEN,
-        });
+        return Err(HandshakeError::TooLong { what: "handshake message", len, limit: MAX_HANDSHAKE_MESSAGE_LEN });
     }
     let end = HANDSHAKE_FRAME_HEADER_LEN + len;
     Ok(buf.get(HANDSHAKE_FRAME_HEADER_LEN..end).map(|msg| (msg, end)))
@@ -83,15 +79,9 @@ fn latin1_lossy(bytes: &[u8], cap: usize) -> String {
 /// Checks `name@host` with both parts non-empty and exactly one `@` (`dist_util:is_name_ok`)
 /// and turns the Latin-1 bytes into an atom.
 pub fn name_from_wire(bytes: &[u8]) -> Result<Atom, HandshakeError> {
-    let invalid = || HandshakeError::InvalidNodeName {
-        name: latin1_lossy(bytes, MAX_NODE_NAME_LEN),
-    };
+    let invalid = || HandshakeError::InvalidNodeName { name: latin1_lossy(bytes, MAX_NODE_NAME_LEN) };
     if bytes.len() > MAX_NODE_NAME_LEN {
-        return Err(HandshakeError::TooLong {
-            what: "node name",
-            len: bytes.len(),
-            limit: MAX_NODE_NAME_LEN,
-        });
+        return Err(HandshakeError::TooLong { what: "node name", len: bytes.len(), limit: MAX_NODE_NAME_LEN });
     }
     let mut parts = bytes.split(|&b| b == b'@');
     match (parts.next(), parts.next(), parts.next()) {
@@ -123,39 +113,18 @@ pub struct NameMsg {
 pub fn encode_name(out: &mut Vec<u8>, flags: DistFlags, creation: u32, name: &[u8]) {
     push_frame(
         out,
-        &[
-            &[TAG_NAME_NEW],
-            &flags.0.to_be_bytes(),
-            &creation.to_be_bytes(),
-            &(name.len() as u16).to_be_bytes(),
-            name,
-        ],
+        &[&[TAG_NAME_NEW], &flags.0.to_be_bytes(), &creation.to_be_bytes(), &(name.len() as u16).to_be_bytes(), name],
     );
 }
 
 /// Encodes the legacy `'n'`: `$n, Version:16, Flags:32, Name` (only tests and tools send it).
 pub fn encode_name_old(out: &mut Vec<u8>, version: u16, flags: u32, name: &[u8]) {
-    push_frame(
-        out,
-        &[
-            &[TAG_NAME_OLD],
-            &version.to_be_bytes(),
-            &flags.to_be_bytes(),
-            name,
-        ],
-    );
+    push_frame(out, &[&[TAG_NAME_OLD], &version.to_be_bytes(), &flags.to_be_bytes(), name]);
 }
 
 /// Encodes `'c'`: `$c, FlagsHigh:32, Creation:32`.
 pub fn encode_complement(out: &mut Vec<u8>, flags_high: u32, creation: u32) {
-    push_frame(
-        out,
-        &[
-            &[TAG_COMPLEMENT],
-            &flags_high.to_be_bytes(),
-            &creation.to_be_bytes(),
-        ],
-    );
+    push_frame(out, &[&[TAG_COMPLEMENT], &flags_high.to_be_bytes(), &creation.to_be_bytes()]);
 }
 
 fn be_u16(b: &[u8], at: usize) -> Option<u16> {
@@ -171,36 +140,24 @@ fn be_u64(b: &[u8], at: usize) -> Option<u64> {
 /// Decodes a name message: `'N'` (trailing bytes after the name are ignored, as OTP does) or the
 /// version 5 `'n'` (the version field is ignored, as OTP does; the name is the rest).
 pub fn decode_name(msg: &[u8]) -> Result<NameMsg, HandshakeError> {
-    let short = || HandshakeError::Malformed {
-        message: "name",
-        reason: "truncated",
-    };
+    let short = || HandshakeError::Malformed { message: "name", reason: "truncated" };
     match msg.first() {
         Some(&TAG_NAME_NEW) => {
             let flags = be_u64(msg, 1).ok_or_else(short)?;
             let creation = be_u32(msg, 9).ok_or_else(short)?;
             let nlen = usize::from(be_u16(msg, 13).ok_or_else(short)?);
             let name = msg.get(15..15 + nlen).ok_or_else(short)?;
-            Ok(NameMsg {
-                flags: DistFlags(flags),
-                creation: Some(creation),
-                name: name.to_vec(),
-            })
+            Ok(NameMsg { flags: DistFlags(flags), creation: Some(creation), name: name.to_vec() })
         }
         Some(&TAG_NAME_OLD) => {
             let _version = be_u16(msg, 1).ok_or_else(short)?;
             let flags = be_u32(msg, 3).ok_or_else(short)?;
             let name = msg.get(7..).ok_or_else(short)?;
-            Ok(NameMsg {
-                flags: DistFlags(u64::from(flags)),
-                creation: None,
-                name: name.to_vec(),
-            })
+            Ok(NameMsg { flags: DistFlags(u64::from(flags)), creation: None, name: name.to_vec() })
         }
-        other => Err(HandshakeError::UnexpectedMessage {
-            expected: "'N' or 'n' (name)",
-            tag: other.copied().unwrap_or(0),
-        }),
+        other => {
+            Err(HandshakeError::UnexpectedMessage { expected: "'N' or 'n' (name)", tag: other.copied().unwrap_or(0) })
+        }
     }
 }
 
@@ -216,17 +173,11 @@ pub fn decode_complement(msg: &[u8]) -> Result<(u32, u32), HandshakeError> {
         }
     }
     if msg.len() != 9 {
-        return Err(HandshakeError::Malformed {
-            message: "complement",
-            reason: "length is not 9",
-        });
+        return Err(HandshakeError::Malformed { message: "complement", reason: "length is not 9" });
     }
     match (be_u32(msg, 1), be_u32(msg, 5)) {
         (Some(high), Some(creation)) => Ok((high, creation)),
-        _ => Err(HandshakeError::Malformed {
-            message: "complement",
-            reason: "truncated",
-        }),
+        _ => Err(HandshakeError::Malformed { message: "complement", reason: "truncated" }),
     }
 }
 
@@ -248,18 +199,12 @@ pub fn decode_status(msg: &[u8]) -> Result<&[u8], HandshakeError> {
 
 /// The error for a status text that does not fit the state.
 pub(crate) fn unexpected_status(text: &[u8]) -> HandshakeError {
-    HandshakeError::UnexpectedStatus {
-        text: latin1_lossy(text, MAX_STATUS_TEXT_LEN),
-    }
+    HandshakeError::UnexpectedStatus { text: latin1_lossy(text, MAX_STATUS_TEXT_LEN) }
 }
 
 /// Parses a status reply to `send_name` (`dist_util:recv_status`).
 pub fn parse_status(text: &[u8]) -> Result<Status, HandshakeError> {
-    Status::ALL
-        .iter()
-        .copied()
-        .find(|s| s.as_str().as_bytes() == text)
-        .ok_or_else(|| unexpected_status(text))
+    Status::ALL.iter().copied().find(|s| s.as_str().as_bytes() == text).ok_or_else(|| unexpected_status(text))
 }
 
 /// A received challenge message.
@@ -302,21 +247,13 @@ pub fn decode_challenge(msg: &[u8]) -> Result<ChallengeMsg, HandshakeError> {
             });
         }
     }
-    let short = || HandshakeError::Malformed {
-        message: "challenge",
-        reason: "truncated",
-    };
+    let short = || HandshakeError::Malformed { message: "challenge", reason: "truncated" };
     let flags = be_u64(msg, 1).ok_or_else(short)?;
     let challenge = be_u32(msg, 9).ok_or_else(short)?;
     let creation = be_u32(msg, 13).ok_or_else(short)?;
     let nlen = usize::from(be_u16(msg, 17).ok_or_else(short)?);
     let name = msg.get(19..19 + nlen).ok_or_else(short)?;
-    Ok(ChallengeMsg {
-        flags: DistFlags(flags),
-        challenge,
-        creation,
-        name: name.to_vec(),
-    })
+    Ok(ChallengeMsg { flags: DistFlags(flags), challenge, creation, name: name.to_vec() })
 }
 
 /// Encodes `'r'`: `$r, Challenge:32, Digest:16`.
@@ -335,18 +272,12 @@ pub fn decode_challenge_reply(msg: &[u8]) -> Result<(u32, [u8; DIGEST_LEN]), Han
             });
         }
     }
-    let malformed = || HandshakeError::Malformed {
-        message: "challenge reply",
-        reason: "length is not 21",
-    };
+    let malformed = || HandshakeError::Malformed { message: "challenge reply", reason: "length is not 21" };
     if msg.len() != 1 + 4 + DIGEST_LEN {
         return Err(malformed());
     }
     let challenge = be_u32(msg, 1).ok_or_else(malformed)?;
-    let digest: [u8; DIGEST_LEN] = msg
-        .get(5..)
-        .and_then(|d| d.try_into().ok())
-        .ok_or_else(malformed)?;
+    let digest: [u8; DIGEST_LEN] = msg.get(5..).and_then(|d| d.try_into().ok()).ok_or_else(malformed)?;
     Ok((challenge, digest))
 }
 
@@ -358,10 +289,9 @@ pub fn encode_challenge_ack(out: &mut Vec<u8>, digest: &[u8; DIGEST_LEN]) {
 /// Decodes `'a'` (exactly 17 bytes). Returns the digest.
 pub fn decode_challenge_ack(msg: &[u8]) -> Result<[u8; DIGEST_LEN], HandshakeError> {
     match msg.split_first() {
-        Some((&TAG_CHALLENGE_ACK, digest)) => digest.try_into().map_err(|_| HandshakeError::Malformed {
-            message: "challenge ack",
-            reason: "length is not 17",
-        }),
+        Some((&TAG_CHALLENGE_ACK, digest)) => digest
+            .try_into()
+            .map_err(|_| HandshakeError::Malformed { message: "challenge ack", reason: "length is not 17" }),
         other => Err(HandshakeError::UnexpectedMessage {
             expected: "'a' (challenge ack)",
             tag: other.map(|(t, _)| *t).unwrap_or(0),
@@ -378,14 +308,8 @@ mod tests {
         assert_eq!(decode_frame(&[]).unwrap(), None);
         assert_eq!(decode_frame(&[0]).unwrap(), None);
         assert_eq!(decode_frame(&[0, 3, b's', b'o']).unwrap(), None);
-        assert_eq!(
-            decode_frame(&[0, 3, b's', b'o', b'k', 9]).unwrap(),
-            Some((&b"sok"[..], 5))
-        );
-        assert!(matches!(
-            decode_frame(&[0xff, 0xff]),
-            Err(HandshakeError::TooLong { .. })
-        ));
+        assert_eq!(decode_frame(&[0, 3, b's', b'o', b'k', 9]).unwrap(), Some((&b"sok"[..], 5)));
+        assert!(matches!(decode_frame(&[0xff, 0xff]), Err(HandshakeError::TooLong { .. })));
     }
 
     #[test]
@@ -395,14 +319,7 @@ mod tests {
         let (msg, used) = decode_frame(&out).unwrap().unwrap();
         assert_eq!(used, out.len());
         let n = decode_name(msg).unwrap();
-        assert_eq!(
-            n,
-            NameMsg {
-                flags: DistFlags(0xd07df7fbd),
-                creation: Some(7),
-                name: b"a@vm".to_vec()
-            }
-        );
+        assert_eq!(n, NameMsg { flags: DistFlags(0xd07df7fbd), creation: Some(7), name: b"a@vm".to_vec() });
         let mut extra = msg.to_vec();
         extra.extend_from_slice(b"junk");
         assert_eq!(decode_name(&extra).unwrap(), n);
@@ -412,10 +329,7 @@ mod tests {
     fn node_names_are_checked_like_is_name_ok() {
         assert_eq!(name_from_wire(b"a@vm").unwrap(), Atom::new("a@vm"));
         for bad in [&b"avm"[..], b"@vm", b"a@", b"a@b@c", b""] {
-            assert!(
-                matches!(name_from_wire(bad), Err(HandshakeError::InvalidNodeName { .. })),
-                "{bad:?}"
-            );
+            assert!(matches!(name_from_wire(bad), Err(HandshakeError::InvalidNodeName { .. })), "{bad:?}");
         }
         // Latin-1: byte 0xe9 is 'é'
         assert_eq!(name_from_wire(b"\xe9@vm").unwrap(), Atom::new("é@vm"));

@@ -79,13 +79,7 @@ pub enum Status {
 
 impl Status {
     /// Every status, for parsing.
-    pub const ALL: [Status; 5] = [
-        Status::Ok,
-        Status::OkSimultaneous,
-        Status::Nok,
-        Status::NotAllowed,
-        Status::Alive,
-    ];
+    pub const ALL: [Status; 5] = [Status::Ok, Status::OkSimultaneous, Status::Nok, Status::NotAllowed, Status::Alive];
 
     /// The text on the wire, as OTP spells it.
     pub const fn as_str(self) -> &'static str {
@@ -111,20 +105,11 @@ impl Status {
 /// - we have a pending outgoing attempt: `nok` if our name is greater in atom order (ours wins),
 ///   else `ok_simultaneous` (the caller must then abandon its outgoing attempt);
 /// - otherwise `ok`.
-pub fn status_for_incoming(
-    our_name: &Atom,
-    peer_name: &Atom,
-    pending_outgoing: bool,
-    connection_up: bool,
-) -> Status {
+pub fn status_for_incoming(our_name: &Atom, peer_name: &Atom, pending_outgoing: bool, connection_up: bool) -> Status {
     if connection_up {
         Status::Alive
     } else if pending_outgoing {
-        if our_name > peer_name {
-            Status::Nok
-        } else {
-            Status::OkSimultaneous
-        }
+        if our_name > peer_name { Status::Nok } else { Status::OkSimultaneous }
     } else {
         Status::Ok
     }

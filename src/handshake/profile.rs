@@ -49,25 +49,14 @@ impl FlagOptions {
 
     /// Flags we must never advertise.
     pub const NEVER: DistFlags = DistFlags(
-        DistFlags::ATOM_CACHE.0
-            | DistFlags::HIDDEN_ATOM_CACHE.0
-            | DistFlags::NAME_ME.0
-            | (1 << 36), // LOCAL_EXT
+        DistFlags::ATOM_CACHE.0 | DistFlags::HIDDEN_ATOM_CACHE.0 | DistFlags::NAME_ME.0 | (1 << 36), // LOCAL_EXT
     );
 
     /// Everything on: OTP 25's `0xd07df7fbd`.
-    pub const FULL: FlagOptions = FlagOptions {
-        published: true,
-        spawn: true,
-        atom_cache_and_fragments: true,
-    };
+    pub const FULL: FlagOptions = FlagOptions { published: true, spawn: true, atom_cache_and_fragments: true };
 
     /// Visible, with spawn, pass-through framing: `0xd075f5fbd`.
-    pub const PASS_THROUGH: FlagOptions = FlagOptions {
-        published: true,
-        spawn: true,
-        atom_cache_and_fragments: false,
-    };
+    pub const PASS_THROUGH: FlagOptions = FlagOptions { published: true, spawn: true, atom_cache_and_fragments: false };
 
     /// The flag set these options describe.
     pub const fn flags(self) -> DistFlags {
@@ -100,25 +89,14 @@ mod tests {
     fn profiles_match_the_protocol_notes() {
         assert_eq!(FlagOptions::FULL.flags(), DistFlags(0xd07df7fbd));
         assert_eq!(FlagOptions::PASS_THROUGH.flags(), DistFlags(0xd075f5fbd));
-        let hidden = FlagOptions {
-            published: false,
-            ..FlagOptions::FULL
-        };
+        let hidden = FlagOptions { published: false, ..FlagOptions::FULL };
         assert_eq!(hidden.flags(), DistFlags(0xd07df7fbc));
-        let no_spawn = FlagOptions {
-            spawn: false,
-            ..FlagOptions::FULL
-        };
+        let no_spawn = FlagOptions { spawn: false, ..FlagOptions::FULL };
         assert_eq!(no_spawn.flags(), DistFlags(0xc07df7fbd));
         for published in [false, true] {
             for spawn in [false, true] {
                 for atom_cache_and_fragments in [false, true] {
-                    let f = FlagOptions {
-                        published,
-                        spawn,
-                        atom_cache_and_fragments,
-                    }
-                    .flags();
+                    let f = FlagOptions { published, spawn, atom_cache_and_fragments }.flags();
                     assert_eq!(f & FlagOptions::NEVER, DistFlags::EMPTY);
                     assert_eq!(f.missing(DistFlags::MANDATORY), DistFlags::EMPTY);
                 }

@@ -11,12 +11,7 @@ use super::*;
 const SEEDS: u64 = 64;
 
 fn node(name: &str, cookie: &str, flags: DistFlags) -> LocalNode {
-    LocalNode {
-        name: Atom::new(name),
-        flags,
-        creation: 0x6b00_0000 + name.len() as u32,
-        cookie: Cookie::new(cookie),
-    }
+    LocalNode { name: Atom::new(name), flags, creation: 0x6b00_0000 + name.len() as u32, cookie: Cookie::new(cookie) }
 }
 
 fn full() -> DistFlags {
@@ -181,11 +176,7 @@ impl Pair {
                 to_acc.extend(self.outgoing(Role::Initiator, out));
             }
         }
-        Ends {
-            init: init.unwrap_or(End::Waiting),
-            acc: acc.unwrap_or(End::Waiting),
-            init_after,
-        }
+        Ends { init: init.unwrap_or(End::Waiting), acc: acc.unwrap_or(End::Waiting), init_after }
     }
 }
 
@@ -200,23 +191,13 @@ fn run_seeds(make: impl Fn(u64) -> Pair, check: impl Fn(&Ends)) {
 fn success_both_ways_in_random_splits() {
     for (a, b) in [("a@vm", "b@vm"), ("b@vm", "a@vm")] {
         run_seeds(
-            |seed| {
-                Pair::new(
-                    node(a, "c", full()),
-                    node(b, "c", FlagOptions::PASS_THROUGH.flags()),
-                    seed,
-                )
-            },
+            |seed| Pair::new(node(a, "c", full()), node(b, "c", FlagOptions::PASS_THROUGH.flags()), seed),
             |ends| {
                 let i = ends.init.done();
                 let r = ends.acc.done();
                 assert_eq!(i.name, Atom::new(b));
                 assert_eq!(r.name, Atom::new(a));
-                assert_eq!(
-                    i.flags,
-                    FlagOptions::PASS_THROUGH.flags(),
-                    "acceptor sends its full flags"
-                );
+                assert_eq!(i.flags, FlagOptions::PASS_THROUGH.flags(), "acceptor sends its full flags");
                 assert_eq!(r.flags, full());
                 assert_eq!(i.creation, 0x6b00_0000 + b.len() as u32);
                 assert_eq!(r.creation, 0x6b00_0000 + a.len() as u32);
@@ -252,17 +233,12 @@ fn leftover_after_the_reply_reaches_the_acceptor() {
     let mut acc = Handshake::acceptor(node("b@vm", "c", full()), 7).unwrap();
     let mut peer = Vec::new();
     message::encode_name(&mut peer, full(), 9, b"a@vm");
-    assert!(matches!(
-        acc.handle_input(&peer).unwrap(),
-        Progress::StatusRequest { .. }
-    ));
+    assert!(matches!(acc.handle_input(&peer).unwrap(), Progress::StatusRequest { .. }));
     assert_eq!(acc.reply_status(Status::Ok).unwrap(), Progress::NeedInput);
     let mut reply = Vec::new();
     message::encode_challenge_reply(&mut reply, 5, &gen_digest(7, &Cookie::new("c")));
     reply.extend_from_slice(&[0, 0, 0, 0]);
-    let Progress::Complete(o) = acc.handle_input(&reply).unwrap() else {
-        panic!()
-    };
+    let Progress::Complete(o) = acc.handle_input(&reply).unwrap() else { panic!() };
     assert_eq!(o.leftover, vec![0, 0, 0, 0]);
     assert_eq!(o.creation, 9);
 }
@@ -276,10 +252,7 @@ fn wrong_cookie_both_directions() {
                 // the acceptor checks 'r' first; it closes without sending 'a'
                 assert_eq!(
                     ends.acc.err(),
-                    &HandshakeError::BadCookie {
-                        peer: Atom::new("a@vm"),
-                        message: DigestMessage::ChallengeReply
-                    }
+                    &HandshakeError::BadCookie { peer: Atom::new("a@vm"), message: DigestMessage::ChallengeReply }
                 );
                 assert_eq!(ends.acc.err().fault(), Fault::BadCookie);
                 assert!(matches!(ends.init, End::Waiting));
@@ -307,13 +280,7 @@ fn tampered_digest_in_reply_is_a_cookie_error() {
             p
         },
         |ends| {
-            assert!(matches!(
-                ends.acc.err(),
-                HandshakeError::BadCookie {
-                    message: DigestMessage::ChallengeReply,
-                    ..
-                }
-            ));
+            assert!(matches!(ends.acc.err(), HandshakeError::BadCookie { message: DigestMessage::ChallengeReply, .. }));
         },
     );
 }
@@ -330,10 +297,7 @@ fn tampered_digest_in_ack_is_a_cookie_error() {
             ends.acc.done();
             assert_eq!(
                 ends.init.err(),
-                &HandshakeError::BadCookie {
-                    peer: Atom::new("b@vm"),
-                    message: DigestMessage::ChallengeAck
-                }
+                &HandshakeError::BadCookie { peer: Atom::new("b@vm"), message: DigestMessage::ChallengeAck }
             );
         },
     );
@@ -362,20 +326,8 @@ fn status_ok_and_ok_simultaneous_continue() {
 fn status_nok_and_not_allowed_reject() {
     for status in [Status::Nok, Status::NotAllowed] {
         run_seeds(with_status(status, true), |ends| {
-            assert_eq!(
-                ends.acc.err(),
-                &HandshakeError::Rejected {
-                    status,
-                    by: Side::Local
-                }
-            );
-            assert_eq!(
-                ends.init.err(),
-                &HandshakeError::Rejected {
-                    status,
-                    by: Side::Peer
-                }
-            );
+            assert_eq!(ends.acc.err(), &HandshakeError::Rejected { status, by: Side::Local });
+            assert_eq!(ends.init.err(), &HandshakeError::Rejected { status, by: Side::Peer });
             assert_eq!(ends.init.err().fault(), Fault::Rejected);
         });
     }
@@ -392,20 +344,8 @@ fn status_alive_answered_true_continues() {
 #[test]
 fn status_alive_answered_false_aborts_both() {
     run_seeds(with_status(Status::Alive, false), |ends| {
-        assert_eq!(
-            ends.init.err(),
-            &HandshakeError::Rejected {
-                status: Status::Alive,
-                by: Side::Local
-            }
-        );
-        assert_eq!(
-            ends.acc.err(),
-            &HandshakeError::Rejected {
-                status: Status::Alive,
-                by: Side::Peer
-            }
-        );
+        assert_eq!(ends.init.err(), &HandshakeError::Rejected { status: Status::Alive, by: Side::Local });
+        assert_eq!(ends.acc.err(), &HandshakeError::Rejected { status: Status::Alive, by: Side::Peer });
     });
 }
 
@@ -413,51 +353,30 @@ fn status_alive_answered_false_aborts_both() {
 fn the_callers_are_asked_with_the_peer_names() {
     let mut init = Handshake::initiator(node("a@vm", "c", full()), Atom::new("b@vm"), 1).unwrap();
     let mut acc = Handshake::acceptor(node("b@vm", "c", full()), 2).unwrap();
-    let Progress::StatusRequest { peer, flags } = acc.handle_input(&init.take_output()).unwrap() else {
-        panic!()
-    };
+    let Progress::StatusRequest { peer, flags } = acc.handle_input(&init.take_output()).unwrap() else { panic!() };
     assert_eq!(peer, Atom::new("a@vm"));
     assert_eq!(flags, full());
     assert_eq!(acc.reply_status(Status::Alive).unwrap(), Progress::NeedInput);
     let to_init = acc.take_output();
     assert_eq!(&to_init[2..], b"salive");
-    let Progress::AliveQuery { peer } = init.handle_input(&to_init).unwrap() else {
-        panic!()
-    };
+    let Progress::AliveQuery { peer } = init.handle_input(&to_init).unwrap() else { panic!() };
     assert_eq!(peer, Atom::new("b@vm"));
-    assert_eq!(
-        init.reply_status(Status::Ok).unwrap_err().fault(),
-        Fault::LocalMisuse
-    );
+    assert_eq!(init.reply_status(Status::Ok).unwrap_err().fault(), Fault::LocalMisuse);
     assert_eq!(init.answer_alive(true).unwrap(), Progress::NeedInput);
     assert_eq!(&init.take_output()[2..], b"strue");
 }
 
 #[test]
 fn acceptor_rejects_missing_mandatory_flags_with_not_allowed() {
-    let no_utf8 = full()
-        .without(DistFlags::UTF8_ATOMS)
-        .without(DistFlags::MANDATORY_25_DIGEST);
+    let no_utf8 = full().without(DistFlags::UTF8_ATOMS).without(DistFlags::MANDATORY_25_DIGEST);
     let no_v4 = full().without(DistFlags::V4_NC);
     for (flags, missing) in [(no_utf8, DistFlags::UTF8_ATOMS), (no_v4, DistFlags::V4_NC)] {
         run_seeds(
             |seed| Pair::new(node("a@vm", "c", flags), node("b@vm", "c", full()), seed),
             |ends| {
-                assert_eq!(
-                    ends.acc.err(),
-                    &HandshakeError::MissingFlags {
-                        peer: Some(Atom::new("a@vm")),
-                        missing
-                    }
-                );
+                assert_eq!(ends.acc.err(), &HandshakeError::MissingFlags { peer: Some(Atom::new("a@vm")), missing });
                 assert_eq!(ends.acc.err().fault(), Fault::PeerIncompatible);
-                assert_eq!(
-                    ends.init.err(),
-                    &HandshakeError::Rejected {
-                        status: Status::NotAllowed,
-                        by: Side::Peer
-                    }
-                );
+                assert_eq!(ends.init.err(), &HandshakeError::Rejected { status: Status::NotAllowed, by: Side::Peer });
             },
         );
     }
@@ -475,18 +394,13 @@ fn digest_bit_stands_for_the_otp25_set() {
 
 #[test]
 fn initiator_rejects_an_acceptor_missing_mandatory_flags() {
-    let no_map = full()
-        .without(DistFlags::MAP_TAG)
-        .without(DistFlags::MANDATORY_25_DIGEST);
+    let no_map = full().without(DistFlags::MAP_TAG).without(DistFlags::MANDATORY_25_DIGEST);
     run_seeds(
         |seed| Pair::new(node("a@vm", "c", full()), node("b@vm", "c", no_map), seed),
         |ends| {
             assert_eq!(
                 ends.init.err(),
-                &HandshakeError::MissingFlags {
-                    peer: Some(Atom::new("b@vm")),
-                    missing: DistFlags::MAP_TAG
-                }
+                &HandshakeError::MissingFlags { peer: Some(Atom::new("b@vm")), missing: DistFlags::MAP_TAG }
             );
             assert!(matches!(ends.acc, End::Waiting));
         },
@@ -497,18 +411,10 @@ fn initiator_rejects_an_acceptor_missing_mandatory_flags() {
 fn challenge_name_must_be_the_dialled_node() {
     let mut init = Handshake::initiator(node("a@vm", "c", full()), Atom::new("b@vm"), 1).unwrap();
     let mut acc = Handshake::acceptor(node("b@other", "c", full()), 2).unwrap();
-    let Progress::StatusRequest { .. } = acc.handle_input(&init.take_output()).unwrap() else {
-        panic!()
-    };
+    let Progress::StatusRequest { .. } = acc.handle_input(&init.take_output()).unwrap() else { panic!() };
     acc.reply_status(Status::Ok).unwrap();
     let err = init.handle_input(&acc.take_output()).unwrap_err();
-    assert_eq!(
-        err,
-        HandshakeError::NameMismatch {
-            expected: Atom::new("b@vm"),
-            got: "b@other".into()
-        }
-    );
+    assert_eq!(err, HandshakeError::NameMismatch { expected: Atom::new("b@vm"), got: "b@other".into() });
     assert_eq!(err.fault(), Fault::NameMismatch);
     assert!(init.take_output().is_empty(), "no 'r' after a mismatch");
     assert!(matches!(init.handle_input(&[]), Err(HandshakeError::Misuse(_))));
@@ -525,9 +431,7 @@ fn legacy_name_and_complement() {
         let mut peer_out = Vec::new();
         message::encode_name_old(&mut peer_out, 5, flags.0 as u32, b"a@vm");
         let mut progress = feed_in_pieces(&mut acc, &peer_out, &mut rng);
-        let Progress::StatusRequest { peer, flags: low } = progress else {
-            panic!("{progress:?}")
-        };
+        let Progress::StatusRequest { peer, flags: low } = progress else { panic!("{progress:?}") };
         assert_eq!(peer, Atom::new("a@vm"));
         assert_eq!(low, DistFlags(flags.0 & 0xffff_ffff));
         assert_eq!(acc.reply_status(Status::Ok).unwrap(), Progress::NeedInput);
@@ -542,17 +446,12 @@ fn legacy_name_and_complement() {
         message::encode_complement(&mut peer_out, (flags.0 >> 32) as u32, 4242);
         message::encode_challenge_reply(&mut peer_out, 77, &gen_digest(ch.challenge, &cookie));
         progress = feed_in_pieces(&mut acc, &peer_out, &mut rng);
-        let Progress::Complete(o) = progress else {
-            panic!("{progress:?}")
-        };
+        let Progress::Complete(o) = progress else { panic!("{progress:?}") };
         assert_eq!(o.flags, flags);
         assert_eq!(o.creation, 4242);
         let ack = acc.take_output();
         let (ack, _) = message::decode_frame(&ack).unwrap().unwrap();
-        assert_eq!(
-            message::decode_challenge_ack(ack).unwrap(),
-            gen_digest(77, &cookie)
-        );
+        assert_eq!(message::decode_challenge_ack(ack).unwrap(), gen_digest(77, &cookie));
     }
 }
 
@@ -567,13 +466,7 @@ fn legacy_complement_missing_high_mandatory_flags_is_not_allowed() {
     let mut c = Vec::new();
     message::encode_complement(&mut c, 0, 1); // no V4_NC
     let err = acc.handle_input(&c).unwrap_err();
-    assert_eq!(
-        err,
-        HandshakeError::MissingFlags {
-            peer: Some(Atom::new("a@vm")),
-            missing: DistFlags::V4_NC
-        }
-    );
+    assert_eq!(err, HandshakeError::MissingFlags { peer: Some(Atom::new("a@vm")), missing: DistFlags::V4_NC });
     assert_eq!(&acc.take_output()[2..], b"snot_allowed");
 }
 
@@ -592,10 +485,7 @@ fn acceptor_refuses_name_me_and_bad_names() {
     let mut acc = Handshake::acceptor(node("b@vm", "c", full()), 1).unwrap();
     let mut m = Vec::new();
     message::encode_name(&mut m, full() | DistFlags::NAME_ME, 0, b"vm");
-    assert_eq!(
-        acc.handle_input(&m).unwrap_err(),
-        HandshakeError::NameMeUnsupported
-    );
+    assert_eq!(acc.handle_input(&m).unwrap_err(), HandshakeError::NameMeUnsupported);
     assert_eq!(&acc.take_output()[2..], b"snot_allowed");
 
     let mut acc = Handshake::acceptor(node("b@vm", "c", full()), 1).unwrap();
@@ -604,10 +494,7 @@ fn acceptor_refuses_name_me_and_bad_names() {
     let err = acc.handle_input(&m).unwrap_err();
     assert_eq!(err, HandshakeError::InvalidNodeName { name: "novm".into() });
     assert_eq!(err.fault(), Fault::PeerMisbehaved);
-    assert!(
-        acc.take_output().is_empty(),
-        "a bad name is closed without a reply"
-    );
+    assert!(acc.take_output().is_empty(), "a bad name is closed without a reply");
 }
 
 #[test]
@@ -626,28 +513,16 @@ fn initiator_refuses_unknown_and_named_status() {
 #[test]
 fn local_misuse_is_typed() {
     let bad_name = node("nohost", "c", full());
-    assert!(matches!(
-        Handshake::acceptor(bad_name, 1),
-        Err(HandshakeError::Misuse(_))
-    ));
+    assert!(matches!(Handshake::acceptor(bad_name, 1), Err(HandshakeError::Misuse(_))));
     let name_me = node("a@vm", "c", full() | DistFlags::NAME_ME);
-    assert!(matches!(
-        Handshake::acceptor(name_me, 1),
-        Err(HandshakeError::Misuse(_))
-    ));
+    assert!(matches!(Handshake::acceptor(name_me, 1), Err(HandshakeError::Misuse(_))));
     let mut acc = Handshake::acceptor(node("a@vm", "c", full()), 1).unwrap();
     assert_eq!(acc.answer_alive(true).unwrap_err().fault(), Fault::LocalMisuse);
-    assert_eq!(
-        acc.reply_status(Status::Ok).unwrap_err().fault(),
-        Fault::LocalMisuse
-    );
+    assert_eq!(acc.reply_status(Status::Ok).unwrap_err().fault(), Fault::LocalMisuse);
     // misuse did not poison the state
     let mut m = Vec::new();
     message::encode_name(&mut m, full(), 1, b"x@vm");
-    assert!(matches!(
-        acc.handle_input(&m).unwrap(),
-        Progress::StatusRequest { .. }
-    ));
+    assert!(matches!(acc.handle_input(&m).unwrap(), Progress::StatusRequest { .. }));
 }
 
 #[test]
@@ -657,10 +532,7 @@ fn too_much_input_while_waiting_on_the_caller_is_bounded() {
     message::encode_name(&mut m, full(), 1, b"a@vm");
     acc.handle_input(&m).unwrap();
     let junk = vec![0u8; MAX_HANDSHAKE_MESSAGE_LEN + 3];
-    assert!(matches!(
-        acc.handle_input(&junk),
-        Err(HandshakeError::TooLong { .. })
-    ));
+    assert!(matches!(acc.handle_input(&junk), Err(HandshakeError::TooLong { .. })));
 }
 
 #[test]
@@ -701,9 +573,7 @@ fn valid_initiator_bytes() -> Vec<u8> {
 #[test]
 fn every_truncation_of_a_valid_exchange_needs_more_input() {
     let full_bytes = valid_initiator_bytes();
-    let Ok(Progress::Complete(_)) = fuzz::acceptor(&full_bytes) else {
-        panic!("fixture must complete")
-    };
+    let Ok(Progress::Complete(_)) = fuzz::acceptor(&full_bytes) else { panic!("fixture must complete") };
     for n in 0..full_bytes.len() {
         let p = fuzz::acceptor(&full_bytes[..n]).unwrap();
         assert!(matches!(p, Progress::NeedInput), "{n}: {p:?}");

@@ -8,20 +8,20 @@
 //! again, reads into pooled memory (`dist::pool`), and yields to the processes it delivered to
 //! after every [`YIELD_AFTER_BYTES`] read.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 use super::distribution::Distribution;
 use super::{Node, Outbound};
-use crate::dist::pool::{BufferPool, BLOCK_SIZE};
 use crate::dist::DistFlags;
+use crate::dist::pool::{BLOCK_SIZE, BufferPool};
 use crate::handshake::Outcome;
 use crate::term::Atom;
 
@@ -115,8 +115,13 @@ pub(crate) fn start(
     let (read_half, write_half) = stream.into_split();
     let span = tracing::info_span!("conn", peer = %peer.as_str());
 
-    let writer = Writer { shared: shared.clone(), negotiated: outcome.negotiated, ticker: crate::dist::Ticker::new(ticktime, now).hidden_peer(!visible) };
-    let reader = Reader { node: node.clone(), peer: peer.clone(), negotiated: outcome.negotiated, shared: shared.clone() };
+    let writer = Writer {
+        shared: shared.clone(),
+        negotiated: outcome.negotiated,
+        ticker: crate::dist::Ticker::new(ticktime, now).hidden_peer(!visible),
+    };
+    let reader =
+        Reader { node: node.clone(), peer: peer.clone(), negotiated: outcome.negotiated, shared: shared.clone() };
     let leftover = outcome.leftover.clone();
     {
         let (node, dist, peer, shared) = (node.clone(), dist.clone(), peer.clone(), shared.clone());
@@ -250,7 +255,8 @@ impl Reader {
         loop {
             while let Some(frame) = frames.decode(&mut buf).map_err(|e| self.violation(e))? {
                 if let crate::dist::Frame::Data(bytes) = frame {
-                    let dispatched = receiver.handle_frame_with(bytes, |msg| super::wire::dispatch(&self.node, &self.peer, msg));
+                    let dispatched =
+                        receiver.handle_frame_with(bytes, |msg| super::wire::dispatch(&self.node, &self.peer, msg));
                     if let Some(result) = dispatched.map_err(|e| self.violation(e))? {
                         result.map_err(|e| self.violation(e))?;
                     }

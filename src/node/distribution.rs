@@ -179,10 +179,8 @@ impl Distribution {
         if watchers.is_empty() {
             return;
         }
-        let node_type = Term::Tuple(vec![
-            Term::atom("node_type"),
-            Term::atom(if visible { "visible" } else { "hidden" }),
-        ]);
+        let node_type =
+            Term::Tuple(vec![Term::atom("node_type"), Term::atom(if visible { "visible" } else { "hidden" })]);
         let msg = if up {
             Term::Tuple(vec![Term::atom("nodeup"), Term::Atom(peer.clone()), Term::List(vec![node_type])])
         } else {
@@ -375,11 +373,12 @@ impl Distribution {
     async fn dial(self: &Arc<Self>, node: &Node, peer: &Atom, attempt: Attempt) -> Result<(), ConnectError> {
         let name = NodeName::from_atom(peer).ok_or_else(|| ConnectError::BadName(peer.as_str().to_string()))?;
         let epmd_addr = format!("{}:{}", name.host, self.config.epmd_port);
-        let entry = tokio::time::timeout(EPMD_TIMEOUT, crate::epmd::client::port_please(epmd_addr.as_str(), &name.alive))
-            .await
-            .map_err(|_| ConnectError::Timeout)?
-            .map_err(|e| ConnectError::Epmd(e.to_string()))?
-            .ok_or(ConnectError::NotRegistered)?;
+        let entry =
+            tokio::time::timeout(EPMD_TIMEOUT, crate::epmd::client::port_please(epmd_addr.as_str(), &name.alive))
+                .await
+                .map_err(|_| ConnectError::Timeout)?
+                .map_err(|e| ConnectError::Epmd(e.to_string()))?
+                .ok_or(ConnectError::NotRegistered)?;
         let addr = format!("{}:{}", name.host, entry.port);
         let stream = tokio::time::timeout(NET_SETUPTIME, TcpStream::connect(addr.as_str()))
             .await
@@ -403,11 +402,7 @@ impl Distribution {
             }
             Err(HsEnd::Failed(e)) => return Err(ConnectError::Handshake(e)),
         };
-        if self.establish(node, stream, outcome, attempt) {
-            Ok(())
-        } else {
-            self.await_incoming(peer).await
-        }
+        if self.establish(node, stream, outcome, attempt) { Ok(()) } else { self.await_incoming(peer).await }
     }
 
     async fn await_incoming(&self, peer: &Atom) -> Result<(), ConnectError> {
@@ -643,7 +638,11 @@ impl Distribution {
             tracing::info!(peer = %peer.as_str(), reason, "connection down");
             node.connection_lost(peer);
             self.tell_watchers(node, false, peer, h.visible, reason);
-            let _ = self.events.send(NodeEvent::Down { node: peer.clone(), reason: reason.to_string(), visible: h.visible });
+            let _ = self.events.send(NodeEvent::Down {
+                node: peer.clone(),
+                reason: reason.to_string(),
+                visible: h.visible,
+            });
         }
     }
 }
@@ -675,4 +674,3 @@ pub fn default_cookie() -> std::io::Result<String> {
         Err(e) => Err(e),
     }
 }
-

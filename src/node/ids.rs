@@ -27,12 +27,7 @@ impl IdAllocator {
     /// pids have, so they print and compare like BEAM's (`<0.117.0>`).
     pub(crate) fn pid(&self) -> Pid {
         let n = self.next_pid.fetch_add(1, Ordering::Relaxed);
-        Pid {
-            node: self.node.clone(),
-            id: (n & 0x7fff) as u32,
-            serial: (n >> 15) as u32,
-            creation: self.creation,
-        }
+        Pid { node: self.node.clone(), id: (n & 0x7fff) as u32, serial: (n >> 15) as u32, creation: self.creation }
     }
 
     /// A fresh three-word reference, unique for this incarnation.

@@ -3,7 +3,7 @@
 //! "Processes", and `erl_dist_protocol`, "Protocol between Connected Nodes").
 
 use super::process::Watcher;
-use super::{down_message, noconnection, MonitorTarget, Node, Outbound};
+use super::{MonitorTarget, Node, Outbound, down_message, noconnection};
 pub use crate::dist::ProcRef;
 use crate::term::{Atom, Pid, Reference, Term};
 
@@ -43,7 +43,10 @@ impl Node {
             st.alive
         });
         if !alive {
-            self.remote(&from.node.clone(), Outbound::Exit { from: to.clone(), to: from.clone(), reason: Term::atom("noproc") });
+            self.remote(
+                &from.node.clone(),
+                Outbound::Exit { from: to.clone(), to: from.clone(), reason: Term::atom("noproc") },
+            );
         }
     }
 

@@ -12,19 +12,19 @@ mod distribution;
 mod hash;
 mod ids;
 mod inbound;
-mod start;
 pub mod name;
 mod outbound;
 mod process;
 mod spawn;
+mod start;
 mod wire;
 
-pub use distribution::{default_cookie, ConnectError, NodeEvent};
+pub use distribution::{ConnectError, NodeEvent, default_cookie};
 pub use inbound::ProcRef;
-pub use start::NodeConfig;
 pub use outbound::Outbound;
-pub use process::{normal, MonitorTarget, Process};
-pub use spawn::{SpawnOpts, MAX_PROCESSES};
+pub use process::{MonitorTarget, Process, normal};
+pub use spawn::{MAX_PROCESSES, SpawnOpts};
+pub use start::NodeConfig;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -99,8 +99,6 @@ impl std::hash::Hasher for PidKeyHasher {
 }
 
 type PidMap = HashMap<(u32, u32), Arc<ProcessEntry>, std::hash::BuildHasherDefault<PidKeyHasher>>;
-
-
 
 /// Local processes by pid, sharded so that routing rarely contends.
 #[derive(Debug)]
@@ -676,7 +674,11 @@ impl Node {
             Dest::Global(name) => match self.whereis_global(&name) {
                 Some(pid) => Dest::Pid(pid),
                 None => {
-                    w.deliver(down_message(&mref, &Term::Tuple(vec![Term::atom("global"), name]), Term::atom("noproc")));
+                    w.deliver(down_message(
+                        &mref,
+                        &Term::Tuple(vec![Term::atom("global"), name]),
+                        Term::atom("noproc"),
+                    ));
                     return;
                 }
             },
@@ -775,13 +777,7 @@ impl Node {
 
 /// Builds `{'DOWN', Ref, process, Object, Reason}`.
 pub fn down_message(mref: &Reference, object: &Term, reason: Term) -> Term {
-    Term::Tuple(vec![
-        Term::atom("DOWN"),
-        Term::Ref(mref.clone()),
-        Term::atom("process"),
-        object.clone(),
-        reason,
-    ])
+    Term::Tuple(vec![Term::atom("DOWN"), Term::Ref(mref.clone()), Term::atom("process"), object.clone(), reason])
 }
 
 /// The reason `noconnection`.

@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-
 use super::hash::PeerKeys;
 use super::{Dest, Node};
 use crate::term::{Atom, Pid, Reference, Term};
@@ -436,7 +435,8 @@ mod tests {
     #[test]
     fn monitor_tables_give_back_the_room_of_monitors_gone() {
         let node = Atom::new("a@h");
-        let refs: Vec<Reference> = (0..10_000u32).map(|i| Reference::new(node.clone(), 1, &[i, 1, 2]).unwrap()).collect();
+        let refs: Vec<Reference> =
+            (0..10_000u32).map(|i| Reference::new(node.clone(), 1, &[i, 1, 2]).unwrap()).collect();
         let pid = Pid { node: node.clone(), id: 1, serial: 0, creation: 1 };
         let mut st = ProcState::default();
         for r in &refs {

@@ -133,13 +133,18 @@ impl Node {
             creation,
             cookie: Cookie::new(config.cookie.as_bytes().to_vec()),
         };
-        let dist = Distribution::new(DistConfig { local, epmd_port: config.epmd_port, net_ticktime: config.net_ticktime });
+        let dist =
+            Distribution::new(DistConfig { local, epmd_port: config.epmd_port, net_ticktime: config.net_ticktime });
         node.set_distribution(dist.clone());
         let accept = tokio::spawn(dist.accept_loop(node.clone(), listener));
         node.keep_alive(Box::new(AbortOnDrop(accept)));
-        crate::gen_server::start(&node, crate::services::net_kernel::NetKernel, Some(Atom::new(crate::services::net_kernel::NAME)))
-            .await
-            .map_err(|r| StartError::Listen(std::io::Error::other(format!("net_kernel: {r:?}"))))?;
+        crate::gen_server::start(
+            &node,
+            crate::services::net_kernel::NetKernel,
+            Some(Atom::new(crate::services::net_kernel::NAME)),
+        )
+        .await
+        .map_err(|r| StartError::Listen(std::io::Error::other(format!("net_kernel: {r:?}"))))?;
         if !config.hidden {
             // a visible node must speak global, or :global.sync() hangs on every BEAM node
             crate::services::gns::start(&node).await;
@@ -259,4 +264,3 @@ impl Drop for AbortOnDrop {
         self.0.abort();
     }
 }
-

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::global::{self, Action, Config, Global, OpId};
-use crate::node::{normal, Dest, GlobalNames, Node, Process};
+use crate::node::{Dest, GlobalNames, Node, Process, normal};
 use crate::term::{Atom, Pid, Term};
 
 /// A message the driver sends itself to wake up and re-read the core's timer.

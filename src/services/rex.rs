@@ -24,7 +24,7 @@
 use std::time::Duration;
 
 use crate::gen_server::{self, CallError, CallReply, GenServer, Next};
-use crate::node::{normal, Dest, Node, Process};
+use crate::node::{Dest, Node, Process, normal};
 use crate::services::rpc::{self, rpcify};
 use crate::term::{Atom, Pid, Term};
 
@@ -95,10 +95,7 @@ fn may_spawn(node: &Node) -> bool {
 
 /// What `rex` answers when it cannot start a worker.
 fn system_limit() -> Term {
-    Term::Tuple(vec![
-        Term::atom("badrpc"),
-        Term::Tuple(vec![Term::atom("EXIT"), Term::atom("system_limit")]),
-    ])
+    Term::Tuple(vec![Term::atom("badrpc"), Term::Tuple(vec![Term::atom("EXIT"), Term::atom("system_limit")])])
 }
 
 /// Applies `M:F(A)` and gives `rpc`'s shape of the outcome.

@@ -37,7 +37,29 @@ enum Repr {
 #[derive(Clone, Copy)]
 #[repr(u8)]
 enum InlineLen {
-    L0, L1, L2, L3, L4, L5, L6, L7, L8, L9, L10, L11, L12, L13, L14, L15, L16, L17, L18, L19, L20, L21, L22,
+    L0,
+    L1,
+    L2,
+    L3,
+    L4,
+    L5,
+    L6,
+    L7,
+    L8,
+    L9,
+    L10,
+    L11,
+    L12,
+    L13,
+    L14,
+    L15,
+    L16,
+    L17,
+    L18,
+    L19,
+    L20,
+    L21,
+    L22,
     L23,
 }
 
@@ -151,7 +173,6 @@ impl Atom {
             Repr::Heap(s) => s,
         }
     }
-
 }
 
 impl PartialEq for Atom {

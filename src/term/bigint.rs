@@ -306,9 +306,7 @@ mod tests {
         let Some(Integer::Big(b)) = BigInt::parse_decimal(two_64) else { panic!() };
         assert_eq!(b.magnitude(), &[0, 0, 0, 0, 0, 0, 0, 0, 1]);
         assert_eq!(b.to_string(), two_64);
-        let Some(Integer::Big(n)) = BigInt::parse_decimal("-1000000000000000000000000000001") else {
-            panic!()
-        };
+        let Some(Integer::Big(n)) = BigInt::parse_decimal("-1000000000000000000000000000001") else { panic!() };
         assert_eq!(n.to_string(), "-1000000000000000000000000000001");
         assert!(n < b);
         assert_eq!(BigInt::parse_radix("ff", 16), Some(Integer::Small(255)));

@@ -39,8 +39,8 @@
 
 use std::collections::hash_map::{Entry, RandomState};
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, Hash, Hasher};
 use std::fmt;
+use std::hash::{BuildHasher, Hash, Hasher};
 
 use bytes::Bytes;
 
@@ -326,15 +326,7 @@ fn decode_with(
     opts: &DecodeOptions,
     rec_limit: usize,
 ) -> Result<(Term, usize)> {
-    let mut d = Dec {
-        buf,
-        pos: offset.min(buf.len()),
-        owner,
-        cache: opts.atom_cache,
-        owed: 0,
-        elements: 0,
-        rec_limit,
-    };
+    let mut d = Dec { buf, pos: offset.min(buf.len()), owner, cache: opts.atom_cache, owed: 0, elements: 0, rec_limit };
     if offset > buf.len() {
         return Err(d.err_at(buf.len(), DecodeErrorKind::UnexpectedEnd { needed: offset - buf.len() + 1 }));
     }
@@ -363,15 +355,31 @@ fn pop(stack: &mut Vec<Frame>) -> Frame {
 
 /// An open container waiting for more elements.
 enum Frame {
-    Tuple { elems: Vec<Term>, left: usize },
+    Tuple {
+        elems: Vec<Term>,
+        left: usize,
+    },
     /// Elements of a `LIST_EXT`; when `left` reaches zero the tail follows.
-    List { elems: Vec<Term>, left: usize },
+    List {
+        elems: Vec<Term>,
+        left: usize,
+    },
     /// A list whose elements are done; the next term is its (non-list) tail.
-    ListTail { elems: Vec<Term> },
+    ListTail {
+        elems: Vec<Term>,
+    },
     /// Entries of a `MAP_EXT`; with `key`, the key of the next entry is on the key stack
     /// (kept off the frame so that frames stay small: deep terms push many).
-    Map { entries: Vec<(Term, Term)>, left: u32, key: bool, at: usize },
-    Fun { fun: Box<LocalFun>, left: usize },
+    Map {
+        entries: Vec<(Term, Term)>,
+        left: u32,
+        key: bool,
+        at: usize,
+    },
+    Fun {
+        fun: Box<LocalFun>,
+        left: usize,
+    },
 }
 
 // Deep terms keep up to MAX_TERM_DEPTH frames: small frames keep that stack small
@@ -911,7 +919,9 @@ impl<'a> Dec<'a> {
                     slot.write(Term::Int(i32::from_be_bytes([b0, b1, b2, b3]) as i64));
                     Some(numbers(slots, &mut i, buf, pos + 5))
                 }
-                Some(&[NEW_FLOAT_EXT, b0, b1, b2, b3, b4, b5, b6, b7]) if f64_finite([b0, b1, b2, b3, b4, b5, b6, b7]) => {
+                Some(&[NEW_FLOAT_EXT, b0, b1, b2, b3, b4, b5, b6, b7])
+                    if f64_finite([b0, b1, b2, b3, b4, b5, b6, b7]) =>
+                {
                     slot.write(Term::Float(f64::from_bits(u64::from_be_bytes([b0, b1, b2, b3, b4, b5, b6, b7]))));
                     Some(numbers(slots, &mut i, buf, pos + 9))
                 }
@@ -1138,9 +1148,7 @@ impl<'a> Dec<'a> {
         let at = self.pos;
         let tag = self.u8()?;
         match tag {
-            SMALL_ATOM_UTF8_EXT | ATOM_UTF8_EXT | ATOM_EXT | SMALL_ATOM_EXT | ATOM_CACHE_REF => {
-                self.atom_body(tag, at)
-            }
+            SMALL_ATOM_UTF8_EXT | ATOM_UTF8_EXT | ATOM_EXT | SMALL_ATOM_EXT | ATOM_CACHE_REF => self.atom_body(tag, at),
             _ => Err(self.err_at(at, DecodeErrorKind::UnexpectedTag { expected: "an atom", tag })),
         }
     }
@@ -1412,16 +1420,28 @@ fn number_run(slots: &mut [std::mem::MaybeUninit<Term>], buf: &[u8], mut pos: us
     loop {
         let before = k;
         match buf.get(pos) {
-            Some(&SMALL_INTEGER_EXT) => {
-                same_kind::<2>(slots, &mut k, buf, &mut pos, SMALL_INTEGER_EXT, |_| true, |&[_, b], slot| {
+            Some(&SMALL_INTEGER_EXT) => same_kind::<2>(
+                slots,
+                &mut k,
+                buf,
+                &mut pos,
+                SMALL_INTEGER_EXT,
+                |_| true,
+                |&[_, b], slot| {
                     slot.write(Term::Int(b as i64));
-                })
-            }
-            Some(&INTEGER_EXT) => {
-                same_kind::<5>(slots, &mut k, buf, &mut pos, INTEGER_EXT, |_| true, |&[_, b0, b1, b2, b3], slot| {
+                },
+            ),
+            Some(&INTEGER_EXT) => same_kind::<5>(
+                slots,
+                &mut k,
+                buf,
+                &mut pos,
+                INTEGER_EXT,
+                |_| true,
+                |&[_, b0, b1, b2, b3], slot| {
                     slot.write(Term::Int(i32::from_be_bytes([b0, b1, b2, b3]) as i64));
-                })
-            }
+                },
+            ),
             Some(&NEW_FLOAT_EXT) => same_kind::<9>(
                 slots,
                 &mut k,
@@ -1434,9 +1454,13 @@ fn number_run(slots: &mut [std::mem::MaybeUninit<Term>], buf: &[u8], mut pos: us
                 },
             ),
             Some(&SMALL_BIG_EXT) => {
-                while let Some(&[SMALL_BIG_EXT, n, sign, ref rest @ ..]) = buf.get(pos..pos.wrapping_add(3 + BIG_INLINE_BYTES)) {
+                while let Some(&[SMALL_BIG_EXT, n, sign, ref rest @ ..]) =
+                    buf.get(pos..pos.wrapping_add(3 + BIG_INLINE_BYTES))
+                {
                     let (n, negative) = (n as usize, sign != 0);
-                    let Some(w) = rest.first_chunk::<BIG_INLINE_BYTES>().filter(|_| n <= BIG_INLINE_BYTES) else { break };
+                    let Some(w) = rest.first_chunk::<BIG_INLINE_BYTES>().filter(|_| n <= BIG_INLINE_BYTES) else {
+                        break;
+                    };
                     let Some(slot) = slots.get_mut(k) else { break };
                     match BigInt::window_len(negative, n, w) {
                         Ok(len) => slot.write(Term::BigInt(BigInt::from_window(negative, len, w))),
@@ -1504,9 +1528,8 @@ fn inflate(z: &[u8], declared: usize) -> std::result::Result<(Vec<u8>, usize), D
         }
         let (in_before, out_before) = (d.total_in(), out.len());
         let input = z.get(in_before as usize..).unwrap_or(&[]);
-        let status = d
-            .decompress_vec(input, &mut out, FlushDecompress::None)
-            .map_err(|_| DecodeErrorKind::BadCompressedData)?;
+        let status =
+            d.decompress_vec(input, &mut out, FlushDecompress::None).map_err(|_| DecodeErrorKind::BadCompressedData)?;
         match status {
             Status::StreamEnd => break,
             Status::Ok | Status::BufError => {
@@ -1869,10 +1892,7 @@ mod tests {
     #[test]
     fn strictness_matches_beam() {
         assert_eq!(err(&[131, 70, 0x7f, 0xf0, 0, 0, 0, 0, 0, 0]), DecodeErrorKind::NonFiniteFloat);
-        assert_eq!(
-            err(&[131, 116, 0, 0, 0, 2, 97, 1, 97, 1, 97, 1, 97, 2]),
-            DecodeErrorKind::DuplicateMapKey
-        );
+        assert_eq!(err(&[131, 116, 0, 0, 0, 2, 97, 1, 97, 1, 97, 1, 97, 2]), DecodeErrorKind::DuplicateMapKey);
         assert_eq!(err(&[131, 77, 0, 0, 0, 0, 0]), DecodeErrorKind::BadBitBinary { len: 0, bits: 0 });
         assert_eq!(err(&[131, 77, 0, 0, 0, 1, 9, 255]), DecodeErrorKind::BadBitBinary { len: 1, bits: 9 });
         assert_eq!(decode(&[131, 77, 0, 0, 0, 1, 8, 255]).unwrap(), Term::binary([255]));
@@ -1962,10 +1982,10 @@ mod tests {
         // trailing data after a compressed term is reported at the end of the zlib stream
         let mut extra = z.clone();
         extra.push(0);
-        assert_eq!(decode(&extra).unwrap_err(), DecodeError {
-            offset: z.len(),
-            kind: DecodeErrorKind::TrailingBytes { count: 1 }
-        });
+        assert_eq!(
+            decode(&extra).unwrap_err(),
+            DecodeError { offset: z.len(), kind: DecodeErrorKind::TrailingBytes { count: 1 } }
+        );
     }
 
     #[test]
@@ -2099,7 +2119,9 @@ mod tests {
     #[test]
     fn number_runs_stop_where_they_should() {
         let encode = super::super::encode;
-        let nums = |base: i64| vec![Term::Int(base), Term::Int(base + 1_000_000), Term::Float(base as f64 + 0.5), Term::Int(7)];
+        let nums = |base: i64| {
+            vec![Term::Int(base), Term::Int(base + 1_000_000), Term::Float(base as f64 + 0.5), Term::Int(7)]
+        };
         // a container that ends inside a run, in a parent whose run goes on after it
         let t = Term::List([nums(1), vec![Term::Tuple(nums(2))], nums(3), vec![Term::List(nums(4))], nums(5)].concat());
         let wire = encode(&t);

@@ -43,9 +43,7 @@ pub(crate) fn map_key_cmp(a: &Term, b: &Term) -> Ordering {
     match (a, b) {
         (I(_) | B(_), F(_)) => Ordering::Less,
         (F(_), I(_) | B(_)) => Ordering::Greater,
-        (Term::Tuple(x), Term::Tuple(y)) => {
-            x.len().cmp(&y.len()).then_with(|| seq_key_cmp(x, y))
-        }
+        (Term::Tuple(x), Term::Tuple(y)) => x.len().cmp(&y.len()).then_with(|| seq_key_cmp(x, y)),
         (Term::List(x), Term::List(y)) if !x.is_empty() && !y.is_empty() => {
             seq_key_cmp(x, y).then_with(|| x.len().cmp(&y.len()))
         }
@@ -109,11 +107,7 @@ pub fn erlang_float(f: f64) -> String {
         format!("{int}.{frac}")
     } else {
         let zeros = (-exp - 1) as usize;
-        if 2 + zeros as i32 + len <= sci_len {
-            format!("0.{}{digits}", "0".repeat(zeros))
-        } else {
-            scientific()
-        }
+        if 2 + zeros as i32 + len <= sci_len { format!("0.{}{digits}", "0".repeat(zeros)) } else { scientific() }
     };
     if f < 0.0 { format!("-{body}") } else { body }
 }
@@ -122,11 +116,7 @@ pub fn erlang_float(f: f64) -> String {
 /// as the integer followed by `.0`, everything else as Erlang does.
 pub fn elixir_float(f: f64) -> String {
     let a = f.abs();
-    if (1.0..1.0e16).contains(&a) && a.fract() == 0.0 {
-        format!("{f:.1}")
-    } else {
-        erlang_float(f)
-    }
+    if (1.0..1.0e16).contains(&a) && a.fract() == 0.0 { format!("{f:.1}") } else { erlang_float(f) }
 }
 
 /// The last `bits` bits of a bitstring, as the integer `erl` and `iex` print after the bytes.
@@ -143,9 +133,8 @@ fn tail_bits(b: &BitBinary) -> (&[u8], u8) {
 
 /// Erlang's reserved words (`erl_scan:reserved_word/1`, OTP 27 with `maybe_expr` enabled).
 const ERLANG_RESERVED: &[&str] = &[
-    "after", "and", "andalso", "band", "begin", "bnot", "bor", "bsl", "bsr", "bxor", "case",
-    "catch", "cond", "div", "else", "end", "fun", "if", "let", "maybe", "not", "of", "or",
-    "orelse", "receive", "rem", "try", "when", "xor",
+    "after", "and", "andalso", "band", "begin", "bnot", "bor", "bsl", "bsr", "bxor", "case", "catch", "cond", "div",
+    "else", "end", "fun", "if", "let", "maybe", "not", "of", "or", "orelse", "receive", "rem", "try", "when", "xor",
 ];
 
 /// Lower-case Latin-1 letters that may start an unquoted atom (`ß..ÿ` except `÷`).
@@ -206,8 +195,7 @@ fn write_erlang_atom(f: &mut impl Write, a: &Atom) -> fmt::Result {
 
 /// A code point `io_lib:printable_unicode_list/1` accepts.
 fn erlang_printable(c: u32) -> bool {
-    matches!(c, 0x20..=0x7E | 0xA0..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF)
-        || matches!(c, 0x08..=0x0D | 0x1B)
+    matches!(c, 0x20..=0x7E | 0xA0..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF) || matches!(c, 0x08..=0x0D | 0x1B)
 }
 
 /// The list as a string, if `~tp` prints it as one (non-empty, every element printable).
@@ -411,9 +399,9 @@ impl Term {
 
 /// Operators Elixir prints bare, as atoms and as remote-call names (`Macro.operator?/2`).
 const ELIXIR_OPERATORS: &[&str] = &[
-    "+", "-", "*", "/", "<", ">", "=", "!", "&", "|", "^", "@", "++", "--", "**", "<-", "<>", "<=",
-    "<~", ">=", "==", "=~", "!=", "&&", "|>", "||", "~>", "\\\\", "+++", "---", "<<<", "<<~",
-    "<~>", ">>>", "===", "!==", "&&&", "|||", "~>>", "not", "in", "and", "or", "when",
+    "+", "-", "*", "/", "<", ">", "=", "!", "&", "|", "^", "@", "++", "--", "**", "<-", "<>", "<=", "<~", ">=", "==",
+    "=~", "!=", "&&", "|>", "||", "~>", "\\\\", "+++", "---", "<<<", "<<~", "<~>", ">>>", "===", "!==", "&&&", "|||",
+    "~>>", "not", "in", "and", "or", "when",
 ];
 /// Operators Elixir quotes as atoms (`:"::"`) but not as remote-call names.
 const ELIXIR_QUOTED_OPERATORS: &[&str] = &["::", "<|>", "^^^", "~~~"];
@@ -471,8 +459,7 @@ fn is_elixir_alias(s: &str) -> bool {
     let Some(rest) = rest.strip_prefix('.') else { return false };
     rest.split('.').all(|p| {
         let mut cs = p.chars();
-        matches!(cs.next(), Some(c) if c.is_ascii_uppercase())
-            && cs.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        matches!(cs.next(), Some(c) if c.is_ascii_uppercase()) && cs.all(|c| c.is_ascii_alphanumeric() || c == '_')
     })
 }
 
@@ -602,9 +589,7 @@ fn write_elixir_key(f: &mut impl Write, a: &Atom) -> fmt::Result {
 fn write_elixir_fun_name(f: &mut impl Write, a: &Atom) -> fmt::Result {
     let s = a.as_str();
     match elixir_atom_class(s) {
-        AtomClass::Identifier { callable: true } | AtomClass::Operator | AtomClass::QuotedOperator => {
-            f.write_str(s)
-        }
+        AtomClass::Identifier { callable: true } | AtomClass::Operator | AtomClass::QuotedOperator => f.write_str(s),
         _ => write_elixir_quoted(f, s),
     }
 }

@@ -119,10 +119,8 @@ struct Encoder<'o> {
 
 impl Encoder<'_> {
     fn run<'a>(&mut self, root: &'a Term) {
-        let container = matches!(
-            root,
-            Term::List(_) | Term::Improper(..) | Term::Tuple(_) | Term::Map(_) | Term::LocalFun(_)
-        );
+        let container =
+            matches!(root, Term::List(_) | Term::Improper(..) | Term::Tuple(_) | Term::Map(_) | Term::LocalFun(_));
         let mut stack: Vec<Work<'a>> = Vec::with_capacity(if container { STACK_RESERVE } else { 0 });
         self.term(root, &mut stack);
         while let Some(top) = stack.last_mut() {

@@ -19,25 +19,24 @@
 mod atom;
 mod bigint;
 mod decode;
-mod encode;
 mod display;
+mod encode;
 mod order;
-pub mod tags;
 mod parse;
+pub mod tags;
 
 pub use atom::{Atom, AtomTooLong, INLINE_CAP, MAX_ATOM_BYTES, MAX_ATOM_CHARS};
 pub use bigint::{BIG_INLINE_BYTES, BigInt, Integer};
+#[doc(hidden)]
+pub use decode::decode_iterative;
 pub use decode::{
     DecodeError, DecodeErrorKind, DecodeOptions, MAX_BIG_BYTES, MAX_DECOMPRESSED_SIZE, MAX_TERM_DEPTH,
     MAX_TERM_ELEMENTS, decode, decode_bytes, decode_term_at,
 };
-#[doc(hidden)]
-pub use decode::decode_iterative;
-pub use encode::{encode, encode_body_to, encode_compressed, encode_to};
 pub use display::{Elixir, elixir_float, erlang_atom_is_bare, erlang_float};
+pub use encode::{encode, encode_body_to, encode_compressed, encode_to};
 pub use parse::{
-    MAX_BINARY_BYTES, MAX_INTEGER_DIGITS, MAX_PARSE_DEPTH, MAX_SEGMENT_BITS, ParseError,
-    parse_elixir, parse_erlang,
+    MAX_BINARY_BYTES, MAX_INTEGER_DIGITS, MAX_PARSE_DEPTH, MAX_SEGMENT_BITS, ParseError, parse_elixir, parse_erlang,
 };
 
 use bytes::Bytes;

@@ -53,9 +53,7 @@ fn big_to_f64(b: &BigInt) -> f64 {
 }
 
 fn cmp_float(a: f64, b: f64) -> Ordering {
-    a.partial_cmp(&b)
-        .unwrap_or(Ordering::Equal)
-        .then_with(|| a.is_sign_positive().cmp(&b.is_sign_positive()))
+    a.partial_cmp(&b).unwrap_or(Ordering::Equal).then_with(|| a.is_sign_positive().cmp(&b.is_sign_positive()))
 }
 
 fn cmp_numbers(a: &Term, b: &Term) -> Ordering {
@@ -63,8 +61,20 @@ fn cmp_numbers(a: &Term, b: &Term) -> Ordering {
     match (a, b) {
         (I(x), I(y)) => x.cmp(y),
         (B(x), B(y)) => x.cmp(y),
-        (I(_), B(y)) => if y.is_negative() { Ordering::Greater } else { Ordering::Less },
-        (B(x), I(_)) => if x.is_negative() { Ordering::Less } else { Ordering::Greater },
+        (I(_), B(y)) => {
+            if y.is_negative() {
+                Ordering::Greater
+            } else {
+                Ordering::Less
+            }
+        }
+        (B(x), I(_)) => {
+            if x.is_negative() {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            }
+        }
         (F(x), F(y)) => cmp_float(*x, *y),
         // numerically equal int and float: the integer first
         (I(x), F(y)) => cmp_int_float(*x, *y).then(Ordering::Less),
@@ -78,11 +88,7 @@ fn cmp_numbers(a: &Term, b: &Term) -> Ordering {
 /// BEAM compares pids by serial, then number, then node, then creation (so `<rust@vm.3.0>`
 /// sorts before `<a@vm.56.0>`); `global` builds lock ids from sorted pids, so this must agree.
 fn cmp_pid(a: &Pid, b: &Pid) -> Ordering {
-    a.serial
-        .cmp(&b.serial)
-        .then(a.id.cmp(&b.id))
-        .then_with(|| a.node.cmp(&b.node))
-        .then(a.creation.cmp(&b.creation))
+    a.serial.cmp(&b.serial).then(a.id.cmp(&b.id)).then_with(|| a.node.cmp(&b.node)).then(a.creation.cmp(&b.creation))
 }
 
 fn cmp_port(a: &Port, b: &Port) -> Ordering {

@@ -190,10 +190,9 @@ impl BitBuf {
 
 /// Elixir operators and special atoms that may follow `:` unquoted, longest first per prefix.
 const ELIXIR_OPERATOR_ATOMS: &[&str] = &[
-    "..//", "<<>>", "%{}", "===", "!==", "&&&", "|||", "<<<", ">>>", "<<~", "~>>", "<~>", "+++",
-    "---", "^^^", "~~~", "<|>", "...", "\\\\", "::", "++", "--", "**", "<-", "->", "<>", "<=",
-    ">=", "==", "!=", "=~", "&&", "||", "|>", "~>", "<~", "..", "{}", "+", "-", "*", "/", "<",
-    ">", "=", "!", "&", "|", "^", "@", ".", "%",
+    "..//", "<<>>", "%{}", "===", "!==", "&&&", "|||", "<<<", ">>>", "<<~", "~>>", "<~>", "+++", "---", "^^^", "~~~",
+    "<|>", "...", "\\\\", "::", "++", "--", "**", "<-", "->", "<>", "<=", ">=", "==", "!=", "=~", "&&", "||", "|>",
+    "~>", "<~", "..", "{}", "+", "-", "*", "/", "<", ">", "=", "!", "&", "|", "^", "@", ".", "%",
 ];
 
 struct Parser<'a> {
@@ -1194,7 +1193,10 @@ mod tests {
         assert_eq!(erl("[1,2|[3]]"), Term::List(vec![Term::Int(1), Term::Int(2), Term::Int(3)]));
         assert_eq!(erl("[1,2|3]"), Term::Improper(vec![Term::Int(1), Term::Int(2)], Box::new(Term::Int(3))));
         assert_eq!(erl("#{}"), map(vec![]));
-        assert_eq!(erl("#{k => v, 1 => [x]}"), map(vec![(atom("k"), atom("v")), (Term::Int(1), Term::List(vec![atom("x")]))]));
+        assert_eq!(
+            erl("#{k => v, 1 => [x]}"),
+            map(vec![(atom("k"), atom("v")), (Term::Int(1), Term::List(vec![atom("x")]))])
+        );
         assert_eq!(erl("fun m:f/2"), export("m", "f", 2));
         assert_eq!(erl("fun 'Elixir.Foo':'and'/1"), export("Elixir.Foo", "and", 1));
         assert_eq!(erl(" %% a comment\n {a, % another\n b}.  \n"), Term::tuple(vec![atom("a"), atom("b")]));
@@ -1219,7 +1221,10 @@ mod tests {
         assert_eq!(ex("Elixir.Foo"), atom("Elixir.Foo"));
         assert_eq!(ex("Elixir"), atom("Elixir"));
         assert_eq!(ex("\"binary\""), Term::binary("binary"));
-        assert_eq!(ex("\"日本\\n\\e\\d\\a\\#{x}\\u00A0\\u{1F600}\""), Term::binary("日本\n\u{1b}\u{7f}\u{7}#{x}\u{a0}\u{1F600}"));
+        assert_eq!(
+            ex("\"日本\\n\\e\\d\\a\\#{x}\\u00A0\\u{1F600}\""),
+            Term::binary("日本\n\u{1b}\u{7f}\u{7}#{x}\u{a0}\u{1F600}")
+        );
         assert_eq!(ex("\"\\xFF\""), Term::binary([255]));
         assert_eq!(ex("~c\"chars\""), Term::charlist("chars"));
         assert_eq!(ex("'chars'"), Term::charlist("chars"));
@@ -1243,13 +1248,18 @@ mod tests {
         assert_eq!(ex("[1, a: 2]"), Term::List(vec![Term::Int(1), kw("a", Term::Int(2))]));
         assert_eq!(
             ex("[\"foo bar\": 1, +: 2, %{}: 3, nil: 4]"),
-            Term::List(vec![kw("foo bar", Term::Int(1)), kw("+", Term::Int(2)), kw("%{}", Term::Int(3)), kw("nil", Term::Int(4))])
+            Term::List(vec![
+                kw("foo bar", Term::Int(1)),
+                kw("+", Term::Int(2)),
+                kw("%{}", Term::Int(3)),
+                kw("nil", Term::Int(4))
+            ])
         );
-        assert_eq!(ex("[:a, \"b\", <<1>>, -1]"), Term::List(vec![atom("a"), Term::binary("b"), Term::binary([1]), Term::Int(-1)]));
         assert_eq!(
-            ex("%{\"k\" => :v, a: 1}"),
-            map(vec![(Term::binary("k"), atom("v")), (atom("a"), Term::Int(1))])
+            ex("[:a, \"b\", <<1>>, -1]"),
+            Term::List(vec![atom("a"), Term::binary("b"), Term::binary([1]), Term::Int(-1)])
         );
+        assert_eq!(ex("%{\"k\" => :v, a: 1}"), map(vec![(Term::binary("k"), atom("v")), (atom("a"), Term::Int(1))]));
         assert_eq!(ex("%{}"), map(vec![]));
         assert_eq!(ex("&Mod.fun/2"), export("Elixir.Mod", "fun", 2));
         assert_eq!(ex("&:erlang.node/0"), export("erlang", "node", 0));
@@ -1328,13 +1338,17 @@ mod tests {
     #[test]
     fn captured_output_reads_back() {
         // strings `erl` (OTP 27, +pc unicode) and `iex` (1.18) printed, read by our parsers
-        assert_eq!(erl("#{1 => a,2 => f,0.5 => g,1.0 => b,a => c,{x} => e,\"s\" => d}").to_string(),
-            "#{1 => a,2 => f,0.5 => g,1.0 => b,a => c,{x} => e,\"s\" => d}");
+        assert_eq!(
+            erl("#{1 => a,2 => f,0.5 => g,1.0 => b,a => c,{x} => e,\"s\" => d}").to_string(),
+            "#{1 => a,2 => f,0.5 => g,1.0 => b,a => c,{x} => e,\"s\" => d}"
+        );
         assert_eq!(erl("[97,65534]"), Term::List(vec![Term::Int(97), Term::Int(65534)]));
         assert_eq!(erl("<<\"a\\\"b\\\\c'\">>"), Term::binary("a\"b\\c'"));
         assert_eq!(erl("'a\\001b'"), atom("a\u{1}b"));
-        assert_eq!(ex("%{1 => 4, 1.0 => 3, :z => 1, {1} => 2, \"s\" => 5}").elixir().to_string(),
-            "%{1 => 4, 1.0 => 3, :z => 1, {1} => 2, \"s\" => 5}");
+        assert_eq!(
+            ex("%{1 => 4, 1.0 => 3, :z => 1, {1} => 2, \"s\" => 5}").elixir().to_string(),
+            "%{1 => 4, 1.0 => 3, :z => 1, {1} => 2, \"s\" => 5}"
+        );
         assert_eq!(ex("[{:a, 1}, {\"b\", 2}]").elixir().to_string(), "[{:a, 1}, {\"b\", 2}]");
         assert_eq!(ex("<<255, 3::size(2)>>"), bits(&[255, 0xC0], 2));
         assert_eq!(ex("[104, 105 | 2]"), Term::Improper(vec![Term::Int(104), Term::Int(105)], Box::new(Term::Int(2))));
@@ -1363,10 +1377,45 @@ mod tests {
         fn arb_atom() -> impl Strategy<Value = Atom> {
             prop_oneof![
                 prop::sample::select(vec![
-                    "ok", "error", "and", "maybe", "nil", "true", "false", "Elixir", "Elixir.Foo.Bar",
-                    "Elixir.Elixir", "Elixir.foo", "Foo", "foo@host", "foo?", "a!", "_", "é", "日本",
-                    "aд", "+", "::", "%{}", "..", "..//", "\\\\", "<<>>", "->", "not in", "", "a b",
-                    "a'b", "a\"b", "a#{b}", "\u{0}", "a\u{200b}", "\u{fffe}", "é@x", "Éa", "ª",
+                    "ok",
+                    "error",
+                    "and",
+                    "maybe",
+                    "nil",
+                    "true",
+                    "false",
+                    "Elixir",
+                    "Elixir.Foo.Bar",
+                    "Elixir.Elixir",
+                    "Elixir.foo",
+                    "Foo",
+                    "foo@host",
+                    "foo?",
+                    "a!",
+                    "_",
+                    "é",
+                    "日本",
+                    "aд",
+                    "+",
+                    "::",
+                    "%{}",
+                    "..",
+                    "..//",
+                    "\\\\",
+                    "<<>>",
+                    "->",
+                    "not in",
+                    "",
+                    "a b",
+                    "a'b",
+                    "a\"b",
+                    "a#{b}",
+                    "\u{0}",
+                    "a\u{200b}",
+                    "\u{fffe}",
+                    "é@x",
+                    "Éa",
+                    "ª",
                 ])
                 .prop_map(Atom::new),
                 "\\PC{0,12}".prop_map(|s| Atom::new(&s)),
@@ -1387,7 +1436,10 @@ mod tests {
                 prop::collection::vec(any::<u8>(), 0..12),
                 "\\PC{0,10}".prop_map(String::into_bytes),
                 "[ -~]{0,10}".prop_map(String::into_bytes),
-                prop::collection::vec(prop::sample::select(vec![7u8, 8, 9, 10, 27, 127, 160, 233, 34, 92, 35, 123]), 0..8),
+                prop::collection::vec(
+                    prop::sample::select(vec![7u8, 8, 9, 10, 27, 127, 160, 233, 34, 92, 35, 123]),
+                    0..8
+                ),
             ]
         }
 
@@ -1407,10 +1459,16 @@ mod tests {
                 }),
                 "\\PC{0,10}".prop_map(|s| Term::charlist(&s)),
                 "[ -~\n\t]{0,10}".prop_map(|s| Term::charlist(&s)),
-                prop::collection::vec(prop::sample::select(vec![0i64, 7, 27, 127, 128, 159, 160, 0xD7FF, 0xFFFE, 0x10FFFF, -1, 97]), 0..6)
-                    .prop_map(|v| Term::List(v.into_iter().map(Term::Int).collect())),
-                (arb_atom(), arb_atom(), any::<u8>())
-                    .prop_map(|(module, function, arity)| Term::from(ExportFun { module, function, arity })),
+                prop::collection::vec(
+                    prop::sample::select(vec![0i64, 7, 27, 127, 128, 159, 160, 0xD7FF, 0xFFFE, 0x10FFFF, -1, 97]),
+                    0..6
+                )
+                .prop_map(|v| Term::List(v.into_iter().map(Term::Int).collect())),
+                (arb_atom(), arb_atom(), any::<u8>()).prop_map(|(module, function, arity)| Term::from(ExportFun {
+                    module,
+                    function,
+                    arity
+                })),
             ]
         }
 

@@ -80,11 +80,7 @@ pub fn repo_root() -> PathBuf {
 pub fn otp_dir() -> PathBuf {
     let abs = |p: String| {
         let p = PathBuf::from(p);
-        if p.is_absolute() {
-            p
-        } else {
-            std::env::current_dir().expect("cwd").join(p)
-        }
+        if p.is_absolute() { p } else { std::env::current_dir().expect("cwd").join(p) }
     };
     match std::env::var("ERLNODE_OTP_DIR") {
         Ok(d) if !d.is_empty() => abs(d),
@@ -124,9 +120,7 @@ impl Otp {
     pub fn try_get(version: u32) -> Result<Otp, String> {
         let map = PROVISIONED.get_or_init(|| Mutex::new(HashMap::new()));
         let mut map = lock(map);
-        let entry = map
-            .entry(version)
-            .or_insert_with(|| find_or_provision(version));
+        let entry = map.entry(version).or_insert_with(|| find_or_provision(version));
         entry.clone().map(|bin| Otp { version, bin })
     }
 
@@ -154,10 +148,7 @@ fn find_or_provision(version: u32) -> Result<PathBuf, String> {
         return Ok(prefix.join("bin"));
     }
     let script = repo_root().join("scripts/provision-otp");
-    eprintln!(
-        "[harness] provisioning OTP {version} with {}",
-        script.display()
-    );
+    eprintln!("[harness] provisioning OTP {version} with {}", script.display());
     let out = Command::new("bash")
         .arg(&script)
         .arg(version.to_string())
@@ -166,21 +157,13 @@ fn find_or_provision(version: u32) -> Result<PathBuf, String> {
         .output()
         .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
     if !out.status.success() {
-        return Err(format!(
-            "{} {version} failed ({})",
-            script.display(),
-            out.status
-        ));
+        return Err(format!("{} {version} failed ({})", script.display(), out.status));
     }
     let bin = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     if bin.join("erl").is_file() {
         Ok(bin)
     } else {
-        Err(format!(
-            "{} {version} printed {:?}, which holds no erl",
-            script.display(),
-            bin
-        ))
+        Err(format!("{} {version} printed {:?}, which holds no erl", script.display(), bin))
     }
 }
 
@@ -188,18 +171,12 @@ fn find_or_provision(version: u32) -> Result<PathBuf, String> {
 /// [`DEFAULT_OTP_VERSIONS`]. Each is provisioned if needed; panics if one cannot be.
 pub fn otp_versions() -> Vec<Otp> {
     let spec = std::env::var("ERLNODE_OTP_VERSIONS").unwrap_or_default();
-    let spec = if spec.trim().is_empty() {
-        DEFAULT_OTP_VERSIONS.to_string()
-    } else {
-        spec
-    };
+    let spec = if spec.trim().is_empty() { DEFAULT_OTP_VERSIONS.to_string() } else { spec };
     spec.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| {
-            let v = s
-                .parse()
-                .unwrap_or_else(|_| panic!("ERLNODE_OTP_VERSIONS: bad version {s:?}"));
+            let v = s.parse().unwrap_or_else(|_| panic!("ERLNODE_OTP_VERSIONS: bad version {s:?}"));
             Otp::get(v)
         })
         .collect()
@@ -220,15 +197,8 @@ fn report_failures(failures: Vec<(u32, String)>) {
         return;
     }
     let versions: Vec<String> = failures.iter().map(|(v, _)| v.to_string()).collect();
-    let details: Vec<String> = failures
-        .iter()
-        .map(|(v, m)| format!("  OTP {v}: {m}"))
-        .collect();
-    panic!(
-        "failed on OTP {}:\n{}",
-        versions.join(", "),
-        details.join("\n")
-    );
+    let details: Vec<String> = failures.iter().map(|(v, m)| format!("  OTP {v}: {m}")).collect();
+    panic!("failed on OTP {}:\n{}", versions.join(", "), details.join("\n"));
 }
 
 /// Runs `body` once per OTP version of [`otp_versions`], each to completion even if an
@@ -343,22 +313,9 @@ static NAME_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// A node name (the part before `@`) unique across threads, processes and runs:
 /// `prefix_pid_counter_random`.
 pub fn unique_name(prefix: &str) -> String {
-    let prefix: String = prefix
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let prefix: String = prefix.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
     let n = NAME_COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!(
-        "{prefix}_{}_{n}_{:06x}",
-        std::process::id(),
-        rand::random::<u32>() & 0xff_ffff
-    )
+    format!("{prefix}_{}_{n}_{:06x}", std::process::id(), rand::random::<u32>() & 0xff_ffff)
 }
 
 /// An `ERL_INETRC` file making BEAM nodes resolve this host's short name to 127.0.0.1.
@@ -419,12 +376,8 @@ fn spawn_guarded(mut cmd: Command) -> io::Result<Child> {
         });
     }
     let (reply_tx, reply_rx) = mpsc::channel();
-    lock(tx)
-        .send((cmd, reply_tx))
-        .map_err(|_| io::Error::other("spawner thread gone"))?;
-    reply_rx
-        .recv()
-        .map_err(|_| io::Error::other("spawner thread gone"))?
+    lock(tx).send((cmd, reply_tx)).map_err(|_| io::Error::other("spawner thread gone"))?;
+    reply_rx.recv().map_err(|_| io::Error::other("spawner thread gone"))?
 }
 
 /// SIGKILLs the process group led by `child` and reaps the leader. Safe to repeat.
@@ -479,26 +432,14 @@ impl Epmd {
         for _ in 0..10 {
             let port = free_port().map_err(|e| HarnessError(format!("no free port: {e}")))?;
             let mut cmd = Command::new(otp.tool("epmd"));
-            cmd.args([
-                "-port",
-                &port.to_string(),
-                "-address",
-                "127.0.0.1",
-                "-relaxed_command_check",
-            ])
-            .current_dir(std::env::temp_dir())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-            let child = spawn_guarded(cmd).map_err(|e| {
-                HarnessError(format!("cannot start {}: {e}", otp.tool("epmd").display()))
-            })?;
-            let mut epmd = Epmd {
-                child: Some(child),
-                reaped: false,
-                port,
-                otp: otp.clone(),
-            };
+            cmd.args(["-port", &port.to_string(), "-address", "127.0.0.1", "-relaxed_command_check"])
+                .current_dir(std::env::temp_dir())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
+            let child = spawn_guarded(cmd)
+                .map_err(|e| HarnessError(format!("cannot start {}: {e}", otp.tool("epmd").display())))?;
+            let mut epmd = Epmd { child: Some(child), reaped: false, port, otp: otp.clone() };
             let deadline = Instant::now() + EPMD_START_TIMEOUT;
             loop {
                 let Some(child) = epmd.child.as_mut() else { unreachable!("just started") };
@@ -515,9 +456,7 @@ impl Epmd {
                     return Ok(epmd);
                 }
                 if Instant::now() >= deadline {
-                    return Err(HarnessError(format!(
-                        "epmd on port {port} did not answer in time"
-                    )));
+                    return Err(HarnessError(format!("epmd on port {port} did not answer in time")));
                 }
                 thread::sleep(Duration::from_millis(10));
             }
@@ -545,10 +484,7 @@ impl Epmd {
     pub fn names(&self) -> io::Result<String> {
         let (epmd_port, text) = names_req(self.port)?;
         if epmd_port != u32::from(self.port) {
-            return Err(io::Error::other(format!(
-                "port {} answered as epmd on {epmd_port}",
-                self.port
-            )));
+            return Err(io::Error::other(format!("port {} answered as epmd on {epmd_port}", self.port)));
         }
         Ok(text)
     }
@@ -573,9 +509,7 @@ impl Drop for Epmd {
 
 /// A port that was free on 127.0.0.1 a moment ago.
 pub fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
 }
 
 /// NAMES_REQ (`110`) to the EPMD on `port`: its own port number and the names text.
@@ -586,14 +520,9 @@ fn names_req(port: u16) -> io::Result<(u32, String)> {
     s.write_all(&[0, 1, 110])?;
     let mut reply = Vec::new();
     s.read_to_end(&mut reply)?;
-    let head: [u8; 4] = reply
-        .get(..4)
-        .and_then(|h| h.try_into().ok())
-        .ok_or_else(|| io::Error::other("short NAMES_RESP"))?;
-    Ok((
-        u32::from_be_bytes(head),
-        String::from_utf8_lossy(&reply[4..]).into_owned(),
-    ))
+    let head: [u8; 4] =
+        reply.get(..4).and_then(|h| h.try_into().ok()).ok_or_else(|| io::Error::other("short NAMES_RESP"))?;
+    Ok((u32::from_be_bytes(head), String::from_utf8_lossy(&reply[4..]).into_owned()))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -757,11 +686,7 @@ impl Shared {
             if now >= deadline {
                 return None;
             }
-            st = self
-                .changed
-                .wait_timeout(st, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            st = self.changed.wait_timeout(st, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
         }
     }
 }
@@ -782,10 +707,7 @@ impl Inner {
             let Some(w) = stdin.as_mut() else {
                 return Err(EvalError::NodeDown);
             };
-            if w.write_all(line.as_bytes())
-                .and_then(|()| w.flush())
-                .is_err()
-            {
+            if w.write_all(line.as_bytes()).and_then(|()| w.flush()).is_err() {
                 return Err(EvalError::NodeDown);
             }
         }
@@ -835,9 +757,7 @@ impl BeamNode {
             ("sname", sname.clone(), format!("{sname}@{}", hostname_short()))
         };
         let ctl = repo_root().join("erlang_interop/erlnode_ctl.erl");
-        let ctl = ctl
-            .to_str()
-            .ok_or_else(|| HarnessError("non-UTF-8 repository path".into()))?;
+        let ctl = ctl.to_str().ok_or_else(|| HarnessError("non-UTF-8 repository path".into()))?;
         let mut cmd;
         match opts.lang {
             Lang::Erlang => {
@@ -859,38 +779,21 @@ impl BeamNode {
                 ));
             }
             Lang::Elixir => {
-                if let Some(a) = opts
-                    .erl_args
-                    .iter()
-                    .find(|a| a.chars().any(char::is_whitespace))
-                {
+                if let Some(a) = opts.erl_args.iter().find(|a| a.chars().any(char::is_whitespace)) {
                     return Err(HarnessError(format!("erl argument {a:?} has whitespace")));
                 }
                 let ctl = elixir_string(ctl);
                 let mut erl = vec!["-start_epmd".to_string(), "false".to_string()];
                 erl.extend(opts.erl_args.iter().cloned());
                 cmd = Command::new(otp.tool("elixir"));
-                cmd.args([
-                    &format!("--{name_flag}"),
-                    &name_arg,
-                    "--cookie",
-                    &opts.cookie,
-                    "--erl",
-                    &erl.join(" "),
-                ]);
+                cmd.args([&format!("--{name_flag}"), &name_arg, "--cookie", &opts.cookie, "--erl", &erl.join(" ")]);
                 cmd.arg("-e").arg(format!(
                     "ctl = String.to_charlist({ctl}); {{:ok, m, b}} = :compile.file(ctl, [:binary, :report]); \
                      {{:module, m}} = :code.load_binary(m, ctl, b); :erlnode_ctl.start(:elixir)"
                 ));
             }
         }
-        for var in [
-            "ERL_FLAGS",
-            "ERL_AFLAGS",
-            "ERL_ZFLAGS",
-            "ELIXIR_ERL_OPTIONS",
-            "ERL_LIBS",
-        ] {
+        for var in ["ERL_FLAGS", "ERL_AFLAGS", "ERL_ZFLAGS", "ELIXIR_ERL_OPTIONS", "ERL_LIBS"] {
             cmd.env_remove(var);
         }
         cmd.env("ERL_EPMD_PORT", epmd.port().to_string())
@@ -901,13 +804,9 @@ impl BeamNode {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child =
-            spawn_guarded(cmd).map_err(|e| HarnessError(format!("cannot start {sname}: {e}")))?;
+        let mut child = spawn_guarded(cmd).map_err(|e| HarnessError(format!("cannot start {sname}: {e}")))?;
 
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
-            changed: Condvar::new(),
-        });
+        let shared = Arc::new(Shared { state: Mutex::new(State::default()), changed: Condvar::new() });
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
         spawn_reader(&sname, "stdout", stdout, shared.clone(), true);
@@ -1011,11 +910,7 @@ impl BeamNode {
     }
 
     /// [`BeamNode::eval_timeout`] without blocking the async runtime.
-    pub async fn eval_timeout_async(
-        &self,
-        expr: &str,
-        timeout: Duration,
-    ) -> Result<String, EvalError> {
+    pub async fn eval_timeout_async(&self, expr: &str, timeout: Duration) -> Result<String, EvalError> {
         let inner = self.inner.clone();
         let expr = expr.to_string();
         match tokio::task::spawn_blocking(move || inner.eval(&expr, timeout)).await {
@@ -1032,17 +927,12 @@ impl BeamNode {
 
     /// Whether some log line contains `needle`.
     pub fn log_contains(&self, needle: &str) -> bool {
-        lock(&self.inner.shared.state)
-            .logs
-            .iter()
-            .any(|l| l.contains(needle))
+        lock(&self.inner.shared.state).logs.iter().any(|l| l.contains(needle))
     }
 
     /// Waits up to `timeout` for a log line containing `needle` and returns it.
     pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> Option<String> {
-        self.inner.shared.wait(Instant::now() + timeout, |st| {
-            st.logs.iter().find(|l| l.contains(needle)).cloned()
-        })
+        self.inner.shared.wait(Instant::now() + timeout, |st| st.logs.iter().find(|l| l.contains(needle)).cloned())
     }
 
     /// SIGKILLs the node (and everything it started) now, as if its host died.
@@ -1056,9 +946,7 @@ impl BeamNode {
     /// After a kill: waits (briefly) until the node's last output has been read.
     fn wait_output_closed(&self) {
         let deadline = Instant::now() + Duration::from_secs(2);
-        self.inner.shared.wait(deadline, |st| {
-            (st.stdout_closed && st.stderr_closed).then_some(())
-        });
+        self.inner.shared.wait(deadline, |st| (st.stdout_closed && st.stderr_closed).then_some(()));
     }
 
     /// Whether the node's OS process is still running.
@@ -1139,13 +1027,7 @@ fn spawn_reader(
                     None => shared.update(|st| st.logs.push(line.to_string())),
                 }
             }
-            shared.update(|st| {
-                if is_stdout {
-                    st.stdout_closed = true
-                } else {
-                    st.stderr_closed = true
-                }
-            });
+            shared.update(|st| if is_stdout { st.stdout_closed = true } else { st.stderr_closed = true });
         })
         .expect("spawn reader thread");
 }
@@ -1153,9 +1035,7 @@ fn spawn_reader(
 /// Parses `<Id> <Status> <Hex>` (the part after the marker).
 fn parse_reply(s: &str) -> Result<(u64, Result<String, EvalError>), String> {
     let mut parts = s.split(' ');
-    let (Some(id), Some(status), Some(hex), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(id), Some(status), Some(hex), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err(format!("malformed {s:?}"));
     };
     let text = hex_decode(hex).ok_or_else(|| format!("bad hex in {s:?}"))?;
@@ -1168,12 +1048,8 @@ fn parse_reply(s: &str) -> Result<(u64, Result<String, EvalError>), String> {
         "ok" | "ready" => Ok(text),
         "exception" => Err(EvalError::Exception(text)),
         "syntax" => Err(EvalError::Syntax(text)),
-        "timeout" => Err(EvalError::Timeout(Duration::from_millis(
-            text.parse().unwrap_or_default(),
-        ))),
-        other => Err(EvalError::Protocol(format!(
-            "unknown status {other:?}: {text}"
-        ))),
+        "timeout" => Err(EvalError::Timeout(Duration::from_millis(text.parse().unwrap_or_default()))),
+        other => Err(EvalError::Protocol(format!("unknown status {other:?}: {text}"))),
     };
     Ok((id, r))
 }
@@ -1186,10 +1062,7 @@ fn hex_decode(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 {
         return None;
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
 
 /// `s` as an Erlang string literal.
@@ -1231,14 +1104,12 @@ pub fn elixir_string(s: &str) -> String {
 /// to compare with printed results.
 pub fn erlang_atom(name: &str) -> String {
     const RESERVED: &[&str] = &[
-        "after", "and", "andalso", "band", "begin", "bnot", "bor", "bsl", "bsr", "bxor", "case",
-        "catch", "cond", "div", "else", "end", "fun", "if", "let", "maybe", "not", "of", "or",
-        "orelse", "receive", "rem", "try", "when", "xor",
+        "after", "and", "andalso", "band", "begin", "bnot", "bor", "bsl", "bsr", "bxor", "case", "catch", "cond",
+        "div", "else", "end", "fun", "if", "let", "maybe", "not", "of", "or", "orelse", "receive", "rem", "try",
+        "when", "xor",
     ];
     let bare = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '@')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '@')
         && !RESERVED.contains(&name);
     if bare {
         return name.to_string();
@@ -1258,17 +1129,8 @@ pub fn erlang_atom(name: &str) -> String {
 /// be (`:a@b`), else quoted (`:"a-b"`).
 pub fn elixir_atom(name: &str) -> String {
     let body = name.strip_suffix(['?', '!']).unwrap_or(name);
-    let bare = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && body
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '@')
+    let bare = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && body.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '@')
         && !["true", "false", "nil"].contains(&name);
-    if bare {
-        format!(":{name}")
-    } else {
-        format!(":{}", elixir_string(name))
-    }
+    if bare { format!(":{name}") } else { format!(":{}", elixir_string(name)) }
 }

@@ -13,11 +13,7 @@ pub const MAX_INLINE_RENDER: usize = 1024;
 pub fn render_for_index(t: &Term) -> String {
     let mut s = String::new();
     render(t, &mut s);
-    if s.len() > MAX_INLINE_RENDER {
-        format!("MD5:{}", hex(&Md5::digest(s.as_bytes())))
-    } else {
-        s
-    }
+    if s.len() > MAX_INLINE_RENDER { format!("MD5:{}", hex(&Md5::digest(s.as_bytes()))) } else { s }
 }
 
 pub fn hex(bytes: &[u8]) -> String {

@@ -10,10 +10,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use erlnode::term::parse_erlang;
 use erlnode::Term;
+use erlnode::term::parse_erlang;
 
-use crate::harness::{erlang_atom, unique_name, BeamNode, Epmd, NodeOpts, Otp, DEFAULT_COOKIE};
+use crate::harness::{BeamNode, DEFAULT_COOKIE, Epmd, NodeOpts, Otp, erlang_atom, unique_name};
 
 /// How long an erlnode host may take to print `ready`.
 const HOST_START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -131,7 +131,12 @@ impl Cluster {
         let (srv, host) = start_servers(&otp, &epmd, &ebin, &host2)?;
         let mut cluster = Cluster { otp, epmd, ebin, srv, clients: Vec::new(), host, host2 };
         cluster.ensure_clients(2)?;
-        eprintln!("[bench] cluster up in {:.1} s (OTP {}, EPMD port {})", t.elapsed().as_secs_f64(), cluster.otp.version(), cluster.epmd.port());
+        eprintln!(
+            "[bench] cluster up in {:.1} s (OTP {}, EPMD port {})",
+            t.elapsed().as_secs_f64(),
+            cluster.otp.version(),
+            cluster.epmd.port()
+        );
         Ok(cluster)
     }
 
@@ -257,7 +262,11 @@ fn compile_bench_module(otp: &Otp) -> Result<PathBuf, String> {
         .output()
         .map_err(|e| format!("erlc: {e}"))?;
     if !out.status.success() {
-        return Err(format!("erlc failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "erlc failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     Ok(ebin)
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use erlnode::apps::{Kv, PubSub};
 use erlnode::gen_server::{self, CallReply, From, GenServer};
-use erlnode::node::{normal, NodeConfig};
+use erlnode::node::{NodeConfig, normal};
 use erlnode::{Atom, Dest, Node, Process, Term};
 
 /// How long `{stop, Pid}` waits for the process to be gone.
@@ -82,7 +82,8 @@ impl GenServer for Ctl {
             Some([op, dest, kind, Term::Int(n), Term::Int(dur_ms), Term::Pid(reply_to)]) if op.is_atom("burst") => {
                 match dest_of(dest) {
                     Some(dest) => {
-                        let (kind, n, dur, reply_to) = (kind.clone(), *n, Duration::from_millis(*dur_ms as u64), reply_to.clone());
+                        let (kind, n, dur, reply_to) =
+                            (kind.clone(), *n, Duration::from_millis(*dur_ms as u64), reply_to.clone());
                         node.spawn(move |p| burst(p, dest, kind, n, dur, reply_to));
                         Term::atom("ok")
                     }

@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use cluster::{eval, ints, Cluster, Host, Side};
-use harness::{erlang_atom, unique_name, DEFAULT_COOKIE};
+use cluster::{Cluster, Host, Side, eval, ints};
+use harness::{DEFAULT_COOKIE, erlang_atom, unique_name};
 use report::{Goal, Row, Unit};
 
 /// erlnode against BEAM, side by side.
@@ -132,7 +132,10 @@ struct Run {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(HostCmd::Host { sname, cookie, epmd_port, hidden }) = &cli.host {
-        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).init();
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
         return match host::run(sname, cookie, *epmd_port, *hidden) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -196,9 +199,21 @@ fn run_all(
     Ok(())
 }
 
-fn write_report(run: &Run, otp: u32, out: &std::path::Path, started: Instant, load_before: &str, err: Option<&String>) -> String {
+fn write_report(
+    run: &Run,
+    otp: u32,
+    out: &std::path::Path,
+    started: Instant,
+    load_before: &str,
+    err: Option<&String>,
+) -> String {
     let mut header = vec![
-        format!("mode: {}, {} passes, {} ms per timed pass, OTP {otp}", if run.p.quick { "quick" } else { "full" }, run.p.passes, run.p.dur_ms),
+        format!(
+            "mode: {}, {} passes, {} ms per timed pass, OTP {otp}",
+            if run.p.quick { "quick" } else { "full" },
+            run.p.passes,
+            run.p.dur_ms
+        ),
         format!("machine: {} CPUs; load average {load_before} at start, {} at end", cpus(), loadavg()),
         format!("wall time: {:.0} s", started.elapsed().as_secs_f64()),
     ];
@@ -228,7 +243,10 @@ fn cpus() -> usize {
 
 /// Runs `f` for both sides, `passes` times, alternating which goes first (A B, B A, ...),
 /// after one unrecorded warm-up each (`warm = true`). Returns per-side, per-pass samples.
-fn interleave(passes: usize, mut f: impl FnMut(Side, bool) -> Result<Vec<f64>, String>) -> Result<[Vec<Vec<f64>>; 2], String> {
+fn interleave(
+    passes: usize,
+    mut f: impl FnMut(Side, bool) -> Result<Vec<f64>, String>,
+) -> Result<[Vec<Vec<f64>>; 2], String> {
     for side in Side::BOTH {
         f(side, true)?;
     }
@@ -265,7 +283,15 @@ fn side_name(side: Side) -> &'static str {
 
 /// `kv_pass` from the driver: -> [calls/s, p50 µs, p99 µs, server RSS, server CPU µs per call,
 /// client CPU µs per call]
-fn kv_pass(c: &Cluster, side: Side, nodes: usize, callers: u32, p: &Params, warm: bool, run_notes: &mut Vec<String>) -> Result<Vec<f64>, String> {
+fn kv_pass(
+    c: &Cluster,
+    side: Side,
+    nodes: usize,
+    callers: u32,
+    p: &Params,
+    warm: bool,
+    run_notes: &mut Vec<String>,
+) -> Result<Vec<f64>, String> {
     let (keys, dur_ms) = (p.keys, if warm { 100 } else { p.dur_ms });
     let expr = format!(
         "erlnode_bench:kv_pass({}, {}, {callers}, {keys}, {MAX_CALLS_PER_CALLER}, {dur_ms})",
@@ -279,10 +305,20 @@ fn kv_pass(c: &Cluster, side: Side, nodes: usize, callers: u32, p: &Params, warm
     let v = ints(&r).filter(|v| v.len() == 6).ok_or_else(|| format!("kv_pass gave {r}"))?;
     let (calls, elapsed, p50, p99, errors, rss) = (v[0], v[1], v[2], v[3], v[4], v[5]);
     if errors > 0 {
-        run_notes.push(format!("KV on {} ({nodes} nodes x {callers} callers): {errors} of {calls} calls failed", side_name(side)));
+        run_notes.push(format!(
+            "KV on {} ({nodes} nodes x {callers} callers): {errors} of {calls} calls failed",
+            side_name(side)
+        ));
     }
     let per_call = |ns: u64| ns as f64 / 1e3 / calls.max(1) as f64;
-    Ok(vec![calls as f64 * 1e6 / elapsed.max(1) as f64, p50 as f64, p99 as f64, rss as f64, per_call(cpu), per_call(ccpu)])
+    Ok(vec![
+        calls as f64 * 1e6 / elapsed.max(1) as f64,
+        p50 as f64,
+        p99 as f64,
+        rss as f64,
+        per_call(cpu),
+        per_call(ccpu),
+    ])
 }
 
 fn kv(c: &Cluster, run: &mut Run) -> Result<(), String> {
@@ -306,12 +342,17 @@ fn kv(c: &Cluster, run: &mut Run) -> Result<(), String> {
 // ------------------------------------------------------------------------------------------
 
 fn ingest(c: &Cluster, run: &mut Run) -> Result<(), String> {
-    let kinds = [("{msg, i}", "small", run.p.small_n), ("1 KiB binary", "{bin, 1024}", run.p.kib1_n), ("64 KiB binary", "{bin, 65536}", run.p.kib64_n)];
+    let kinds = [
+        ("{msg, i}", "small", run.p.small_n),
+        ("1 KiB binary", "{bin, 1024}", run.p.kib1_n),
+        ("64 KiB binary", "{bin, 65536}", run.p.kib64_n),
+    ];
     for (label, kind, n) in kinds {
         let mut notes = Vec::new();
         let s = interleave(run.p.passes, |side, warm| {
             let (n, dur) = if warm { (n / 10, 100) } else { (n, run.p.dur_ms * 2) };
-            let expr = format!("erlnode_bench:ingest({{bench_sink, {}}}, {kind}, {n}, {dur})", erlang_atom(c.server(side)));
+            let expr =
+                format!("erlnode_bench:ingest({{bench_sink, {}}}, {kind}, {n}, {dur})", erlang_atom(c.server(side)));
             let (cpu0, ccpu0) = (cluster::cpu_ns(c.server_pid(side)), c.clients_cpu_ns(1));
             let r = eval(c.driver(), &expr, dur / 1000 + 120)?;
             let cpu = cluster::cpu_ns(c.server_pid(side)).saturating_sub(cpu0);
@@ -352,7 +393,11 @@ fn sends(c: &Cluster, run: &mut Run) -> Result<(), String> {
                 Side::Erlnode => to_from_rust,
                 Side::Beam => to_from_beam,
             };
-            let expr = format!("erlnode_bench:burst_from({}, {{bench_sink, {}}}, small, {n}, {dur})", c.ctl(side), erlang_atom(to));
+            let expr = format!(
+                "erlnode_bench:burst_from({}, {{bench_sink, {}}}, small, {n}, {dur})",
+                c.ctl(side),
+                erlang_atom(to)
+            );
             let r = eval(c.driver(), &expr, dur / 1000 + 120)?;
             let v = ints(&r).filter(|v| v.len() == 2).ok_or_else(|| format!("burst gave {r}"))?;
             if v[0] < 0 {
@@ -377,7 +422,11 @@ fn sends(c: &Cluster, run: &mut Run) -> Result<(), String> {
 /// -> [broadcasts/s, deliveries/s, server RSS with subscribers, heap bytes per subscriber, setup ms]
 fn pubsub_pass(c: &Cluster, side: Side, subs: u64, dur_ms: u64, notes: &mut Vec<String>) -> Result<Vec<f64>, String> {
     let setup_ms = if subs > 10_000 { 240_000 } else { 120_000 };
-    let expr = format!("erlnode_bench:pubsub({}, {}, {subs}, {MAX_BROADCASTS}, {dur_ms}, {setup_ms})", c.ctl(side), c.client_list(2));
+    let expr = format!(
+        "erlnode_bench:pubsub({}, {}, {subs}, {MAX_BROADCASTS}, {dur_ms}, {setup_ms})",
+        c.ctl(side),
+        c.client_list(2)
+    );
     let r = eval(c.driver(), &expr, (dur_ms + setup_ms) / 1000 + 300)?;
     let Some(v) = ints(&r).filter(|v| v.len() == 8) else {
         notes.push(format!("PubSub {subs} subscribers on {}: {r}", side_name(side)));
@@ -385,10 +434,19 @@ fn pubsub_pass(c: &Cluster, side: Side, subs: u64, dur_ms: u64, notes: &mut Vec<
     };
     let (b, elapsed, delivered, setup_us, rss1, heap0, heap1) = (v[0], v[1], v[2], v[3], v[5], v[6], v[7]);
     if delivered != b * subs as i64 {
-        notes.push(format!("PubSub {subs} subscribers on {}: {delivered} deliveries for {b} broadcasts", side_name(side)));
+        notes.push(format!(
+            "PubSub {subs} subscribers on {}: {delivered} deliveries for {b} broadcasts",
+            side_name(side)
+        ));
     }
     let secs = elapsed.max(1) as f64 / 1e6;
-    Ok(vec![b as f64 / secs, delivered as f64 / secs, rss1 as f64, (heap1 - heap0) as f64 / subs as f64, setup_us as f64 / 1e3])
+    Ok(vec![
+        b as f64 / secs,
+        delivered as f64 / secs,
+        rss1 as f64,
+        (heap1 - heap0) as f64 / subs as f64,
+        setup_us as f64 / 1e3,
+    ])
 }
 
 fn pubsub(c: &Cluster, run: &mut Run, with_big: bool) -> Result<(), String> {
@@ -513,7 +571,18 @@ fn ping_cost(c: &Cluster, side: Side) -> Result<Vec<f64>, String> {
         Side::Beam => {
             cmd = Command::new(c.otp.tool("erl"));
             let eval = format!("io:format(\"~p~n\", [net_adm:ping({})]), halt().", erlang_atom(target));
-            cmd.args(["-sname", &unique_name("ping"), "-hidden", "-noshell", "-setcookie", DEFAULT_COOKIE, "-start_epmd", "false", "-eval", &eval]);
+            cmd.args([
+                "-sname",
+                &unique_name("ping"),
+                "-hidden",
+                "-noshell",
+                "-setcookie",
+                DEFAULT_COOKIE,
+                "-start_epmd",
+                "false",
+                "-eval",
+                &eval,
+            ]);
         }
     }
     cmd.env("ERL_EPMD_PORT", c.epmd.port().to_string()).stdin(Stdio::null());
@@ -553,10 +622,31 @@ fn cost(c: &Cluster, run: &mut Run) -> Result<(), String> {
         }
         start_cost(c, side, settle)
     })?;
-    run.rows.push(row("5. cost: `erlnode serve` vs `erl -sname`", "start to registered in EPMD", Unit::Millis, &s, 0, Goal::AtMost(20.0)));
-    run.rows.push(row("5. cost: `erlnode serve` vs `erl -sname`", "idle RSS", Unit::MiB, &s, 1, Goal::AtMost(8.0 * 1024.0 * 1024.0)));
+    run.rows.push(row(
+        "5. cost: `erlnode serve` vs `erl -sname`",
+        "start to registered in EPMD",
+        Unit::Millis,
+        &s,
+        0,
+        Goal::AtMost(20.0),
+    ));
+    run.rows.push(row(
+        "5. cost: `erlnode serve` vs `erl -sname`",
+        "idle RSS",
+        Unit::MiB,
+        &s,
+        1,
+        Goal::AtMost(8.0 * 1024.0 * 1024.0),
+    ));
     let s = interleave(run.p.passes, |side, _warm| ping_cost(c, side))?;
-    run.rows.push(row("5. cost: `erlnode ping` vs `erl -eval net_adm:ping`", "end to end", Unit::Millis, &s, 0, Goal::AtMost(15.0)));
+    run.rows.push(row(
+        "5. cost: `erlnode ping` vs `erl -eval net_adm:ping`",
+        "end to end",
+        Unit::Millis,
+        &s,
+        0,
+        Goal::AtMost(15.0),
+    ));
     let n = run.p.idle_procs;
     let s = interleave(run.p.passes.min(3), |side, warm| {
         if warm {

@@ -139,7 +139,11 @@ pub fn markdown(title: &str, header: &[String], rows: &[Row], notes: &[String]) 
     let _ = writeln!(s, "|---|---|---|---|---|---|---|");
     for r in rows {
         let e = format!("{}{}", r.unit.show(median(&r.erlnode)), range(&r.erlnode, r.unit));
-        let b = if r.beam.is_empty() { "—".into() } else { format!("{}{}", r.unit.show(median(&r.beam)), range(&r.beam, r.unit)) };
+        let b = if r.beam.is_empty() {
+            "—".into()
+        } else {
+            format!("{}{}", r.unit.show(median(&r.beam)), range(&r.beam, r.unit))
+        };
         let ratio = r.ratio();
         let ratio = if ratio.is_finite() { format!("{ratio:.2}") } else { "—".into() };
         let met = match r.met() {

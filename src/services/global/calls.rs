@@ -82,39 +82,19 @@ impl Global {
             let tag = self.make_ref();
             let mref = self.make_ref();
             let dest = Self::gns_of(node);
-            self.push(Action::Monitor {
-                target: dest.clone(),
-                reference: mref.clone(),
-            });
+            self.push(Action::Monitor { target: dest.clone(), reference: mref.clone() });
             let tag_term = Term::Tuple(vec![Term::Ref(tag.clone()), Term::Atom(node.clone())]);
             let msg = wire::call(&self.gns, tag_term, req.clone());
-            self.push(Action::Send {
-                to: dest,
-                msg,
-                connect: true,
-            });
+            self.push(Action::Send { to: dest, msg, connect: true });
             self.call_mrefs.insert(mref.clone(), tag.clone());
-            self.calls.insert(
-                tag,
-                PendingCall {
-                    owner,
-                    node: node.clone(),
-                    mref,
-                },
-            );
+            self.calls.insert(tag, PendingCall { owner, node: node.clone(), mref });
             mc.pending += 1;
         }
         mc
     }
 
     /// Runs `kind` over `nodes`; `Some` when it finished without waiting.
-    fn run_prim(
-        &mut self,
-        owner: Owner,
-        kind: PrimKind,
-        nodes: &[Atom],
-        req: Term,
-    ) -> Option<PrimResult> {
+    fn run_prim(&mut self, owner: Owner, kind: PrimKind, nodes: &[Atom], req: Term) -> Option<PrimResult> {
         let mc = self.start_multicall(owner, nodes, &req);
         if mc.pending == 0 {
             return self.finish_prim(owner, kind, mc.replies);
@@ -124,12 +104,7 @@ impl Global {
     }
 
     /// `set_lock_on_nodes(Id, Nodes)`: `id` is `{ResourceId, LockRequesterId}`.
-    pub(crate) fn prim_set_lock(
-        &mut self,
-        owner: Owner,
-        id: &Term,
-        nodes: &[Atom],
-    ) -> Option<PrimResult> {
+    pub(crate) fn prim_set_lock(&mut self, owner: Owner, id: &Term, nodes: &[Atom]) -> Option<PrimResult> {
         if nodes.is_empty() {
             return Some(PrimResult::Bool(true));
         }
@@ -142,32 +117,17 @@ impl Global {
     }
 
     /// `gen_server:multi_call(Nodes, global_name_server, {del_lock, Id})`.
-    pub(crate) fn prim_del_lock(
-        &mut self,
-        owner: Owner,
-        id: &Term,
-        nodes: &[Atom],
-    ) -> Option<PrimResult> {
+    pub(crate) fn prim_del_lock(&mut self, owner: Owner, id: &Term, nodes: &[Atom]) -> Option<PrimResult> {
         let req = Term::Tuple(vec![Term::atom("del_lock"), id.clone()]);
         self.run_prim(owner, PrimKind::Plain, nodes, req)
     }
 
     /// Any other multi-call whose replies do not matter.
-    pub(crate) fn prim_call(
-        &mut self,
-        owner: Owner,
-        nodes: &[Atom],
-        req: Term,
-    ) -> Option<PrimResult> {
+    pub(crate) fn prim_call(&mut self, owner: Owner, nodes: &[Atom], req: Term) -> Option<PrimResult> {
         self.run_prim(owner, PrimKind::Plain, nodes, req)
     }
 
-    fn finish_prim(
-        &mut self,
-        owner: Owner,
-        kind: PrimKind,
-        replies: Vec<(Atom, Term)>,
-    ) -> Option<PrimResult> {
+    fn finish_prim(&mut self, owner: Owner, kind: PrimKind, replies: Vec<(Atom, Term)>) -> Option<PrimResult> {
         match kind {
             PrimKind::Plain => Some(PrimResult::Done),
             PrimKind::SetLockUndo => Some(PrimResult::Bool(false)),
@@ -179,11 +139,8 @@ impl Global {
                 if replies.len() == 1 {
                     return Some(PrimResult::Bool(false));
                 }
-                let granted: Vec<Atom> = replies
-                    .iter()
-                    .filter(|(_, r)| r.is_atom("true"))
-                    .map(|(n, _)| n.clone())
-                    .collect();
+                let granted: Vec<Atom> =
+                    replies.iter().filter(|(_, r)| r.is_atom("true")).map(|(n, _)| n.clone()).collect();
                 let req = Term::Tuple(vec![Term::atom("del_lock"), id]);
                 self.run_prim(owner, PrimKind::SetLockUndo, &granted, req)
             }
@@ -249,12 +206,8 @@ impl Global {
     /// The node went down: its outstanding requests count as bad nodes (the driver's `DOWN`
     /// for them, if it still comes, is then ignored).
     pub(crate) fn fail_calls_to(&mut self, node: &Atom) {
-        let mut mine: Vec<(Reference, Reference)> = self
-            .calls
-            .iter()
-            .filter(|(_, pc)| &pc.node == node)
-            .map(|(t, pc)| (t.clone(), pc.mref.clone()))
-            .collect();
+        let mut mine: Vec<(Reference, Reference)> =
+            self.calls.iter().filter(|(_, pc)| &pc.node == node).map(|(t, pc)| (t.clone(), pc.mref.clone())).collect();
         mine.sort_by(|a, b| a.0.ids().cmp(b.0.ids()));
         for (tag, mref) in mine {
             self.demonitor(mref);

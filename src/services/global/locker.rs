@@ -52,11 +52,7 @@ pub(crate) struct NewNodesFun {
 #[derive(Clone, Debug)]
 pub(crate) enum LockerMsg {
     HisTheLocker(Him),
-    Cancel {
-        node: Atom,
-        tag: Option<i64>,
-        fun: Option<NewNodesFun>,
-    },
+    Cancel { node: Atom, tag: Option<i64>, fun: Option<NewNodesFun> },
     LockSet(LockSet),
     AddToKnown(Vec<Atom>),
     RemoveFromKnown(Atom),
@@ -93,33 +89,13 @@ enum Phase {
     #[default]
     Idle,
     /// `lock_nodes_safely/3` in progress.
-    Safely {
-        lock_id: Term,
-        purpose: Purpose,
-        first: Vec<Atom>,
-        second: Vec<Atom>,
-        step: SafelyStep,
-    },
+    Safely { lock_id: Term, purpose: Purpose, first: Vec<Atom>, second: Vec<Atom>, step: SafelyStep },
     /// Our partition is locked; waiting for the peer's `lock_set` (`lock_is_set/5`).
-    AwaitLockSet {
-        him: Him,
-        lock_id: Term,
-        known1: Vec<Atom>,
-    },
+    AwaitLockSet { him: Him, lock_id: Term, known1: Vec<Atom> },
     /// Both partitions locked; waiting for the server's cancel (`wait_cancel_lock/6`).
-    Holding {
-        node: Atom,
-        tag: i64,
-        lock_id: Term,
-        known: Vec<Atom>,
-    },
+    Holding { node: Atom, tag: i64, lock_id: Term, known: Vec<Atom> },
     /// `delete_global_lock/2`: everyone but the boss, then the boss.
-    Releasing {
-        lock_id: Term,
-        boss: Atom,
-        boss_sent: bool,
-        then: AfterRelease,
-    },
+    Releasing { lock_id: Term, boss: Atom, boss_sent: bool, then: AfterRelease },
 }
 
 /// The locker's state (`#multi{}` plus where it is in its loop).
@@ -251,32 +227,18 @@ impl Global {
                 }
             }
             LockerMsg::Cancel { tag: None, .. } => {}
-            LockerMsg::Cancel {
-                fun: Some(_), node, ..
-            } => {
+            LockerMsg::Cancel { fun: Some(_), node, .. } => {
                 // BEAM's main loop only matches `no_fun` cancels; the send is not run.
                 tracing::warn!(node = %node.as_str(), "global locker: unexpected cancel with a fun");
             }
-            LockerMsg::Cancel {
-                node,
-                tag: Some(tag),
-                fun: None,
-            } => self.remove_him(&node, tag),
+            LockerMsg::Cancel { node, tag: Some(tag), fun: None } => self.remove_him(&node, tag),
             LockerMsg::LockSet(LockSet { set: false, .. }) => {}
-            LockerMsg::LockSet(LockSet {
-                pid,
-                set: true,
-                tag,
-            }) => {
+            LockerMsg::LockSet(LockSet { pid, set: true, tag }) => {
                 let found = self.find_him(&pid.node);
                 match found {
                     Some(him) if tag.as_ref().is_none_or(|t| t == &Term::Int(him.my_tag)) => {
                         let lock_id = locker_lock_id(&self.gns, &pid);
-                        self.locker_start_safely(
-                            lock_id,
-                            Purpose::Spontaneous { him, pid },
-                            Vec::new(),
-                        );
+                        self.locker_start_safely(lock_id, Purpose::Spontaneous { him, pid }, Vec::new());
                     }
                     _ => {
                         // not_there: a version-5 style `lock_set false` straight to its locker
@@ -286,11 +248,7 @@ impl Global {
                             Term::atom("false"),
                             wire::node_list(&self.locker.known),
                         ]);
-                        self.push(Action::Send {
-                            to: Dest::Pid(pid),
-                            msg,
-                            connect: true,
-                        });
+                        self.push(Action::Send { to: Dest::Pid(pid), msg, connect: true });
                     }
                 }
             }
@@ -325,12 +283,7 @@ impl Global {
     }
 
     fn find_him(&self, node: &Atom) -> Option<Him> {
-        self.locker
-            .local
-            .iter()
-            .chain(self.locker.remote.iter())
-            .find(|h| &h.node == node)
-            .cloned()
+        self.locker.local.iter().chain(self.locker.remote.iter()).find(|h| &h.node == node).cloned()
     }
 
     fn remove_him(&mut self, node: &Atom, tag: i64) {
@@ -361,11 +314,7 @@ impl Global {
     fn select_node(&mut self) {
         let use_remote = self.locker.local.is_empty();
         let known = self.locker.known.clone();
-        let list = if use_remote {
-            &mut self.locker.remote
-        } else {
-            &mut self.locker.local
-        };
+        let list = if use_remote { &mut self.locker.remote } else { &mut self.locker.local };
         list.retain(|h| !known.contains(&h.node));
         let len = list.len() as u64;
         if len == 0 {
@@ -373,11 +322,7 @@ impl Global {
             return;
         }
         let i = self.random_below(len) as usize;
-        let list = if use_remote {
-            &self.locker.remote
-        } else {
-            &self.locker.local
-        };
+        let list = if use_remote { &self.locker.remote } else { &self.locker.local };
         let Some(him) = list.get(i).cloned() else {
             return;
         };
@@ -395,13 +340,8 @@ impl Global {
         }
         let mut second = vec![self.node.clone()];
         second.extend(extra);
-        self.locker.phase = Phase::Safely {
-            lock_id: lock_id.clone(),
-            purpose,
-            first: first.clone(),
-            second,
-            step: SafelyStep::First,
-        };
+        self.locker.phase =
+            Phase::Safely { lock_id: lock_id.clone(), purpose, first: first.clone(), second, step: SafelyStep::First };
         self.locker.deadline = None;
         if let Some(r) = self.prim_set_lock(Owner::Locker, &lock_id, &first) {
             self.locker_resume(r);
@@ -413,19 +353,12 @@ impl Global {
         let mut r = r;
         loop {
             let next = match std::mem::take(&mut self.locker.phase) {
-                Phase::Safely {
-                    lock_id,
-                    purpose,
-                    first,
-                    second,
-                    step,
-                } => self.locker_safely_step(lock_id, purpose, first, second, step, r),
-                Phase::Releasing {
-                    lock_id,
-                    boss,
-                    boss_sent,
-                    then,
-                } => self.locker_release_step(lock_id, boss, boss_sent, then),
+                Phase::Safely { lock_id, purpose, first, second, step } => {
+                    self.locker_safely_step(lock_id, purpose, first, second, step, r)
+                }
+                Phase::Releasing { lock_id, boss, boss_sent, then } => {
+                    self.locker_release_step(lock_id, boss, boss_sent, then)
+                }
                 other => {
                     self.locker.phase = other;
                     None
@@ -454,13 +387,7 @@ impl Global {
                 self.locker_update_known();
                 let second = subtract(&second, &first);
                 let res = self.prim_set_lock(Owner::Locker, &lock_id, &second);
-                self.locker.phase = Phase::Safely {
-                    lock_id,
-                    purpose,
-                    first,
-                    second,
-                    step: SafelyStep::Second,
-                };
+                self.locker.phase = Phase::Safely { lock_id, purpose, first, second, step: SafelyStep::Second };
                 return res;
             }
             (SafelyStep::First, false) => {
@@ -469,15 +396,9 @@ impl Global {
             }
             (SafelyStep::Second, true) => {
                 let rest = subtract(&self.locker.known, &first);
-                (
-                    SafelyStep::Rest,
-                    self.prim_set_lock(Owner::Locker, &lock_id, &rest),
-                )
+                (SafelyStep::Rest, self.prim_set_lock(Owner::Locker, &lock_id, &rest))
             }
-            (SafelyStep::Second, false) => (
-                SafelyStep::UndoFirst,
-                self.prim_del_lock(Owner::Locker, &lock_id, &first),
-            ),
+            (SafelyStep::Second, false) => (SafelyStep::UndoFirst, self.prim_del_lock(Owner::Locker, &lock_id, &first)),
             (SafelyStep::Rest, true) => {
                 self.locker_safely_done(purpose, lock_id, true);
                 return None;
@@ -485,23 +406,14 @@ impl Global {
             (SafelyStep::Rest, false) => {
                 let mut so_far = first.clone();
                 so_far.extend(second.iter().cloned());
-                (
-                    SafelyStep::UndoBoth,
-                    self.prim_del_lock(Owner::Locker, &lock_id, &so_far),
-                )
+                (SafelyStep::UndoBoth, self.prim_del_lock(Owner::Locker, &lock_id, &so_far))
             }
             (SafelyStep::UndoFirst | SafelyStep::UndoBoth, _) => {
                 self.locker_safely_done(purpose, lock_id, false);
                 return None;
             }
         };
-        self.locker.phase = Phase::Safely {
-            lock_id,
-            purpose,
-            first,
-            second,
-            step: next_step,
-        };
+        self.locker.phase = Phase::Safely { lock_id, purpose, first, second, step: next_step };
         prim
     }
 
@@ -517,11 +429,7 @@ impl Global {
         }
         let msg = Term::Tuple(t);
         if vsn < 6 {
-            self.push(Action::Send {
-                to: Dest::Pid(to.clone()),
-                msg,
-                connect: true,
-            });
+            self.push(Action::Send { to: Dest::Pid(to.clone()), msg, connect: true });
         } else {
             self.send_cast(&to.node.clone(), msg);
         }
@@ -534,11 +442,7 @@ impl Global {
                     let mut known1 = vec![self.node.clone(), him.node.clone()];
                     known1.extend(self.locker.known.iter().cloned());
                     self.send_lock_set(true, &him.locker, him.vsn, &him.his_tag);
-                    self.locker.phase = Phase::AwaitLockSet {
-                        him,
-                        lock_id,
-                        known1,
-                    };
+                    self.locker.phase = Phase::AwaitLockSet { him, lock_id, known1 };
                 } else {
                     self.enter_idle();
                 }
@@ -548,12 +452,8 @@ impl Global {
                 if set {
                     let mut known = vec![self.node.clone()];
                     known.extend(self.locker.known.iter().cloned());
-                    self.locker.phase = Phase::Holding {
-                        node: him.node.clone(),
-                        tag: him.my_tag,
-                        lock_id: lock_id.clone(),
-                        known,
-                    };
+                    self.locker.phase =
+                        Phase::Holding { node: him.node.clone(), tag: him.my_tag, lock_id: lock_id.clone(), known };
                     self.lock_is_set(&him.node, him.my_tag, lock_id);
                 } else {
                     self.locker.just_synced = false;
@@ -565,12 +465,7 @@ impl Global {
 
     /// `lock_is_set/5`'s selective receive; `true` if a message was taken.
     fn locker_await_lock_set(&mut self) -> bool {
-        let Phase::AwaitLockSet {
-            him,
-            lock_id,
-            known1,
-        } = &self.locker.phase
-        else {
+        let Phase::AwaitLockSet { him, lock_id, known1 } = &self.locker.phase else {
             return false;
         };
         let (him, lock_id, known1) = (him.clone(), lock_id.clone(), known1.clone());
@@ -609,14 +504,7 @@ impl Global {
                 if let Some(f) = fun {
                     self.run_new_nodes(f);
                 }
-                self.locker_release(
-                    lock_id,
-                    &known1,
-                    AfterRelease::Done {
-                        node: him.node,
-                        tag: him.my_tag,
-                    },
-                );
+                self.locker_release(lock_id, &known1, AfterRelease::Done { node: him.node, tag: him.my_tag });
             }
             _ => {}
         }
@@ -625,19 +513,15 @@ impl Global {
 
     /// `wait_cancel_lock/6`'s selective receive.
     fn locker_holding(&mut self) -> bool {
-        let Phase::Holding {
-            node,
-            tag,
-            lock_id,
-            known,
-        } = &self.locker.phase
-        else {
+        let Phase::Holding { node, tag, lock_id, known } = &self.locker.phase else {
             return false;
         };
         let (node, tag, lock_id, known) = (node.clone(), *tag, lock_id.clone(), known.clone());
-        let pos = self.locker.mailbox.iter().position(
-            |m| matches!(m, LockerMsg::Cancel { node: n, tag: Some(t), .. } if n == &node && *t == tag),
-        );
+        let pos = self
+            .locker
+            .mailbox
+            .iter()
+            .position(|m| matches!(m, LockerMsg::Cancel { node: n, tag: Some(t), .. } if n == &node && *t == tag));
         let Some(i) = pos else { return false };
         if let Some(LockerMsg::Cancel { fun: Some(f), .. }) = self.locker.mailbox.remove(i) {
             self.run_new_nodes(f);
@@ -649,11 +533,7 @@ impl Global {
     /// The cancel's fun: `new_nodes` to every node known before the sync.
     fn run_new_nodes(&mut self, f: NewNodesFun) {
         for (n, v) in f.targets {
-            let msg = if v >= PGPV_VSN {
-                f.msg_new.clone()
-            } else {
-                f.msg_old.clone()
-            };
+            let msg = if v >= PGPV_VSN { f.msg_new.clone() } else { f.msg_old.clone() };
             self.send_cast(&n, msg);
         }
     }
@@ -667,12 +547,7 @@ impl Global {
             }
         }
         let others = subtract(nodes, std::slice::from_ref(&boss));
-        self.locker.phase = Phase::Releasing {
-            lock_id: lock_id.clone(),
-            boss,
-            boss_sent: false,
-            then,
-        };
+        self.locker.phase = Phase::Releasing { lock_id: lock_id.clone(), boss, boss_sent: false, then };
         if let Some(r) = self.prim_del_lock(Owner::Locker, &lock_id, &others) {
             self.locker_resume(r);
         }
@@ -686,12 +561,8 @@ impl Global {
         then: AfterRelease,
     ) -> Option<PrimResult> {
         if !boss_sent {
-            self.locker.phase = Phase::Releasing {
-                lock_id: lock_id.clone(),
-                boss: boss.clone(),
-                boss_sent: true,
-                then,
-            };
+            self.locker.phase =
+                Phase::Releasing { lock_id: lock_id.clone(), boss: boss.clone(), boss_sent: true, then };
             return self.prim_del_lock(Owner::Locker, &lock_id, std::slice::from_ref(&boss));
         }
         if let AfterRelease::Done { node, tag } = then {

@@ -430,14 +430,7 @@ impl Global {
 
     /// When [`Global::handle_timeout`] should next be called.
     pub fn next_timeout(&self) -> Option<Instant> {
-        [
-            self.locker.deadline,
-            self.registrar.deadline,
-            self.lost.next_expiry(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        [self.locker.deadline, self.registrar.deadline, self.lost.next_expiry()].into_iter().flatten().min()
     }
 
     // ------------------------------------------------------------------ outputs
@@ -469,10 +462,7 @@ impl Global {
     pub fn unregister_name(&mut self, name: Term) -> OpId {
         if !self.names.contains(&name) {
             let op = self.new_op();
-            self.push(Action::OpDone {
-                op,
-                result: Term::atom("ok"),
-            });
+            self.push(Action::OpDone { op, result: Term::atom("ok") });
             return op;
         }
         self.enqueue_op(RegOp::Unregister { name })
@@ -554,20 +544,12 @@ impl Global {
 
     /// `gen_server:cast({global_name_server, Node}, X)`.
     fn send_cast(&mut self, node: &Atom, x: Term) {
-        self.push(Action::Send {
-            to: Self::gns_of(node),
-            msg: wire::cast(x),
-            connect: true,
-        });
+        self.push(Action::Send { to: Self::gns_of(node), msg: wire::cast(x), connect: true });
     }
 
     /// `gns_volatile_send(Node, Msg)`: no connection is set up for it.
     fn send_volatile(&mut self, node: &Atom, msg: Term) {
-        self.push(Action::Send {
-            to: Self::gns_of(node),
-            msg,
-            connect: false,
-        });
+        self.push(Action::Send { to: Self::gns_of(node), msg, connect: false });
     }
 
     /// `gen_server:reply({Pid, Tag}, Reply)`: through the alias for `[alias | Ref]` tags.
@@ -579,19 +561,12 @@ impl Global {
             },
             _ => Dest::Pid(from_pid.clone()),
         };
-        self.push(Action::Send {
-            to,
-            msg: Term::Tuple(vec![tag, reply]),
-            connect: true,
-        });
+        self.push(Action::Send { to, msg: Term::Tuple(vec![tag, reply]), connect: true });
     }
 
     fn monitor_pid(&mut self, pid: &Pid) -> Reference {
         let reference = self.make_ref();
-        self.push(Action::Monitor {
-            target: Dest::Pid(pid.clone()),
-            reference: reference.clone(),
-        });
+        self.push(Action::Monitor { target: Dest::Pid(pid.clone()), reference: reference.clone() });
         reference
     }
 
@@ -604,11 +579,7 @@ impl Global {
         if node == &self.node {
             return PROTOCOL_VERSION;
         }
-        self.known
-            .get(node)
-            .or_else(|| self.pending.get(node))
-            .copied()
-            .unwrap_or(0)
+        self.known.get(node).or_else(|| self.pending.get(node)).copied().unwrap_or(0)
     }
 
     /// Runs the helper state machines after any input (their mailboxes may have grown).
@@ -631,11 +602,7 @@ impl Global {
     }
 
     fn random_below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.rng.random_range(0..n)
-        }
+        if n == 0 { 0 } else { self.rng.random_range(0..n) }
     }
 }
 

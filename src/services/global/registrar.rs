@@ -87,11 +87,7 @@ impl Global {
         let known: Vec<Atom> = self.known.keys().cloned().collect();
         let mut nodes = vec![self.node.clone()];
         nodes.extend(known.iter().cloned());
-        let boss = nodes
-            .iter()
-            .max()
-            .cloned()
-            .unwrap_or_else(|| self.node.clone());
+        let boss = nodes.iter().max().cloned().unwrap_or_else(|| self.node.clone());
         let Some(run) = self.registrar.cur.as_mut() else {
             return;
         };
@@ -131,12 +127,7 @@ impl Global {
             }
             Step::LockAll => {
                 let grew = ok && {
-                    let known = self
-                        .registrar
-                        .cur
-                        .as_ref()
-                        .map(|r| r.known.clone())
-                        .unwrap_or_default();
+                    let known = self.registrar.cur.as_ref().map(|r| r.known.clone()).unwrap_or_default();
                     self.known.keys().any(|n| !known.contains(n))
                 };
                 if ok && !grew {
@@ -162,10 +153,7 @@ impl Global {
             }
             Step::DelBoss => {
                 let run = self.registrar.cur.take()?;
-                self.push(Action::OpDone {
-                    op: run.op,
-                    result: run.result,
-                });
+                self.push(Action::OpDone { op: run.op, result: run.result });
                 None
             }
         }
@@ -186,8 +174,7 @@ impl Global {
                 let free = !self.names.contains(&name);
                 let dup = self.names.names_of(&pid);
                 if free && dup.is_empty() {
-                    let call =
-                        Term::Tuple(vec![Term::atom("register"), name, Term::Pid(pid), method]);
+                    let call = Term::Tuple(vec![Term::atom("register"), name, Term::Pid(pid), method]);
                     (Term::atom("yes"), Some(call))
                 } else {
                     if free {
@@ -200,10 +187,7 @@ impl Global {
                 let call = Term::Tuple(vec![Term::atom("register"), name, Term::Pid(pid), method]);
                 (Term::atom("yes"), Some(call))
             }
-            RegOp::Unregister { name } => (
-                Term::atom("ok"),
-                Some(Term::Tuple(vec![Term::atom("unregister"), name])),
-            ),
+            RegOp::Unregister { name } => (Term::atom("ok"), Some(Term::Tuple(vec![Term::atom("unregister"), name]))),
         };
         if let Some(run) = self.registrar.cur.as_mut() {
             run.result = result;
@@ -217,11 +201,7 @@ impl Global {
     /// `random_sleep(Times)`: uniform in 1..=Tmax ms, Tmax = 2^Times * 1000 / 8, at most 8000.
     fn registrar_sleep(&mut self) {
         let times = self.registrar.cur.as_ref().map(|r| r.times).unwrap_or(0);
-        let tmax: u64 = if times > 5 {
-            8000
-        } else {
-            ((1u64 << times) * 1000) / 8
-        };
+        let tmax: u64 = if times > 5 { 8000 } else { ((1u64 << times) * 1000) / 8 };
         let t = 1 + self.random_below(tmax);
         self.registrar.deadline = Some(self.now + Duration::from_millis(t));
         if let Some(run) = self.registrar.cur.as_mut() {

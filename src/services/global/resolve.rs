@@ -35,9 +35,7 @@ pub fn classify(method: &Term) -> MethodKind {
             "notify_all_name" => MethodKind::NotifyAll,
             _ => MethodKind::Unknown,
         },
-        Term::LocalFun(f) if f.module == "global" && f.arity == 3 && f.free_vars.is_empty() => {
-            MethodKind::RandomExit
-        }
+        Term::LocalFun(f) if f.module == "global" && f.arity == 3 && f.free_vars.is_empty() => MethodKind::RandomExit,
         // allow_tuple_fun/1: legacy {M, F} methods
         Term::Tuple(t) => match t.as_slice() {
             [m, Term::Atom(f)] if m.is_atom("global") => match f.as_str() {
@@ -63,11 +61,7 @@ pub enum Resolution {
 
 /// `minmax/2`: the pid whose *node name* is smaller first.
 fn minmax<'a>(p1: &'a Pid, p2: &'a Pid) -> (&'a Pid, &'a Pid) {
-    if p1.node < p2.node {
-        (p1, p2)
-    } else {
-        (p2, p1)
-    }
+    if p1.node < p2.node { (p1, p2) } else { (p2, p1) }
 }
 
 /// `resolve_it(Method, Name, Pid1, Pid2)`: applies `method` and returns the decision plus the
@@ -77,34 +71,17 @@ pub fn resolve(method: &Term, name: &Term, pid1: &Pid, pid2: &Pid) -> (Resolutio
         MethodKind::RandomExit => {
             let (min, max) = minmax(pid1, pid2);
             tracing::info!(%name, loser = ?max, "global: Name conflict terminating");
-            (
-                Resolution::Keep(min.clone()),
-                vec![Action::Exit {
-                    pid: max.clone(),
-                    reason: Term::atom("kill"),
-                }],
-            )
+            (Resolution::Keep(min.clone()), vec![Action::Exit { pid: max.clone(), reason: Term::atom("kill") }])
         }
         MethodKind::RandomNotify => {
             let (min, max) = minmax(pid1, pid2);
             let msg = Term::Tuple(vec![Term::atom("global_name_conflict"), name.clone()]);
-            (
-                Resolution::Keep(min.clone()),
-                vec![Action::Send {
-                    to: Dest::Pid(max.clone()),
-                    msg,
-                    connect: true,
-                }],
-            )
+            (Resolution::Keep(min.clone()), vec![Action::Send { to: Dest::Pid(max.clone()), msg, connect: true }])
         }
         MethodKind::NotifyAll => {
             let note = |to: &Pid, other: &Pid| Action::Send {
                 to: Dest::Pid(to.clone()),
-                msg: Term::Tuple(vec![
-                    Term::atom("global_name_conflict"),
-                    name.clone(),
-                    Term::Pid(other.clone()),
-                ]),
+                msg: Term::Tuple(vec![Term::atom("global_name_conflict"), name.clone(), Term::Pid(other.clone())]),
                 connect: true,
             };
             (Resolution::None, vec![note(pid1, pid2), note(pid2, pid1)])
@@ -127,15 +104,8 @@ pub fn beam_pid_cmp(a: &Pid, b: &Pid) -> Ordering {
 
 /// `{global, lists:sort([P1, P2])}`: the lock id two lockers share.
 pub fn locker_lock_id(p1: &Pid, p2: &Pid) -> Term {
-    let (x, y) = if beam_pid_cmp(p1, p2) == Ordering::Greater {
-        (p2, p1)
-    } else {
-        (p1, p2)
-    };
-    Term::Tuple(vec![
-        Term::atom("global"),
-        Term::List(vec![Term::Pid(x.clone()), Term::Pid(y.clone())]),
-    ])
+    let (x, y) = if beam_pid_cmp(p1, p2) == Ordering::Greater { (p2, p1) } else { (p1, p2) };
+    Term::Tuple(vec![Term::atom("global"), Term::List(vec![Term::Pid(x.clone()), Term::Pid(y.clone())])])
 }
 
 #[cfg(test)]
@@ -144,12 +114,7 @@ mod tests {
     use crate::term::{Atom, ExportFun, LocalFun};
 
     fn pid(node: &str, id: u32, serial: u32) -> Pid {
-        Pid {
-            node: Atom::new(node),
-            id,
-            serial,
-            creation: 1,
-        }
+        Pid { node: Atom::new(node), id, serial, creation: 1 }
     }
 
     #[test]
@@ -159,37 +124,19 @@ mod tests {
         let a = pid("a@vm", 56, 0);
         assert_eq!(
             locker_lock_id(&a, &r),
-            Term::Tuple(vec![
-                Term::atom("global"),
-                Term::List(vec![Term::Pid(r.clone()), Term::Pid(a.clone())])
-            ])
+            Term::Tuple(vec![Term::atom("global"), Term::List(vec![Term::Pid(r.clone()), Term::Pid(a.clone())])])
         );
         assert_eq!(locker_lock_id(&a, &r), locker_lock_id(&r, &a));
         // serial first, then number, then node (checked with erl)
-        assert_eq!(
-            beam_pid_cmp(&pid("a@vm", 2, 1), &pid("zz@vm", 3, 0)),
-            Ordering::Greater
-        );
-        assert_eq!(
-            beam_pid_cmp(&pid("a@vm", 3, 0), &pid("rust@vm", 3, 0)),
-            Ordering::Less
-        );
+        assert_eq!(beam_pid_cmp(&pid("a@vm", 2, 1), &pid("zz@vm", 3, 0)), Ordering::Greater);
+        assert_eq!(beam_pid_cmp(&pid("a@vm", 3, 0), &pid("rust@vm", 3, 0)), Ordering::Less);
     }
 
     #[test]
     fn methods_are_recognised() {
-        let exp = |f: &str| {
-            Term::from(ExportFun {
-                module: Atom::new("global"),
-                function: Atom::new(f),
-                arity: 3,
-            })
-        };
+        let exp = |f: &str| Term::from(ExportFun { module: Atom::new("global"), function: Atom::new(f), arity: 3 });
         assert_eq!(classify(&exp("random_exit_name")), MethodKind::RandomExit);
-        assert_eq!(
-            classify(&exp("random_notify_name")),
-            MethodKind::RandomNotify
-        );
+        assert_eq!(classify(&exp("random_notify_name")), MethodKind::RandomNotify);
         assert_eq!(classify(&exp("notify_all_name")), MethodKind::NotifyAll);
         let local = LocalFun {
             arity: 3,
@@ -201,16 +148,10 @@ mod tests {
             pid: Term::Pid(pid("a@vm", 0, 0)),
             free_vars: vec![],
         };
-        assert_eq!(
-            classify(&Term::LocalFun(Box::new(local.clone()))),
-            MethodKind::RandomExit
-        );
+        assert_eq!(classify(&Term::LocalFun(Box::new(local.clone()))), MethodKind::RandomExit);
         let mut other = local;
         other.module = Atom::new("my_app");
-        assert_eq!(
-            classify(&Term::LocalFun(Box::new(other))),
-            MethodKind::Unknown
-        );
+        assert_eq!(classify(&Term::LocalFun(Box::new(other))), MethodKind::Unknown);
     }
 
     #[test]
@@ -219,13 +160,7 @@ mod tests {
         let a = pid("a@vm", 85, 0);
         let (res, acts) = resolve(&exp_default(), &Term::atom("dup"), &a, &r1);
         assert_eq!(res, Resolution::Keep(r1));
-        assert_eq!(
-            acts,
-            vec![Action::Exit {
-                pid: a,
-                reason: Term::atom("kill")
-            }]
-        );
+        assert_eq!(acts, vec![Action::Exit { pid: a, reason: Term::atom("kill") }]);
     }
 
     fn exp_default() -> Term {

@@ -20,12 +20,7 @@ pub(crate) enum InsertedBy {
 impl Global {
     // ------------------------------------------------------------------ calls
 
-    pub(crate) fn handle_call(
-        &mut self,
-        from_pid: Pid,
-        tag: Term,
-        req: CallReq,
-    ) -> Result<(), GlobalError> {
+    pub(crate) fn handle_call(&mut self, from_pid: Pid, tag: Term, req: CallReq) -> Result<(), GlobalError> {
         let (reply, r) = match req {
             CallReq::Other(req) => {
                 tracing::warn!(%req, from = ?from_pid, "global_name_server received an unexpected call");
@@ -53,9 +48,7 @@ impl Global {
                 self.delete_global_name(&name);
                 Term::atom("ok")
             }
-            CallReq::SetLock(Some((res, req))) => {
-                Term::from(self.handle_set_lock(res, req, caller))
-            }
+            CallReq::SetLock(Some((res, req))) => Term::from(self.handle_set_lock(res, req, caller)),
             CallReq::SetLock(None) => {
                 tracing::warn!(from = ?caller, "global: set_lock with a malformed id; answering false");
                 Term::atom("false")
@@ -66,14 +59,10 @@ impl Global {
             }
             CallReq::DelLock(None) => Term::atom("true"),
             CallReq::GetKnown => self.mk_known_list(0),
-            CallReq::GetSynced => {
-                Term::List(self.synced.iter().map(|n| Term::Atom(n.clone())).collect())
-            }
+            CallReq::GetSynced => Term::List(self.synced.iter().map(|n| Term::Atom(n.clone())).collect()),
             CallReq::GetProtocolVersion => Term::Int(PROTOCOL_VERSION),
             CallReq::GetNamesExt => super::wire::ext_term(&self.names.ext_entries()),
-            CallReq::Other(_) => {
-                Term::Tuple(vec![Term::atom("error"), Term::atom("not_supported")])
-            }
+            CallReq::Other(_) => Term::Tuple(vec![Term::atom("error"), Term::atom("not_supported")]),
         }
     }
 
@@ -89,13 +78,7 @@ impl Global {
 
     pub(crate) fn handle_cast(&mut self, c: Cast) -> Result<(), GlobalError> {
         match c {
-            Cast::InitConnect {
-                vsn,
-                his_vsn,
-                his_tag,
-                node,
-                his_locker,
-            } => {
+            Cast::InitConnect { vsn, his_vsn, his_tag, node, his_locker } => {
                 self.init_connect(vsn, node, his_locker, his_tag, his_vsn);
                 Ok(())
             }
@@ -105,13 +88,7 @@ impl Global {
             }
             Cast::Exchange { node, tag, names } => self.cast_exchange(node, tag, names),
             Cast::Resolved { node, tag, body } => self.cast_resolved(node, tag, body),
-            Cast::NewNodes {
-                node,
-                ops,
-                names_ext,
-                nodes,
-                lock,
-            } => {
+            Cast::NewNodes { node, ops, names_ext, nodes, lock } => {
                 self.new_nodes(node, ops, names_ext, nodes, lock);
                 Ok(())
             }
@@ -139,29 +116,15 @@ impl Global {
                     self.handle_down(&mref, &reason);
                 }
             }
-            Info::InitConnectAck {
-                node,
-                my_tag,
-                his_tag,
-            } => self.init_connect_ack(node, my_tag, his_tag),
+            Info::InitConnectAck { node, my_tag, his_tag } => self.init_connect_ack(node, my_tag, his_tag),
             Info::CancelConnect { node, tag } => self.cancel_connect(node, tag),
-            Info::LostConnection {
-                node_a,
-                xcreation,
-                op_id,
-                node_b,
-            } => self.lost_connection(node_a, xcreation, op_id, node_b),
+            Info::LostConnection { node_a, xcreation, op_id, node_b } => {
+                self.lost_connection(node_a, xcreation, op_id, node_b)
+            }
             Info::RemoveConnection { node } => self.remove_connection(node),
             Info::LockerLockSet(ls) => self.locker_send(super::locker::LockerMsg::LockSet(ls)),
-            Info::Whereis {
-                name,
-                from_pid,
-                from_tag,
-            } => {
-                let r = self
-                    .whereis(&name)
-                    .map(Term::Pid)
-                    .unwrap_or_else(|| Term::atom("undefined"));
+            Info::Whereis { name, from_pid, from_tag } => {
+                let r = self.whereis(&name).map(Term::Pid).unwrap_or_else(|| Term::atom("undefined"));
                 self.reply(&from_pid, from_tag, r);
             }
             Info::Ignored => {}
@@ -185,14 +148,7 @@ impl Global {
         }
         let mref = self.monitor_pid(&e.pid);
         let name = e.name.clone();
-        self.names.insert(
-            e.name,
-            NameRec {
-                pid: e.pid,
-                method: e.method,
-                mref,
-            },
-        );
+        self.names.insert(e.name, NameRec { pid: e.pid, method: e.method, mref });
         if !self.lock_still_set(by) {
             self.delete_global_name(&name);
         }
@@ -204,11 +160,7 @@ impl Global {
             tracing::error!(name = %e.name, "global: external name table full; registration dropped");
             return;
         }
-        let ext = ExtEntry {
-            name: e.name.clone(),
-            pid: e.pid.clone(),
-            reg_node,
-        };
+        let ext = ExtEntry { name: e.name.clone(), pid: e.pid.clone(), reg_node };
         self.ins_name(e, by);
         if self.names.contains(&ext.name) {
             self.names.insert_ext(ext);
@@ -227,12 +179,10 @@ impl Global {
         let global = Term::atom("global");
         match (self.locks.get(&global), by) {
             (Some(rec), InsertedBy::Pid(p)) => rec.holders.iter().any(|(h, _)| h == p),
-            (Some(rec), InsertedBy::Sync { lock }) => {
-                match lock.as_ref().and_then(|l| l.as_tuple()) {
-                    Some([g, id]) if g.is_atom("global") => id == &rec.requester,
-                    _ => false,
-                }
-            }
+            (Some(rec), InsertedBy::Sync { lock }) => match lock.as_ref().and_then(|l| l.as_tuple()) {
+                Some([g, id]) if g.is_atom("global") => id == &rec.requester,
+                _ => false,
+            },
             (None, _) => !self.global_lock_down,
         }
     }
@@ -242,10 +192,7 @@ impl Global {
         let mut ext_names: Vec<&Term> = Vec::new();
         for op in ops {
             if let Op::Insert(e) = op {
-                if let Some(x) = names_ext
-                    .iter()
-                    .find(|x| x.name == e.name && x.pid == e.pid)
-                {
+                if let Some(x) = names_ext.iter().find(|x| x.name == e.name && x.pid == e.pid) {
                     self.ins_name_ext(e.clone(), x.reg_node.clone(), by);
                     ext_names.push(&e.name);
                 }
@@ -294,11 +241,7 @@ impl Global {
             }
             _ => {
                 // The server does not monitor itself (its locks die with it anyway).
-                let mref = if pid == &self.gns {
-                    None
-                } else {
-                    Some(self.monitor_pid(pid))
-                };
+                let mref = if pid == &self.gns { None } else { Some(self.monitor_pid(pid)) };
                 self.locks.add_holder(res, req, pid.clone(), mref);
                 true
             }

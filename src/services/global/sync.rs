@@ -10,8 +10,7 @@ use super::locker::{Him, LockerMsg, NewNodesFun};
 use super::server::InsertedBy;
 use super::wire::{self, ExtEntry, NameEntry, Op, ResolvedBody};
 use super::{
-    Action, Global, GlobalError, LOST_CONN_INFO_CLEANUP, NodeDown, POP_VSN, PROTOCOL_VERSION,
-    VERIFY_CONNECT_VSN,
+    Action, Global, GlobalError, LOST_CONN_INFO_CLEANUP, NodeDown, POP_VSN, PROTOCOL_VERSION, VERIFY_CONNECT_VSN,
 };
 use crate::term::{Atom, Pid, Term};
 
@@ -96,11 +95,8 @@ impl Global {
         let pre = self.peer(node).pre_connect.take();
         let my_tag = self.unique_integer();
         self.peer(node).sync_tag_my = Some(my_tag);
-        let known_map = crate::term::Map::from_entries(
-            self.known
-                .iter()
-                .map(|(n, v)| (Term::Atom(n.clone()), Term::Int(*v))),
-        );
+        let known_map =
+            crate::term::Map::from_entries(self.known.iter().map(|(n, v)| (Term::Atom(n.clone()), Term::Int(*v))));
         let locker = Term::Tuple(vec![
             Term::atom("locker"),
             Term::atom("no_longer_a_pid"),
@@ -122,14 +118,7 @@ impl Global {
     }
 
     /// `init_connect/6`.
-    pub(crate) fn init_connect(
-        &mut self,
-        vsn: i64,
-        node: Atom,
-        his_locker: Pid,
-        his_tag: Term,
-        his_vsn: i64,
-    ) {
+    pub(crate) fn init_connect(&mut self, vsn: i64, node: Atom, his_locker: Pid, his_tag: Term, his_vsn: i64) {
         if node == self.node {
             return;
         }
@@ -184,12 +173,7 @@ impl Global {
                 self.pending.insert(node, his_vsn);
             }
             _ => {
-                self.peer(&node).pre_connect = Some(PreConnect {
-                    vsn,
-                    his_vsn,
-                    his_tag,
-                    his_locker,
-                });
+                self.peer(&node).pre_connect = Some(PreConnect { vsn, his_vsn, his_tag, his_locker });
                 // BEAM keeps it for the nodeup to come. When the node is already up (a session
                 // cancelled without restart, e.g. by an in_sync), no nodeup will come: start
                 // the session now, which takes this init_connect in.
@@ -246,34 +230,16 @@ impl Global {
     }
 
     fn send_cancel_connect_message(&mut self, node: &Atom, his_tag: Term) {
-        let msg = Term::Tuple(vec![
-            Term::atom("cancel_connect"),
-            Term::Atom(self.node.clone()),
-            his_tag,
-        ]);
+        let msg = Term::Tuple(vec![Term::atom("cancel_connect"), Term::Atom(self.node.clone()), his_tag]);
         self.send_volatile(node, msg);
     }
 
     /// `cancel_locker/4`: tells the locker, the peer (if the session is pending) and drops the
     /// resolver of this tag.
-    pub(crate) fn cancel_locker(
-        &mut self,
-        node: &Atom,
-        tag: Option<i64>,
-        fun: Option<NewNodesFun>,
-    ) {
-        self.locker_send(LockerMsg::Cancel {
-            node: node.clone(),
-            tag,
-            fun,
-        });
+    pub(crate) fn cancel_locker(&mut self, node: &Atom, tag: Option<i64>, fun: Option<NewNodesFun>) {
+        self.locker_send(LockerMsg::Cancel { node: node.clone(), tag, fun });
         // send_cancel_connect/3
-        if self
-            .pending
-            .get(node)
-            .is_some_and(|v| *v >= VERIFY_CONNECT_VSN)
-            && self.my_tag(node) == tag
-        {
+        if self.pending.get(node).is_some_and(|v| *v >= VERIFY_CONNECT_VSN) && self.my_tag(node) == tag {
             if let Some(his) = self.peers.get(node).and_then(|p| p.sync_tag_his.clone()) {
                 self.send_cancel_connect_message(node, his);
             }
@@ -307,19 +273,10 @@ impl Global {
             self.cancel_locker(node, Some(my_tag), None);
             return;
         }
-        let his_tag = self
-            .peers
-            .get(node)
-            .and_then(|p| p.sync_tag_his.clone())
-            .unwrap_or_else(|| Term::atom("undefined"));
+        let his_tag =
+            self.peers.get(node).and_then(|p| p.sync_tag_his.clone()).unwrap_or_else(|| Term::atom("undefined"));
         let names = wire::names_term(self.names.entries());
-        let ex = Term::Tuple(vec![
-            Term::atom("exchange"),
-            Term::Atom(self.node.clone()),
-            names,
-            Term::nil(),
-            his_tag,
-        ]);
+        let ex = Term::Tuple(vec![Term::atom("exchange"), Term::Atom(self.node.clone()), names, Term::nil(), his_tag]);
         self.send_cast(node, ex);
         let p = self.peer(node);
         p.lock_id = Some(lock_id);
@@ -376,11 +333,9 @@ impl Global {
                     }
                     match decision {
                         Resolution::Keep(p) if p == e.pid => ops.push(Op::Insert(e)),
-                        Resolution::Keep(p) if p == r.pid => res.push(Op::Insert(NameEntry {
-                            name: e.name,
-                            pid: r.pid,
-                            method: r.method,
-                        })),
+                        Resolution::Keep(p) if p == r.pid => {
+                            res.push(Op::Insert(NameEntry { name: e.name, pid: r.pid, method: r.method }))
+                        }
                         _ => {
                             ops.push(Op::Delete(e.name.clone()));
                             res.push(Op::Delete(e.name));
@@ -402,11 +357,8 @@ impl Global {
             return;
         }
         let known = self.mk_known_list(self.node_vsn(node));
-        let his_tag = self
-            .peers
-            .get(node)
-            .and_then(|p| p.sync_tag_his.clone())
-            .unwrap_or_else(|| Term::atom("undefined"));
+        let his_tag =
+            self.peers.get(node).and_then(|p| p.sync_tag_his.clone()).unwrap_or_else(|| Term::atom("undefined"));
         let msg = Term::Tuple(vec![
             Term::atom("resolved"),
             Term::Atom(self.node.clone()),
@@ -462,8 +414,7 @@ impl Global {
         let prot_vsn = p.prot_vsn.unwrap_or(PROTOCOL_VERSION);
         let lock_id = p.lock_id.clone();
         // Known may have shrunk since the lock was taken.
-        let known_before: Vec<(Atom, i64)> =
-            self.known.iter().map(|(n, v)| (n.clone(), *v)).collect();
+        let known_before: Vec<(Atom, i64)> = self.known.iter().map(|(n, v)| (n.clone(), *v)).collect();
         let mut new_nodes: Vec<(Atom, i64)> = vec![(node.clone(), self.node_vsn(node))];
         for (n, v) in &body.his_known {
             new_nodes.push((n.clone(), if *v == 0 { self.node_vsn(n) } else { *v }));
@@ -472,10 +423,7 @@ impl Global {
         self.sync_others(&his_known_nodes);
         let extra = Term::List(vec![
             Term::Tuple(vec![Term::atom("vsn"), Term::Int(prot_vsn)]),
-            Term::Tuple(vec![
-                Term::atom("lock"),
-                lock_id.clone().unwrap_or_else(|| Term::atom("undefined")),
-            ]),
+            Term::Tuple(vec![Term::atom("lock"), lock_id.clone().unwrap_or_else(|| Term::atom("undefined"))]),
         ]);
         self.do_ops(&ops, &body.names_ext, &InsertedBy::Sync { lock: lock_id });
         for n in &his_known_nodes {
@@ -568,11 +516,7 @@ impl Global {
                 continue;
             }
             self.push(Action::Connect(n.clone()));
-            let msg = Term::Tuple(vec![
-                Term::atom("in_sync"),
-                Term::Atom(self.node.clone()),
-                Term::atom("true"),
-            ]);
+            let msg = Term::Tuple(vec![Term::atom("in_sync"), Term::Atom(self.node.clone()), Term::atom("true")]);
             self.send_cast(n, msg);
         }
     }
@@ -632,13 +576,7 @@ impl Global {
     }
 
     /// `{lost_connection, NodeA, XCreationA, OpIdA, NodeB}` (protocol notes 7.8).
-    pub(crate) fn lost_connection(
-        &mut self,
-        node_a: Atom,
-        xcreation: Term,
-        op_id: Term,
-        node_b: Atom,
-    ) {
+    pub(crate) fn lost_connection(&mut self, node_a: Atom, xcreation: Term, op_id: Term, node_b: Atom) {
         let key = (node_a.clone(), node_b.clone());
         if let Some(seen) = self.lost.get(&key) {
             if seen.xcreation == xcreation && op_id <= seen.op_id {
@@ -654,15 +592,7 @@ impl Global {
         ]);
         self.volatile_multicast(&msg, &node_a);
         let expires = self.now + LOST_CONN_INFO_CLEANUP;
-        self.lost.save(
-            key,
-            LostRec {
-                xcreation,
-                op_id,
-                expires,
-            },
-            MAX_LOST_CONNECTIONS,
-        );
+        self.lost.save(key, LostRec { xcreation, op_id, expires }, MAX_LOST_CONNECTIONS);
         let rm = if node_b == self.node { node_a } else { node_b };
         if !self.potentially_known(&rm) {
             return;
@@ -670,10 +600,7 @@ impl Global {
         if self.node_vsn(&rm) < POP_VSN {
             self.push(Action::Disconnect(rm.clone()));
         } else {
-            let msg = Term::Tuple(vec![
-                Term::atom("remove_connection"),
-                Term::Atom(self.node.clone()),
-            ]);
+            let msg = Term::Tuple(vec![Term::atom("remove_connection"), Term::Atom(self.node.clone())]);
             self.send_volatile(&rm, msg);
         }
         tracing::warn!(

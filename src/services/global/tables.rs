@@ -44,10 +44,7 @@ impl Names {
     /// Inserts a name (the caller removed any previous holder of it first).
     pub fn insert(&mut self, name: Term, rec: NameRec) {
         self.by_mref.insert(rec.mref.clone(), name.clone());
-        self.by_pid
-            .entry(rec.pid.clone())
-            .or_default()
-            .insert(name.clone());
+        self.by_pid.entry(rec.pid.clone()).or_default().insert(name.clone());
         self.by_name.insert(name, rec);
     }
 
@@ -72,22 +69,14 @@ impl Names {
 
     /// The names `pid` is registered under.
     pub fn names_of(&self, pid: &Pid) -> Vec<Term> {
-        let mut v: Vec<Term> = self
-            .by_pid
-            .get(pid)
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default();
+        let mut v: Vec<Term> = self.by_pid.get(pid).map(|s| s.iter().cloned().collect()).unwrap_or_default();
         v.sort();
         v
     }
 
     /// Names of processes on `node`.
     pub fn on_node(&self, node: &Atom) -> Vec<Term> {
-        self.by_name
-            .iter()
-            .filter(|(_, r)| &r.pid.node == node)
-            .map(|(n, _)| n.clone())
-            .collect()
+        self.by_name.iter().filter(|(_, r)| &r.pid.node == node).map(|(n, _)| n.clone()).collect()
     }
 
     /// All names in term order.
@@ -99,11 +88,7 @@ impl Names {
     pub fn entries(&self) -> Vec<NameEntry> {
         self.by_name
             .iter()
-            .map(|(n, r)| NameEntry {
-                name: n.clone(),
-                pid: r.pid.clone(),
-                method: r.method.clone(),
-            })
+            .map(|(n, r)| NameEntry { name: n.clone(), pid: r.pid.clone(), method: r.method.clone() })
             .collect()
     }
 
@@ -149,22 +134,13 @@ impl Locks {
     }
 
     /// Adds a holder (creating the lock if needed).
-    pub fn add_holder(
-        &mut self,
-        resource: Term,
-        requester: Term,
-        pid: Pid,
-        mref: Option<Reference>,
-    ) {
+    pub fn add_holder(&mut self, resource: Term, requester: Term, pid: Pid, mref: Option<Reference>) {
         if let Some(r) = &mref {
             self.by_mref.insert(r.clone(), resource.clone());
         }
         self.by_res
             .entry(resource)
-            .or_insert_with(|| LockRec {
-                requester,
-                holders: Vec::new(),
-            })
+            .or_insert_with(|| LockRec { requester, holders: Vec::new() })
             .holders
             .insert(0, (pid, mref));
     }
@@ -192,21 +168,14 @@ impl Locks {
     /// `(resource, requester)` of every lock.
     #[cfg(test)]
     pub fn ids(&self) -> Vec<(Term, Term)> {
-        self.by_res
-            .iter()
-            .map(|(r, l)| (r.clone(), l.requester.clone()))
-            .collect()
+        self.by_res.iter().map(|(r, l)| (r.clone(), l.requester.clone())).collect()
     }
 
     /// The resource and holder a monitor belongs to.
     pub fn by_mref(&self, mref: &Reference) -> Option<(Term, Pid)> {
         let res = self.by_mref.get(mref)?;
         let rec = self.by_res.get(res)?;
-        let pid = rec
-            .holders
-            .iter()
-            .find(|(_, m)| m.as_ref() == Some(mref))
-            .map(|(p, _)| p.clone())?;
+        let pid = rec.holders.iter().find(|(_, m)| m.as_ref() == Some(mref)).map(|(p, _)| p.clone())?;
         Some((res.clone(), pid))
     }
 
@@ -246,12 +215,7 @@ impl LostConnections {
     /// Saves a report; when full, the entry closest to expiry makes room.
     pub fn save(&mut self, key: (Atom, Atom), rec: LostRec, limit: usize) {
         if !self.map.contains_key(&key) && self.map.len() >= limit {
-            if let Some(k) = self
-                .map
-                .iter()
-                .min_by_key(|(_, r)| r.expires)
-                .map(|(k, _)| k.clone())
-            {
+            if let Some(k) = self.map.iter().min_by_key(|(_, r)| r.expires).map(|(k, _)| k.clone()) {
                 self.map.remove(&k);
             }
         }

@@ -27,11 +27,7 @@ pub struct NameEntry {
 
 impl NameEntry {
     pub(crate) fn to_term(&self) -> Term {
-        Term::Tuple(vec![
-            self.name.clone(),
-            Term::Pid(self.pid.clone()),
-            self.method.clone(),
-        ])
+        Term::Tuple(vec![self.name.clone(), Term::Pid(self.pid.clone()), self.method.clone()])
     }
 }
 
@@ -48,11 +44,7 @@ pub struct ExtEntry {
 
 impl ExtEntry {
     pub(crate) fn to_term(&self) -> Term {
-        Term::Tuple(vec![
-            self.name.clone(),
-            Term::Pid(self.pid.clone()),
-            Term::Atom(self.reg_node.clone()),
-        ])
+        Term::Tuple(vec![self.name.clone(), Term::Pid(self.pid.clone()), Term::Atom(self.reg_node.clone())])
     }
 }
 
@@ -305,20 +297,15 @@ fn list_of<'a>(t: &'a Term, limit: usize, what: &'static str) -> Result<&'a [Ter
 
 pub(crate) fn parse_name_entry(t: &Term) -> Result<NameEntry, GlobalError> {
     match t.as_tuple() {
-        Some([name, pid, method]) => Ok(NameEntry {
-            name: name.clone(),
-            pid: pid_of(pid, "name entry pid")?,
-            method: method.clone(),
-        }),
+        Some([name, pid, method]) => {
+            Ok(NameEntry { name: name.clone(), pid: pid_of(pid, "name entry pid")?, method: method.clone() })
+        }
         _ => Err(bad("name entry {Name, Pid, Method}")),
     }
 }
 
 pub(crate) fn parse_names(t: &Term) -> Result<Vec<NameEntry>, GlobalError> {
-    list_of(t, MAX_NAMES, "name list")?
-        .iter()
-        .map(parse_name_entry)
-        .collect()
+    list_of(t, MAX_NAMES, "name list")?.iter().map(parse_name_entry).collect()
 }
 
 fn parse_ext(t: &Term) -> Result<Vec<ExtEntry>, GlobalError> {
@@ -381,11 +368,7 @@ pub fn parse(msg: &Term) -> Result<Incoming, GlobalError> {
                 return Err(bad("call From"));
             };
             let from_pid = pid_of(from_pid, "call From pid")?;
-            Ok(Incoming::Call {
-                from_pid,
-                tag: tag.clone(),
-                req: parse_call(req)?,
-            })
+            Ok(Incoming::Call { from_pid, tag: tag.clone(), req: parse_call(req)? })
         }
         [k, req] if k.is_atom(GEN_CAST) => Ok(Incoming::Cast(parse_cast(req)?)),
         _ => Ok(Incoming::Info(parse_info(msg, t)?)),
@@ -415,11 +398,7 @@ fn parse_call(req: &Term) -> Result<CallReq, GlobalError> {
             method: method.clone(),
         }),
         [k, name, pid, method, node] if k.is_atom("register_ext") => CallReq::RegisterExt(
-            NameEntry {
-                name: name.clone(),
-                pid: pid_of(pid, "register_ext pid")?,
-                method: method.clone(),
-            },
+            NameEntry { name: name.clone(), pid: pid_of(pid, "register_ext pid")?, method: method.clone() },
             atom_of(node, "register_ext node")?,
         ),
         [k, name] if k.is_atom("unregister") => CallReq::Unregister(name.clone()),
@@ -436,11 +415,9 @@ fn parse_lock_set(t: &[Term]) -> Result<LockSet, GlobalError> {
             set: bool_of(set, "lock_set flag")?,
             tag: Some(tag.clone()),
         }),
-        [_, pid, set, _known] => Ok(LockSet {
-            pid: pid_of(pid, "lock_set pid")?,
-            set: bool_of(set, "lock_set flag")?,
-            tag: None,
-        }),
+        [_, pid, set, _known] => {
+            Ok(LockSet { pid: pid_of(pid, "lock_set pid")?, set: bool_of(set, "lock_set flag")?, tag: None })
+        }
         _ => Err(bad("lock_set")),
     }
 }
@@ -455,57 +432,31 @@ fn parse_cast(req: &Term) -> Result<Cast, GlobalError> {
     Ok(match (k.as_str(), t) {
         ("init_connect", [_, vsn_t, node, locker]) => {
             // {Vsn, Tag}, or a longer tuple from a future version: speak ours then.
-            let vsn_t = vsn_t
-                .as_tuple()
-                .ok_or_else(|| bad("init_connect version"))?;
+            let vsn_t = vsn_t.as_tuple().ok_or_else(|| bad("init_connect version"))?;
             let (his_vsn, his_tag) = match vsn_t {
                 [Term::Int(v), tag] => (*v, tag.clone()),
                 [Term::Int(v), tag, _, ..] => (*v, tag.clone()),
                 _ => return Err(bad("init_connect version")),
             };
-            let vsn = if vsn_t.len() > 2 {
-                super::PROTOCOL_VERSION
-            } else {
-                his_vsn.min(super::PROTOCOL_VERSION)
-            };
+            let vsn = if vsn_t.len() > 2 { super::PROTOCOL_VERSION } else { his_vsn.min(super::PROTOCOL_VERSION) };
             let node = atom_of(node, "init_connect node")?;
             let his_locker = match locker.as_tuple() {
-                Some([l, _, _, locker]) if l.is_atom("locker") => {
-                    pid_of(locker, "init_connect locker")?
-                }
+                Some([l, _, _, locker]) if l.is_atom("locker") => pid_of(locker, "init_connect locker")?,
                 _ => return Err(bad("init_connect {locker, _, _, Locker}")),
             };
-            Cast::InitConnect {
-                vsn,
-                his_vsn,
-                his_tag,
-                node,
-                his_locker,
-            }
+            Cast::InitConnect { vsn, his_vsn, his_tag, node, his_locker }
         }
         ("lock_set", [_, _, _, _] | [_, _, _, _, _]) => Cast::LockSet(parse_lock_set(t)?),
         ("exchange", [_, node, names, _ext, tag]) => {
             let node = atom_of(node, "exchange node")?;
-            Cast::Exchange {
-                node,
-                tag: tag.clone(),
-                names: parse_names(names),
-            }
+            Cast::Exchange { node, tag: tag.clone(), names: parse_names(names) }
         }
         ("resolved", [_, node, ops, known, _unused, ext, tag]) => {
             let node = atom_of(node, "resolved node")?;
             let body = (|| {
-                Ok(ResolvedBody {
-                    ops: parse_ops(ops)?,
-                    his_known: parse_known(known)?,
-                    names_ext: parse_ext(ext)?,
-                })
+                Ok(ResolvedBody { ops: parse_ops(ops)?, his_known: parse_known(known)?, names_ext: parse_ext(ext)? })
             })();
-            Cast::Resolved {
-                node,
-                tag: tag.clone(),
-                body,
-            }
+            Cast::Resolved { node, tag: tag.clone(), body }
         }
         ("new_nodes", [_, node, ops, ext, nodes, extra]) => {
             let node = atom_of(node, "new_nodes node")?;
@@ -515,17 +466,9 @@ fn parse_cast(req: &Term) -> Result<Cast, GlobalError> {
                     _ => None,
                 })
             });
-            Cast::NewNodes {
-                node,
-                ops: parse_ops(ops)?,
-                names_ext: parse_ext(ext)?,
-                nodes: parse_known(nodes)?,
-                lock,
-            }
+            Cast::NewNodes { node, ops: parse_ops(ops)?, names_ext: parse_ext(ext)?, nodes: parse_known(nodes)?, lock }
         }
-        ("in_sync", [_, node, _]) => Cast::InSync {
-            node: atom_of(node, "in_sync node")?,
-        },
+        ("in_sync", [_, node, _]) => Cast::InSync { node: atom_of(node, "in_sync node")? },
         ("async_del_name" | "async_del_lock", [_, _, _]) => Cast::Obsolete,
         _ => Cast::Other(req.clone()),
     })
@@ -535,11 +478,7 @@ fn parse_info(msg: &Term, t: &[Term]) -> Result<Info, GlobalError> {
     // {{Ref, Node}, Reply}: an answer to our multi_call
     if let [Term::Tuple(tag), reply] = t {
         if let [Term::Ref(r), Term::Atom(n)] = tag.as_slice() {
-            return Ok(Info::Reply {
-                tag: r.clone(),
-                node: n.clone(),
-                reply: reply.clone(),
-            });
+            return Ok(Info::Reply { tag: r.clone(), node: n.clone(), reply: reply.clone() });
         }
     }
     let Some(Term::Atom(k)) = t.first() else {
@@ -551,10 +490,9 @@ fn parse_info(msg: &Term, t: &[Term]) -> Result<Info, GlobalError> {
             my_tag: my_tag.clone(),
             his_tag: his_tag.clone(),
         },
-        ("cancel_connect", [_, node, tag]) => Info::CancelConnect {
-            node: atom_of(node, "cancel_connect node")?,
-            tag: tag.clone(),
-        },
+        ("cancel_connect", [_, node, tag]) => {
+            Info::CancelConnect { node: atom_of(node, "cancel_connect node")?, tag: tag.clone() }
+        }
         ("lost_connection", [_, node_a, xcreation, op_id, node_b]) => {
             if !is_integer(xcreation) || !is_integer(op_id) {
                 return Err(bad("lost_connection XCreation/OpId"));
@@ -566,26 +504,16 @@ fn parse_info(msg: &Term, t: &[Term]) -> Result<Info, GlobalError> {
                 node_b: atom_of(node_b, "lost_connection node")?,
             }
         }
-        ("remove_connection", [_, node]) => Info::RemoveConnection {
-            node: atom_of(node, "remove_connection node")?,
-        },
+        ("remove_connection", [_, node]) => Info::RemoveConnection { node: atom_of(node, "remove_connection node")? },
         ("DOWN", [_, mref, kind, _obj, reason]) if kind.is_atom("process") => {
-            let mref = mref
-                .as_ref()
-                .cloned()
-                .ok_or_else(|| bad("DOWN reference"))?;
-            Info::Down {
-                mref,
-                reason: reason.clone(),
-            }
+            let mref = mref.as_ref().cloned().ok_or_else(|| bad("DOWN reference"))?;
+            Info::Down { mref, reason: reason.clone() }
         }
         ("lock_set", [_, _, _, _] | [_, _, _, _, _]) => Info::LockerLockSet(parse_lock_set(t)?),
         ("whereis", [_, name, from]) => match from.as_tuple() {
-            Some([p, tag]) => Info::Whereis {
-                name: name.clone(),
-                from_pid: pid_of(p, "whereis From")?,
-                from_tag: tag.clone(),
-            },
+            Some([p, tag]) => {
+                Info::Whereis { name: name.clone(), from_pid: pid_of(p, "whereis From")?, from_tag: tag.clone() }
+            }
             _ => return Err(bad("whereis From")),
         },
         ("EXIT", [_, _, _]) => Info::Ignored,
@@ -602,21 +530,13 @@ pub fn cast(x: Term) -> Term {
 
 /// `{'$gen_call', {From, Tag}, Req}`.
 pub fn call(from: &Pid, tag: Term, req: Term) -> Term {
-    Term::Tuple(vec![
-        Term::atom(GEN_CALL),
-        Term::Tuple(vec![Term::Pid(from.clone()), tag]),
-        req,
-    ])
+    Term::Tuple(vec![Term::atom(GEN_CALL), Term::Tuple(vec![Term::Pid(from.clone()), tag]), req])
 }
 
 /// The default resolve method as a Rust node sends it: `fun global:random_exit_name/3`
 /// (EXPORT_EXT; BEAM accepts and stores it, protocol notes 7.4).
 pub fn random_exit_name() -> Term {
-    Term::from(ExportFun {
-        module: Atom::new("global"),
-        function: Atom::new("random_exit_name"),
-        arity: 3,
-    })
+    Term::from(ExportFun { module: Atom::new("global"), function: Atom::new("random_exit_name"), arity: 3 })
 }
 
 pub(crate) fn names_term(entries: impl IntoIterator<Item = NameEntry>) -> Term {
@@ -632,12 +552,7 @@ pub(crate) fn ext_term(ext: &[ExtEntry]) -> Term {
 }
 
 pub(crate) fn node_vsn_list(nodes: &[(Atom, i64)]) -> Term {
-    Term::List(
-        nodes
-            .iter()
-            .map(|(n, v)| Term::Tuple(vec![Term::Atom(n.clone()), Term::Int(*v)]))
-            .collect(),
-    )
+    Term::List(nodes.iter().map(|(n, v)| Term::Tuple(vec![Term::Atom(n.clone()), Term::Int(*v)])).collect())
 }
 
 pub(crate) fn node_list(nodes: &[Atom]) -> Term {
@@ -649,28 +564,16 @@ mod tests {
     use super::*;
 
     fn pid(node: &str, id: u32) -> Pid {
-        Pid {
-            node: Atom::new(node),
-            id,
-            serial: 0,
-            creation: 1,
-        }
+        Pid { node: Atom::new(node), id, serial: 0, creation: 1 }
     }
 
     #[test]
     fn parses_a_multi_call_reply_tag() {
         let r = Reference::new(Atom::new("r@h"), 1, &[1, 2, 3]).unwrap();
-        let m = Term::Tuple(vec![
-            Term::Tuple(vec![Term::Ref(r.clone()), Term::atom("a@h")]),
-            Term::atom("true"),
-        ]);
+        let m = Term::Tuple(vec![Term::Tuple(vec![Term::Ref(r.clone()), Term::atom("a@h")]), Term::atom("true")]);
         assert_eq!(
             parse(&m).unwrap(),
-            Incoming::Info(Info::Reply {
-                tag: r,
-                node: Atom::new("a@h"),
-                reply: Term::atom("true")
-            })
+            Incoming::Info(Info::Reply { tag: r, node: Atom::new("a@h"), reply: Term::atom("true") })
         );
     }
 
@@ -698,23 +601,9 @@ mod tests {
     #[test]
     fn malformed_shapes_are_errors_not_panics() {
         for m in [
-            cast(Term::Tuple(vec![
-                Term::atom("init_connect"),
-                Term::Int(8),
-                Term::atom("a@h"),
-                Term::nil(),
-            ])),
-            cast(Term::Tuple(vec![
-                Term::atom("lock_set"),
-                Term::Int(1),
-                Term::atom("true"),
-                Term::nil(),
-            ])),
-            Term::Tuple(vec![
-                Term::atom(GEN_CALL),
-                Term::Int(1),
-                Term::atom("get_known"),
-            ]),
+            cast(Term::Tuple(vec![Term::atom("init_connect"), Term::Int(8), Term::atom("a@h"), Term::nil()])),
+            cast(Term::Tuple(vec![Term::atom("lock_set"), Term::Int(1), Term::atom("true"), Term::nil()])),
+            Term::Tuple(vec![Term::atom(GEN_CALL), Term::Int(1), Term::atom("get_known")]),
             Term::Tuple(vec![
                 Term::atom("lost_connection"),
                 Term::atom("a@h"),
@@ -726,17 +615,10 @@ mod tests {
             assert!(parse(&m).is_err(), "{m:?}");
         }
         // a bad exchange body keeps node and tag so the session can be cancelled
-        let m = cast(Term::Tuple(vec![
-            Term::atom("exchange"),
-            Term::atom("a@h"),
-            Term::Int(3),
-            Term::nil(),
-            Term::Int(7),
-        ]));
+        let m =
+            cast(Term::Tuple(vec![Term::atom("exchange"), Term::atom("a@h"), Term::Int(3), Term::nil(), Term::Int(7)]));
         match parse(&m).unwrap() {
-            Incoming::Cast(Cast::Exchange {
-                names: Err(_), tag, ..
-            }) => assert_eq!(tag, Term::Int(7)),
+            Incoming::Cast(Cast::Exchange { names: Err(_), tag, .. }) => assert_eq!(tag, Term::Int(7)),
             other => panic!("{other:?}"),
         }
     }

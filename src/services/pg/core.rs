@@ -24,8 +24,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use crate::node::Dest;
 use crate::term::{Atom, Pid, Reference, Term};
 
-use super::message::{self, PeerMessage};
 use super::PgError;
+use super::message::{self, PeerMessage};
 
 /// Most (group, member) pairs one peer scope may announce. Beyond it a `sync` or `join` is
 /// refused (and logged by the driver).

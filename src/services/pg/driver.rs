@@ -9,9 +9,9 @@ use tracing::Instrument;
 
 use super::core::{Effect, ScopeState};
 use super::message::PeerMessage;
-use super::{groups_map, pids_term, PgError};
+use super::{PgError, groups_map, pids_term};
 use crate::gen_server::{self, From};
-use crate::node::{normal, Dest, Node, NodeEvent, Process};
+use crate::node::{Dest, Node, NodeEvent, Process, normal};
 use crate::term::{Atom, Pid, Reference, Term};
 
 /// Spawns the scope process and registers it as `scope` before it runs.

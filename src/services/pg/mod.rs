@@ -172,11 +172,7 @@ fn check_local(node: &Node, pids: &[Pid]) -> Result<(), PgError> {
 pub async fn join(node: &Node, scope: &Atom, group: Term, pids: Vec<Pid>) -> Result<(), PgError> {
     check_local(node, &pids)?;
     let reply = call(node, scope, Term::Tuple(vec![Term::atom("join_local"), group, pids_term(pids)])).await?;
-    if reply.is_atom("ok") {
-        Ok(())
-    } else {
-        Err(PgError::BadReply(reply))
-    }
+    if reply.is_atom("ok") { Ok(()) } else { Err(PgError::BadReply(reply)) }
 }
 
 /// `pg:leave/3`: each of `pids` leaves `group` once. `Ok(false)` is `not_joined`: none of them

@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use proptest::prelude::*;
 
-use super::core::{Effect, ScopeState, MAX_PEERS_PER_NODE};
-use super::message::{self, PeerMessage};
 use super::PgError;
+use super::core::{Effect, MAX_PEERS_PER_NODE, ScopeState};
+use super::message::{self, PeerMessage};
 use crate::node::Dest;
 use crate::term::{Atom, Pid, Reference, Term};
 
@@ -599,7 +599,7 @@ mod driver {
     use std::time::Duration;
 
     use super::g;
-    use crate::node::{normal, Node, Process};
+    use crate::node::{Node, Process, normal};
     use crate::services::pg::{self, PgError};
     use crate::term::{Atom, Pid, Reference, Term};
 

@@ -124,14 +124,13 @@ pub fn system_info(node: &Node, m: &Atom, f: &Atom, args: &[Term]) -> RpcResult 
         "otp_release" => Term::charlist(OTP_RELEASE),
         "machine" => Term::charlist(MACHINE),
         "version" => Term::charlist(env!("CARGO_PKG_VERSION")),
-        "system_version" => {
-            Term::charlist(&format!("erlnode {} (Rust node, OTP {OTP_RELEASE} distribution)\n", env!("CARGO_PKG_VERSION")))
-        }
+        "system_version" => Term::charlist(&format!(
+            "erlnode {} (Rust node, OTP {OTP_RELEASE} distribution)\n",
+            env!("CARGO_PKG_VERSION")
+        )),
         "process_count" => Term::Int(node.process_count() as i64),
         "wordsize" => Term::Int(8),
-        "schedulers" | "schedulers_online" | "logical_processors" | "logical_processors_available" => {
-            Term::Int(cpus())
-        }
+        "schedulers" | "schedulers_online" | "logical_processors" | "logical_processors_available" => Term::Int(cpus()),
         "creation" => Term::Int(node.creation() as i64),
         _ => return Err(RpcError::badarg(m, f, args)),
     })

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use super::{RpcError, RpcResult};
 use crate::dist::{DistFlags, Mfa};
-use crate::node::{normal, Dest, Node, Process, SpawnOpts};
+use crate::node::{Dest, Node, Process, SpawnOpts, normal};
 use crate::term::{Atom, Pid, Reference, Term};
 
 /// What the calling process waits for.
@@ -34,7 +34,11 @@ enum Got {
 fn classify(m: &Term, req: &Reference) -> Option<Got> {
     match m.as_tuple()? {
         [tag, Term::Ref(r), ok, result] if tag.is_atom("spawn_reply") && r == req => {
-            if ok.is_atom("ok") { Some(Got::Spawned) } else { Some(Got::SpawnError(result.clone())) }
+            if ok.is_atom("ok") {
+                Some(Got::Spawned)
+            } else {
+                Some(Got::SpawnError(result.clone()))
+            }
         }
         [tag, Term::Ref(r), _, _, reason] if tag.is_atom("DOWN") && r == req => Some(Got::Down(reason.clone())),
         [tag, Term::Pid(from), reply_as, request] if tag.is_atom("io_request") => {
@@ -52,16 +56,12 @@ pub fn discard_io_reply(request: &Term) -> Term {
         _ => false,
     };
     let all_put = match request.as_tuple() {
-        Some([Term::Atom(op), Term::List(reqs)]) if op == "requests" => reqs.iter().all(|r| {
-            matches!(r.as_tuple(), Some([Term::Atom(op), ..]) if op == "put_chars")
-        }),
+        Some([Term::Atom(op), Term::List(reqs)]) if op == "requests" => {
+            reqs.iter().all(|r| matches!(r.as_tuple(), Some([Term::Atom(op), ..]) if op == "put_chars"))
+        }
         _ => false,
     };
-    if put || all_put {
-        Term::atom("ok")
-    } else {
-        Term::Tuple(vec![Term::atom("error"), Term::atom("enotsup")])
-    }
+    if put || all_put { Term::atom("ok") } else { Term::Tuple(vec![Term::atom("error"), Term::atom("enotsup")]) }
 }
 
 fn erpc_mfa(function: &str, arity: u8) -> Mfa {
@@ -175,7 +175,14 @@ impl Node {
 }
 
 /// `erpc:call/5` from inside process `p`.
-async fn erpc_call_in(p: &mut Process, peer: &Atom, m: Atom, f: Atom, args: Vec<Term>, timeout: Option<Duration>) -> RpcResult {
+async fn erpc_call_in(
+    p: &mut Process,
+    peer: &Atom,
+    m: Atom,
+    f: Atom,
+    args: Vec<Term>,
+    timeout: Option<Duration>,
+) -> RpcResult {
     let res = Term::Ref(p.make_ref());
     let call_args = vec![res.clone(), Term::Atom(m), Term::Atom(f), Term::List(args)];
     let opts = SpawnOpts { link: false, monitor: true };

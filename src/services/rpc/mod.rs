@@ -180,14 +180,10 @@ impl RpcError {
     /// (`{Ref, throw, V}`, `{Ref, exit, R}`, `{Ref, error, R, Stack}`).
     pub(crate) fn execute_call_reason(self, res: Term) -> Term {
         match self {
-            RpcError::Error { reason, stack } => {
-                Term::Tuple(vec![res, Term::atom("error"), reason, Term::List(stack)])
-            }
+            RpcError::Error { reason, stack } => Term::Tuple(vec![res, Term::atom("error"), reason, Term::List(stack)]),
             RpcError::Exit(r) | RpcError::Signal(r) => Term::Tuple(vec![res, Term::atom("exit"), r]),
             RpcError::Throw(v) => Term::Tuple(vec![res, Term::atom("throw"), v]),
-            RpcError::Erpc(r) => {
-                Term::Tuple(vec![res, Term::atom("error"), Term::Tuple(vec![Term::atom("erpc"), r])])
-            }
+            RpcError::Erpc(r) => Term::Tuple(vec![res, Term::atom("error"), Term::Tuple(vec![Term::atom("erpc"), r])]),
             RpcError::BadRpc(r) => Term::Tuple(vec![res, Term::atom("exit"), r]),
         }
     }
@@ -197,10 +193,7 @@ impl RpcError {
     pub(crate) fn process_exit_reason(self) -> Term {
         match self {
             RpcError::Error { reason, stack } => Term::Tuple(vec![reason, Term::List(stack)]),
-            RpcError::Throw(v) => Term::Tuple(vec![
-                Term::Tuple(vec![Term::atom("nocatch"), v]),
-                Term::nil(),
-            ]),
+            RpcError::Throw(v) => Term::Tuple(vec![Term::Tuple(vec![Term::atom("nocatch"), v]), Term::nil()]),
             RpcError::Exit(r) | RpcError::Signal(r) | RpcError::Erpc(r) | RpcError::BadRpc(r) => r,
         }
     }

@@ -31,7 +31,10 @@ async fn undef_has_beams_shape() {
     // rpc:call(B, nomod, nofun, [1,2]) on OTP 25
     assert_eq!(err.rpc_result(), badrpc_exit(t(vec![a("undef"), Term::List(vec![frame.clone()])])));
     // erpc:call raises error:{exception, undef, [{nomod,nofun,[1,2],[]}]}
-    assert_eq!(err.erpc_exception(), (Atom::new("error"), t(vec![a("exception"), a("undef"), Term::List(vec![frame])])));
+    assert_eq!(
+        err.erpc_exception(),
+        (Atom::new("error"), t(vec![a("exception"), a("undef"), Term::List(vec![frame])]))
+    );
 }
 
 #[tokio::test]

@@ -37,14 +37,8 @@ fn two_nodes_sync_and_names_propagate_both_ways() {
         assert_eq!(c.result("a@h", ra), Some(&Term::atom("yes")));
         assert_eq!(c.result("b@h", rb), Some(&Term::atom("yes")));
         c.connect("a@h", "b@h");
-        assert!(
-            c.run_until(LIMIT, |c| fully_synced(c, &["a@h", "b@h"])),
-            "seed {seed}"
-        );
-        let want = vec![
-            (Term::atom("name_a"), pa.clone()),
-            (Term::atom("name_b"), pb.clone()),
-        ];
+        assert!(c.run_until(LIMIT, |c| fully_synced(c, &["a@h", "b@h"])), "seed {seed}");
+        let want = vec![(Term::atom("name_a"), pa.clone()), (Term::atom("name_b"), pb.clone())];
         assert_eq!(c.table("a@h"), want, "seed {seed}");
         assert_eq!(c.table("b@h"), want, "seed {seed}");
         assert_eq!(c.core("a@h").synced_nodes(), atoms(&["b@h"]));
@@ -64,34 +58,17 @@ fn concurrent_registration_of_one_name_has_exactly_one_winner() {
         let mut c = Cluster::new(&nodes, seed);
         c.connect("a@h", "b@h");
         c.connect("b@h", "c@h");
-        assert!(
-            c.run_until(LIMIT, |c| fully_synced(c, &nodes)),
-            "seed {seed}"
-        );
+        assert!(c.run_until(LIMIT, |c| fully_synced(c, &nodes)), "seed {seed}");
         let pids: Vec<_> = nodes.iter().map(|n| c.spawn(n)).collect();
-        let ops: Vec<_> = nodes
-            .iter()
-            .zip(&pids)
-            .map(|(n, p)| c.register(n, "x", p))
-            .collect();
-        assert!(c.run_until(LIMIT, |c| {
-            nodes
-                .iter()
-                .zip(&ops)
-                .all(|(n, o)| c.result(n, *o).is_some())
-                && c.quiet()
-        }));
-        let yes: Vec<usize> = (0..3)
-            .filter(|i| c.result(nodes[*i], ops[*i]) == Some(&Term::atom("yes")))
-            .collect();
+        let ops: Vec<_> = nodes.iter().zip(&pids).map(|(n, p)| c.register(n, "x", p)).collect();
+        assert!(
+            c.run_until(LIMIT, |c| { nodes.iter().zip(&ops).all(|(n, o)| c.result(n, *o).is_some()) && c.quiet() })
+        );
+        let yes: Vec<usize> = (0..3).filter(|i| c.result(nodes[*i], ops[*i]) == Some(&Term::atom("yes"))).collect();
         assert_eq!(yes.len(), 1, "seed {seed}: winners {yes:?}");
         let winner = pids[yes[0]].clone();
         for n in nodes {
-            assert_eq!(
-                c.core(n).whereis(&Term::atom("x")),
-                Some(winner.clone()),
-                "seed {seed} on {n}"
-            );
+            assert_eq!(c.core(n).whereis(&Term::atom("x")), Some(winner.clone()), "seed {seed} on {n}");
         }
     }
 }
@@ -106,27 +83,16 @@ fn names_drop_when_the_process_dies_and_when_its_node_goes() {
     let pc = c.spawn("c@h");
     let o1 = c.register("a@h", "on_a", &pa);
     let o2 = c.register("c@h", "on_c", &pc);
-    assert!(c.run_until(LIMIT, |c| c.result("a@h", o1).is_some()
-        && c.result("c@h", o2).is_some()
-        && c.quiet()));
-    assert_eq!(
-        c.core("b@h").registered_names(),
-        vec![Term::atom("on_a"), Term::atom("on_c")]
-    );
+    assert!(c.run_until(LIMIT, |c| c.result("a@h", o1).is_some() && c.result("c@h", o2).is_some() && c.quiet()));
+    assert_eq!(c.core("b@h").registered_names(), vec![Term::atom("on_a"), Term::atom("on_c")]);
 
     c.kill(&pa, Term::atom("shutdown"));
     assert!(c.run_until(LIMIT, |c| {
-        ["a@h", "b@h", "c@h"]
-            .iter()
-            .all(|n| c.core(n).whereis(&Term::atom("on_a")).is_none())
+        ["a@h", "b@h", "c@h"].iter().all(|n| c.core(n).whereis(&Term::atom("on_a")).is_none())
     }));
 
     c.crash("c@h");
-    assert!(c.run_until(LIMIT, |c| {
-        ["a@h", "b@h"]
-            .iter()
-            .all(|n| c.core(n).registered_names().is_empty())
-    }));
+    assert!(c.run_until(LIMIT, |c| { ["a@h", "b@h"].iter().all(|n| c.core(n).registered_names().is_empty()) }));
     assert_eq!(known(&c, "a@h"), atoms(&["b@h"]));
     assert_eq!(known(&c, "b@h"), atoms(&["a@h"]));
 }
@@ -146,10 +112,7 @@ fn name_conflict_on_sync_keeps_the_pid_on_the_smaller_node_and_kills_the_other()
         } else {
             c.connect("b@h", "a@h")
         }
-        assert!(
-            c.run_until(LIMIT, |c| fully_synced(c, &["a@h", "b@h"])),
-            "seed {seed}"
-        );
+        assert!(c.run_until(LIMIT, |c| fully_synced(c, &["a@h", "b@h"])), "seed {seed}");
         assert_eq!(c.core("a@h").whereis(&Term::atom("dup")), Some(pa.clone()));
         assert_eq!(c.core("b@h").whereis(&Term::atom("dup")), Some(pa.clone()));
         assert!(!c.procs[&pb].alive && c.procs[&pa].alive);
@@ -179,11 +142,7 @@ fn conflict_with_a_pid_on_a_third_node_is_resolved_by_the_smaller_node() {
     c.connect("a@h", "b@h");
     assert!(c.run_until(LIMIT, |c| fully_synced(c, &["a@h", "b@h", "c@h"])));
     for n in ["a@h", "b@h", "c@h"] {
-        assert_eq!(
-            c.core(n).whereis(&Term::atom("dup")),
-            Some(pb.clone()),
-            "on {n}"
-        );
+        assert_eq!(c.core(n).whereis(&Term::atom("dup")), Some(pb.clone()), "on {n}");
     }
     assert!(!c.procs[&pc].alive);
 }
@@ -194,10 +153,8 @@ fn unknown_resolve_method_deletes_the_name_on_both_sides() {
     let pa = c.spawn("a@h");
     let pb = c.spawn("b@h");
     let custom = Term::Tuple(vec![Term::atom("my_mod"), Term::atom("my_resolver")]);
-    c.core_mut("a@h")
-        .register_name(Term::atom("dup"), pa.clone(), custom.clone());
-    c.core_mut("b@h")
-        .register_name(Term::atom("dup"), pb.clone(), custom);
+    c.core_mut("a@h").register_name(Term::atom("dup"), pa.clone(), custom.clone());
+    c.core_mut("b@h").register_name(Term::atom("dup"), pb.clone(), custom);
     c.settle(LIMIT);
     c.connect("a@h", "b@h");
     assert!(c.run_until(LIMIT, |c| fully_synced(c, &["a@h", "b@h"])));
@@ -221,15 +178,8 @@ fn bridging_two_partitions_gives_one_table() {
         c.settle(LIMIT);
         assert!(c.quiet());
         c.connect("c@h", "a@h");
-        assert!(
-            c.run_until(LIMIT, |c| fully_synced(c, &["a@h", "b@h", "c@h"])),
-            "seed {seed}"
-        );
-        let want = vec![
-            (Term::atom("na"), pa.clone()),
-            (Term::atom("nb"), pb.clone()),
-            (Term::atom("nc"), pc.clone()),
-        ];
+        assert!(c.run_until(LIMIT, |c| fully_synced(c, &["a@h", "b@h", "c@h"])), "seed {seed}");
+        let want = vec![(Term::atom("na"), pa.clone()), (Term::atom("nb"), pb.clone()), (Term::atom("nc"), pc.clone())];
         for n in ["a@h", "b@h", "c@h"] {
             assert_eq!(c.table(n), want, "seed {seed} on {n}");
         }
@@ -257,27 +207,16 @@ fn lost_connection_makes_the_others_drop_both_ends() {
     let lost: Vec<(Atom, Term)> = c.log[mark..]
         .iter()
         .filter_map(|l| match &l.action {
-            crate::services::global::Action::Send {
-                msg,
-                connect: false,
-                ..
-            } if msg
-                .as_tuple()
-                .is_some_and(|t| t[0].is_atom("lost_connection")) =>
+            crate::services::global::Action::Send { msg, connect: false, .. }
+                if msg.as_tuple().is_some_and(|t| t[0].is_atom("lost_connection")) =>
             {
                 Some((l.from.clone(), msg.clone()))
             }
             _ => None,
         })
         .collect();
-    assert!(
-        lost.iter()
-            .any(|(f, m)| f == &atom("a@h") && m.as_tuple().unwrap()[4] == Term::atom("b@h"))
-    );
-    assert!(
-        lost.iter()
-            .any(|(f, m)| f == &atom("b@h") && m.as_tuple().unwrap()[4] == Term::atom("a@h"))
-    );
+    assert!(lost.iter().any(|(f, m)| f == &atom("a@h") && m.as_tuple().unwrap()[4] == Term::atom("b@h")));
+    assert!(lost.iter().any(|(f, m)| f == &atom("b@h") && m.as_tuple().unwrap()[4] == Term::atom("a@h")));
     for n in ["a@h", "b@h", "c@h"] {
         assert!(known(&c, n).is_empty(), "{n}: {:?}", known(&c, n));
     }
@@ -294,34 +233,23 @@ fn a_lost_connection_report_is_handled_once() {
     assert!(c.run_until(LIMIT, |c| fully_synced(c, &["a@h", "b@h", "c@h", "d@h"])));
     let gns_b = c.gns[&atom("b@h")].clone();
     let x = Term::Int(1 << 40);
-    let report = Term::Tuple(vec![
-        Term::atom("lost_connection"),
-        Term::atom("b@h"),
-        x.clone(),
-        Term::Int(5),
-        Term::atom("d@h"),
-    ]);
+    let report =
+        Term::Tuple(vec![Term::atom("lost_connection"), Term::atom("b@h"), x.clone(), Term::Int(5), Term::atom("d@h")]);
     let _ = gns_b;
     let now = c.now;
-    c.core_mut("c@h")
-        .handle_message(report.clone(), now)
-        .unwrap();
+    c.core_mut("c@h").handle_message(report.clone(), now).unwrap();
     let first = c.core_mut("c@h").drain_actions();
     // re-multicast to everyone known except the reporter, then remove_connection to d
     let sent_to: Vec<Dest> = first
         .iter()
         .filter_map(|a| match a {
-            crate::services::global::Action::Send { to, msg, .. } if msg == &report => {
-                Some(to.clone())
-            }
+            crate::services::global::Action::Send { to, msg, .. } if msg == &report => Some(to.clone()),
             _ => None,
         })
         .collect();
     assert_eq!(sent_to.len(), 2, "{first:?}");
-    assert!(first.iter().any(
-        |a| matches!(a, crate::services::global::Action::Send { msg, .. }
-        if msg == &Term::Tuple(vec![Term::atom("remove_connection"), Term::atom("c@h")]))
-    ));
+    assert!(first.iter().any(|a| matches!(a, crate::services::global::Action::Send { msg, .. }
+        if msg == &Term::Tuple(vec![Term::atom("remove_connection"), Term::atom("c@h")]))));
     assert!(!c.core("c@h").known_nodes().contains(&atom("d@h")));
     // the same report again (or an older one) does nothing
     c.core_mut("c@h").handle_message(report, now).unwrap();
@@ -350,10 +278,7 @@ fn nodedown_in_the_middle_of_a_sync_leaves_no_lock() {
         // and the survivors can still register
         let p = c.spawn("a@h");
         let op = c.register("a@h", "still_works", &p);
-        assert!(
-            c.run_until(LIMIT, |c| c.result("a@h", op) == Some(&Term::atom("yes"))),
-            "seed {seed}"
-        );
+        assert!(c.run_until(LIMIT, |c| c.result("a@h", op) == Some(&Term::atom("yes"))), "seed {seed}");
     }
 }
 
@@ -371,17 +296,11 @@ fn in_sync_cancels_our_own_session() {
         .into_iter()
         .chain(c.sent_by("c@h"))
         .filter(|(to, m)| {
-            is_cast(m, "lock_set")
-                && matches!(to, Dest::Remote(_, n) if n == &atom("b@h") || n == &atom("c@h"))
+            is_cast(m, "lock_set") && matches!(to, Dest::Remote(_, n) if n == &atom("b@h") || n == &atom("c@h"))
         })
         .count();
     assert_eq!(bc_locks, 0);
-    let in_syncs = c
-        .sent_by("b@h")
-        .into_iter()
-        .chain(c.sent_by("c@h"))
-        .filter(|(_, m)| is_cast(m, "in_sync"))
-        .count();
+    let in_syncs = c.sent_by("b@h").into_iter().chain(c.sent_by("c@h")).filter(|(_, m)| is_cast(m, "in_sync")).count();
     assert!(in_syncs >= 1);
     let _ = cast_body;
 }
@@ -400,13 +319,7 @@ fn garbage_never_panics_nor_leaves_locks() {
         Term::Tuple(vec![Term::atom("$gen_cast")]),
         Term::Tuple(vec![
             Term::atom("$gen_cast"),
-            Term::Tuple(vec![
-                Term::atom("exchange"),
-                Term::atom("b@h"),
-                Term::Int(1),
-                Term::nil(),
-                Term::Int(0),
-            ]),
+            Term::Tuple(vec![Term::atom("exchange"), Term::atom("b@h"), Term::Int(1), Term::nil(), Term::Int(0)]),
         ]),
         Term::Tuple(vec![
             Term::atom("$gen_cast"),
@@ -433,11 +346,7 @@ fn garbage_never_panics_nor_leaves_locks() {
         ]),
         Term::Tuple(vec![
             Term::atom("$gen_cast"),
-            Term::Tuple(vec![
-                Term::atom("in_sync"),
-                Term::Int(3),
-                Term::atom("true"),
-            ]),
+            Term::Tuple(vec![Term::atom("in_sync"), Term::Int(3), Term::atom("true")]),
         ]),
         Term::Tuple(vec![
             Term::atom("$gen_call"),
@@ -449,24 +358,9 @@ fn garbage_never_panics_nor_leaves_locks() {
             Term::Tuple(vec![Term::Pid(pid.clone()), Term::Int(2)]),
             Term::atom("info"),
         ]),
-        Term::Tuple(vec![
-            Term::atom("DOWN"),
-            Term::Int(1),
-            Term::atom("process"),
-            Term::nil(),
-            Term::nil(),
-        ]),
-        Term::Tuple(vec![
-            Term::atom("init_connect_ack"),
-            Term::atom("zz@h"),
-            Term::Int(1),
-            Term::Int(2),
-        ]),
-        Term::Tuple(vec![
-            Term::atom("cancel_connect"),
-            Term::atom("b@h"),
-            Term::atom("x"),
-        ]),
+        Term::Tuple(vec![Term::atom("DOWN"), Term::Int(1), Term::atom("process"), Term::nil(), Term::nil()]),
+        Term::Tuple(vec![Term::atom("init_connect_ack"), Term::atom("zz@h"), Term::Int(1), Term::Int(2)]),
+        Term::Tuple(vec![Term::atom("cancel_connect"), Term::atom("b@h"), Term::atom("x")]),
         Term::Tuple(vec![Term::atom("remove_connection"), Term::Int(1)]),
     ];
     for j in junk {
@@ -504,14 +398,9 @@ fn our_lost_connection_reports_keep_one_xcreation_and_growing_op_ids() {
         .drain_actions()
         .into_iter()
         .filter_map(|x| match x {
-            crate::services::global::Action::Send {
-                to,
-                msg,
-                connect: false,
-            } if to == Dest::Remote(atom("global_name_server"), atom("b@h"))
-                && msg
-                    .as_tuple()
-                    .is_some_and(|t| t[0].is_atom("lost_connection")) =>
+            crate::services::global::Action::Send { to, msg, connect: false }
+                if to == Dest::Remote(atom("global_name_server"), atom("b@h"))
+                    && msg.as_tuple().is_some_and(|t| t[0].is_atom("lost_connection")) =>
             {
                 Some(msg)
             }
@@ -519,20 +408,12 @@ fn our_lost_connection_reports_keep_one_xcreation_and_growing_op_ids() {
         })
         .collect();
     assert_eq!(reports.len(), 2, "{reports:?}");
-    let (r1, r2) = (
-        reports[0].as_tuple().unwrap(),
-        reports[1].as_tuple().unwrap(),
-    );
-    assert_eq!(
-        (&r1[1], &r1[4], &r2[4]),
-        (&Term::atom("a@h"), &Term::atom("c@h"), &Term::atom("d@h"))
-    );
+    let (r1, r2) = (reports[0].as_tuple().unwrap(), reports[1].as_tuple().unwrap());
+    assert_eq!((&r1[1], &r1[4], &r2[4]), (&Term::atom("a@h"), &Term::atom("c@h"), &Term::atom("d@h")));
     assert_eq!(r1[2], r2[2], "one XCreation per incarnation");
     assert!(r1[3] < r2[3], "op ids grow");
     // BEAM's XCreation: a multiple of 2^32 plus creation, offset by 2^59, below 2^63
-    let Term::Int(x) = r1[2] else {
-        panic!("integer")
-    };
+    let Term::Int(x) = r1[2] else { panic!("integer") };
     assert_eq!((x - (1 << 59) - 7) % (1 << 32), 0);
 }
 
@@ -578,10 +459,7 @@ fn a_refused_registration_backs_off_randomly_and_retries() {
     let take = Term::Tuple(vec![
         Term::atom("$gen_call"),
         Term::Tuple(vec![Term::Pid(holder.clone()), Term::Int(1)]),
-        Term::Tuple(vec![
-            Term::atom("set_lock"),
-            Term::Tuple(vec![Term::atom("global"), Term::atom("other")]),
-        ]),
+        Term::Tuple(vec![Term::atom("set_lock"), Term::Tuple(vec![Term::atom("global"), Term::atom("other")])]),
     ]);
     c.core_mut("b@h").handle_message(take, now).unwrap();
     c.flush_all();
@@ -601,10 +479,7 @@ fn a_refused_registration_backs_off_randomly_and_retries() {
     assert!(c.result("a@h", op).is_none());
     let caps = [125u64, 250, 500, 1000, 2000, 4000, 8000, 8000, 8000];
     for (s, cap) in sleeps.iter().zip(caps) {
-        assert!(
-            *s >= Duration::from_millis(1) && *s <= Duration::from_millis(cap),
-            "{sleeps:?}"
-        );
+        assert!(*s >= Duration::from_millis(1) && *s <= Duration::from_millis(cap), "{sleeps:?}");
     }
     // the holder dies: the lock goes and the registration goes through
     c.kill(&holder, Term::atom("shutdown"));

@@ -32,16 +32,8 @@ fn corpus() -> Vec<Term> {
     c.log
         .iter()
         .filter_map(|l| match &l.action {
-            Action::Send {
-                to: Dest::Remote(..),
-                msg,
-                ..
-            } => Some(msg.clone()),
-            Action::Send {
-                to: Dest::Pid(p),
-                msg,
-                ..
-            } if p.id == 3 => Some(msg.clone()),
+            Action::Send { to: Dest::Remote(..), msg, .. } => Some(msg.clone()),
+            Action::Send { to: Dest::Pid(p), msg, .. } if p.id == 3 => Some(msg.clone()),
             _ => None,
         })
         .collect()
@@ -77,18 +69,8 @@ fn junk(k: u8, i: i64) -> Term {
         1 => Term::atom("junk"),
         2 => Term::nil(),
         3 => Term::Tuple(vec![]),
-        4 => Term::Pid(Pid {
-            node: atom(NODES[(i.unsigned_abs() % 3) as usize]),
-            id: 900,
-            serial: 0,
-            creation: 7,
-        }),
-        5 => Term::Pid(Pid {
-            node: atom("ghost@h"),
-            id: 1,
-            serial: 0,
-            creation: 1,
-        }),
+        4 => Term::Pid(Pid { node: atom(NODES[(i.unsigned_abs() % 3) as usize]), id: 900, serial: 0, creation: 7 }),
+        5 => Term::Pid(Pid { node: atom("ghost@h"), id: 1, serial: 0, creation: 1 }),
         6 => Term::atom(NODES[(i.unsigned_abs() % 3) as usize]),
         7 => Term::Int(super::super::MIN_64BIT_SMALL_INT + (i % 8)),
         _ => Term::List(vec![Term::Int(i); 3]),

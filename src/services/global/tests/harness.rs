@@ -83,11 +83,7 @@ pub fn atom(s: &str) -> Atom {
 }
 
 fn pair(a: &Atom, b: &Atom) -> (Atom, Atom) {
-    if a <= b {
-        (a.clone(), b.clone())
-    } else {
-        (b.clone(), a.clone())
-    }
+    if a <= b { (a.clone(), b.clone()) } else { (b.clone(), a.clone()) }
 }
 
 impl Cluster {
@@ -116,27 +112,14 @@ impl Cluster {
 
     pub fn add_node(&mut self, name: &str, seed: u64) {
         let node = atom(name);
-        let gns = Pid {
-            node: node.clone(),
-            id: 3,
-            serial: 0,
-            creation: 7,
-        };
+        let gns = Pid { node: node.clone(), id: 3, serial: 0, creation: 7 };
         let rnode = node.clone();
         let mut counter = 0u32;
         let refs = move || {
             counter += 1;
             Reference::new(rnode.clone(), 7, &[counter, 0, 0]).expect("3 words")
         };
-        let g = Global::new(
-            Config {
-                node: node.clone(),
-                gns_pid: gns.clone(),
-                rng_seed: seed,
-            },
-            refs,
-            self.now,
-        );
+        let g = Global::new(Config { node: node.clone(), gns_pid: gns.clone(), rng_seed: seed }, refs, self.now);
         self.cores.insert(node.clone(), g);
         self.gns.insert(node, gns);
     }
@@ -152,19 +135,8 @@ impl Cluster {
     /// A new live process on `node`.
     pub fn spawn(&mut self, node: &str) -> Pid {
         self.next_pid += 1;
-        let pid = Pid {
-            node: atom(node),
-            id: self.next_pid,
-            serial: 0,
-            creation: 7,
-        };
-        self.procs.insert(
-            pid.clone(),
-            Proc {
-                alive: true,
-                ..Proc::default()
-            },
-        );
+        let pid = Pid { node: atom(node), id: self.next_pid, serial: 0, creation: 7 };
+        self.procs.insert(pid.clone(), Proc { alive: true, ..Proc::default() });
         pid
     }
 
@@ -181,10 +153,7 @@ impl Cluster {
             return;
         }
         let epoch = self.epoch(from, to);
-        self.links
-            .entry((from.clone(), to.clone()))
-            .or_default()
-            .push_back(Queued { epoch, ev });
+        self.links.entry((from.clone(), to.clone())).or_default().push_back(Queued { epoch, ev });
     }
 
     pub fn connect(&mut self, a: &str, b: &str) {
@@ -218,14 +187,9 @@ impl Cluster {
         *self.epochs.entry(p).or_default() += 1;
         // monitors across the connection fire with noconnection, then the nodedown
         for (x, y) in [(a, b), (b, a)] {
-            let fired: Vec<Mon> = self
-                .mons
-                .iter()
-                .filter(|m| &m.watcher == x && self.target_node(&m.target) == y)
-                .cloned()
-                .collect();
-            self.mons
-                .retain(|m| !(&m.watcher == x && target_node(&m.target) == y));
+            let fired: Vec<Mon> =
+                self.mons.iter().filter(|m| &m.watcher == x && self.target_node(&m.target) == y).cloned().collect();
+            self.mons.retain(|m| !(&m.watcher == x && target_node(&m.target) == y));
             for m in fired {
                 let down = down_msg(&m.reference, &m.target, Term::atom("noconnection"));
                 self.enqueue(y, x, Event::Gns(down));
@@ -257,12 +221,7 @@ impl Cluster {
         for p in peers {
             self.disconnect_atoms(&node, &p);
         }
-        let pids: Vec<Pid> = self
-            .procs
-            .keys()
-            .filter(|p| p.node == node)
-            .cloned()
-            .collect();
+        let pids: Vec<Pid> = self.procs.keys().filter(|p| p.node == node).cloned().collect();
         for p in pids {
             if let Some(pr) = self.procs.get_mut(&p) {
                 pr.alive = false;
@@ -281,14 +240,8 @@ impl Cluster {
         }
         p.alive = false;
         p.exit_reason = Some(reason.clone());
-        let fired: Vec<Mon> = self
-            .mons
-            .iter()
-            .filter(|m| m.target == MonTarget::Pid(pid.clone()))
-            .cloned()
-            .collect();
-        self.mons
-            .retain(|m| m.target != MonTarget::Pid(pid.clone()));
+        let fired: Vec<Mon> = self.mons.iter().filter(|m| m.target == MonTarget::Pid(pid.clone())).cloned().collect();
+        self.mons.retain(|m| m.target != MonTarget::Pid(pid.clone()));
         for m in fired {
             let down = down_msg(&m.reference, &m.target, reason.clone());
             self.enqueue(&pid.node, &m.watcher, Event::Gns(down));
@@ -301,20 +254,13 @@ impl Cluster {
 
     /// Executes one action of `from`'s core.
     fn execute(&mut self, from: &Atom, a: Action) {
-        self.log.push(Logged {
-            from: from.clone(),
-            action: a.clone(),
-        });
+        self.log.push(Logged { from: from.clone(), action: a.clone() });
         match a {
             Action::Send { to, msg, connect } => {
                 let (node, ev) = match &to {
                     Dest::Remote(name, node) if name == NAME => (node.clone(), Event::Gns(msg)),
-                    Dest::Remote(_, node) => {
-                        (node.clone(), Event::Proc(self.gns[node].clone(), msg))
-                    }
-                    Dest::Pid(p) if self.gns.get(&p.node) == Some(p) => {
-                        (p.node.clone(), Event::Gns(msg))
-                    }
+                    Dest::Remote(_, node) => (node.clone(), Event::Proc(self.gns[node].clone(), msg)),
+                    Dest::Pid(p) if self.gns.get(&p.node) == Some(p) => (p.node.clone(), Event::Gns(msg)),
                     Dest::Pid(p) => (p.node.clone(), Event::Proc(p.clone(), msg)),
                     Dest::Name(_) | Dest::Alias(_) | Dest::Global(_) => {
                         panic!("unexpected destination {to:?}")
@@ -348,33 +294,21 @@ impl Cluster {
                 }
                 let alive = match &t {
                     MonTarget::Gns(n) => self.cores.contains_key(n),
-                    MonTarget::Pid(p) => {
-                        self.gns.get(&p.node) == Some(p)
-                            || self.procs.get(p).is_some_and(|x| x.alive)
-                    }
+                    MonTarget::Pid(p) => self.gns.get(&p.node) == Some(p) || self.procs.get(p).is_some_and(|x| x.alive),
                 };
                 if alive {
-                    self.mons.push(Mon {
-                        watcher: from.clone(),
-                        reference,
-                        target: t,
-                    });
+                    self.mons.push(Mon { watcher: from.clone(), reference, target: t });
                 } else {
                     let down = down_msg(&reference, &t, Term::atom("noproc"));
                     self.enqueue(&node, from, Event::Gns(down));
                 }
             }
             Action::Demonitor { reference } => {
-                self.mons
-                    .retain(|m| !(&m.watcher == from && m.reference == reference));
+                self.mons.retain(|m| !(&m.watcher == from && m.reference == reference));
             }
             Action::Exit { pid, reason } => {
                 if self.reachable(from, &pid.node) {
-                    let r = if reason.is_atom("kill") {
-                        Term::atom("killed")
-                    } else {
-                        reason
-                    };
+                    let r = if reason.is_atom("kill") { Term::atom("killed") } else { reason };
                     self.kill(&pid, r);
                 }
             }
@@ -411,12 +345,8 @@ impl Cluster {
     /// Delivers one queued event from a randomly chosen non-empty link; `false` if none.
     pub fn step(&mut self) -> bool {
         self.flush_all();
-        let ready: Vec<(Atom, Atom)> = self
-            .links
-            .iter()
-            .filter(|(_, q)| !q.is_empty())
-            .map(|(k, _)| k.clone())
-            .collect();
+        let ready: Vec<(Atom, Atom)> =
+            self.links.iter().filter(|(_, q)| !q.is_empty()).map(|(k, _)| k.clone()).collect();
         if ready.is_empty() {
             return false;
         }
@@ -502,11 +432,8 @@ impl Cluster {
 
     /// Registers through `node`'s core; returns the op.
     pub fn register(&mut self, node: &str, name: &str, pid: &Pid) -> OpId {
-        let op = self.core_mut(node).register_name(
-            Term::atom(name),
-            pid.clone(),
-            super::super::wire::random_exit_name(),
-        );
+        let op =
+            self.core_mut(node).register_name(Term::atom(name), pid.clone(), super::super::wire::random_exit_name());
         self.flush(&atom(node));
         op
     }
@@ -530,10 +457,7 @@ impl Cluster {
     /// All links empty, no multi-call or lock outstanding anywhere.
     pub fn quiet(&self) -> bool {
         self.links.values().all(|q| q.is_empty())
-            && self
-                .cores
-                .values()
-                .all(|c| c.calls.is_empty() && c.locks.len() == 0)
+            && self.cores.values().all(|c| c.calls.is_empty() && c.locks.len() == 0)
     }
 
     /// The messages `from` sent (any destination), in order.
@@ -561,21 +485,15 @@ fn down_msg(reference: &Reference, target: &MonTarget, reason: Term) -> Term {
         MonTarget::Pid(p) => Term::Pid(p.clone()),
         MonTarget::Gns(n) => Term::Tuple(vec![Term::atom(NAME), Term::Atom(n.clone())]),
     };
-    Term::Tuple(vec![
-        Term::atom("DOWN"),
-        Term::Ref(reference.clone()),
-        Term::atom("process"),
-        obj,
-        reason,
-    ])
+    Term::Tuple(vec![Term::atom("DOWN"), Term::Ref(reference.clone()), Term::atom("process"), obj, reason])
 }
 
 /// Is this message a cast whose request starts with `kind`?
 pub fn is_cast(msg: &Term, kind: &str) -> bool {
     match msg.as_tuple() {
-        Some([c, req]) if c.is_atom("$gen_cast") => req
-            .as_tuple()
-            .is_some_and(|t| t.first().is_some_and(|k| k.is_atom(kind))),
+        Some([c, req]) if c.is_atom("$gen_cast") => {
+            req.as_tuple().is_some_and(|t| t.first().is_some_and(|k| k.is_atom(kind)))
+        }
         _ => false,
     }
 }

@@ -21,12 +21,7 @@ fn node(s: &str) -> Atom {
 }
 
 fn pid(n: &str, id: u32, creation: u32) -> Pid {
-    Pid {
-        node: node(n),
-        id,
-        serial: 0,
-        creation,
-    }
+    Pid { node: node(n), id, serial: 0, creation }
 }
 
 /// `#Fun<global.0.112854349>`: the default method as OTP 25's `global` sends it.
@@ -75,15 +70,7 @@ impl Us {
             c += 1;
             Reference::new(n.clone(), creation, &[c, 0, 0]).unwrap()
         };
-        let g = Global::new(
-            Config {
-                node: node(name),
-                gns_pid: gns.clone(),
-                rng_seed: 1,
-            },
-            refs,
-            now,
-        );
+        let g = Global::new(Config { node: node(name), gns_pid: gns.clone(), rng_seed: 1 }, refs, now);
         Us { g, now }
     }
 
@@ -125,8 +112,7 @@ fn only_send(acts: &[Action]) -> (Dest, Term) {
 /// The reply `{Tag, Reply}` to a call, sent to the caller.
 fn expect_reply(acts: &[Action], caller: &Pid, tag: &Term, reply: Term) {
     assert!(
-        acts.iter()
-            .any(|a| matches!(a, Action::Send { to: Dest::Pid(p), msg, .. }
+        acts.iter().any(|a| matches!(a, Action::Send { to: Dest::Pid(p), msg, .. }
             if p == caller && msg == &tuple![tag.clone(), reply.clone()])),
         "no reply {reply} to {caller:?} in {acts:?}"
     );
@@ -136,27 +122,18 @@ fn expect_reply(acts: &[Action], caller: &Pid, tag: &Term, reply: Term) {
 fn our_calls(acts: &[Action], me: &Pid) -> Vec<(Atom, Term, Term)> {
     let mut out = Vec::new();
     for a in acts {
-        if let Action::Send {
-            to: Dest::Remote(name, n),
-            msg,
-            connect: true,
-        } = a
-        {
+        if let Action::Send { to: Dest::Remote(name, n), msg, connect: true } = a {
             if name != NAME {
                 continue;
             }
             if let Some([k, from, req]) = msg.as_tuple() {
                 if k.is_atom("$gen_call") {
-                    let [p, tag] = from.as_tuple().unwrap() else {
-                        panic!()
-                    };
+                    let [p, tag] = from.as_tuple().unwrap() else { panic!() };
                     assert_eq!(p, &Term::Pid(me.clone()));
-                    assert_eq!(
-                        tag.as_tuple().unwrap()[1],
-                        Term::Atom(n.clone()),
-                        "tag is {{Ref, Node}}"
+                    assert_eq!(tag.as_tuple().unwrap()[1], Term::Atom(n.clone()), "tag is {{Ref, Node}}");
+                    assert!(
+                        acts.iter().any(|m| matches!(m, Action::Monitor { target, .. } if target == &gns(n.as_str())))
                     );
-                    assert!(acts.iter().any(|m| matches!(m, Action::Monitor { target, .. } if target == &gns(n.as_str()))));
                     out.push((n.clone(), tag.clone(), req.clone()));
                 }
             }
@@ -168,10 +145,7 @@ fn our_calls(acts: &[Action], me: &Pid) -> Vec<(Atom, Term, Term)> {
 fn monitor_ref_of(acts: &[Action], target: &Pid) -> Reference {
     acts.iter()
         .find_map(|a| match a {
-            Action::Monitor {
-                target: Dest::Pid(p),
-                reference,
-            } if p == target => Some(reference.clone()),
+            Action::Monitor { target: Dest::Pid(p), reference } if p == target => Some(reference.clone()),
             _ => None,
         })
         .expect("monitor")
@@ -221,10 +195,7 @@ fn t2_full_sync_registration_and_names_dropped() {
     assert_eq!(init[1], tuple![8, T0]);
     assert_eq!(init[2], at("rust@vm"));
     let locker = init[3].as_tuple().unwrap();
-    assert_eq!(
-        (&locker[0], &locker[1], &locker[3]),
-        (&at("locker"), &at("no_longer_a_pid"), &Term::Pid(r.clone()))
-    );
+    assert_eq!((&locker[0], &locker[1], &locker[3]), (&at("locker"), &at("no_longer_a_pid"), &Term::Pid(r.clone())));
 
     // A's init_connect (its known map is ignored) -> init_connect_ack {ack, Us, HisTag, MyTag}
     let known_map = Term::Map(crate::term::Map::from_entries([(at("c@vm"), Term::Int(8))]));
@@ -234,10 +205,7 @@ fn t2_full_sync_registration_and_names_dropped() {
         node("a@vm"),
         tuple![at("locker"), at("no_longer_a_pid"), known_map, a56.clone()]
     ]));
-    let acts_sends: Vec<_> = acts
-        .iter()
-        .filter(|a| matches!(a, Action::Send { .. }))
-        .collect();
+    let acts_sends: Vec<_> = acts.iter().filter(|a| matches!(a, Action::Send { .. })).collect();
     assert_eq!(
         acts_sends,
         vec![&Action::Send {
@@ -246,56 +214,22 @@ fn t2_full_sync_registration_and_names_dropped() {
             connect: false
         }]
     );
-    assert!(
-        us.feed(tuple![at("init_connect_ack"), node("a@vm"), T0, a_tag])
-            .is_empty()
-    );
+    assert!(us.feed(tuple![at("init_connect_ack"), node("a@vm"), T0, a_tag]).is_empty());
 
     // A's locker: set_lock {global, sort([RLocker, ALocker])} from a multi_call -> true
-    let lock_id = tuple![
-        at("global"),
-        Term::List(vec![Term::Pid(r.clone()), Term::Pid(a56.clone())])
-    ];
+    let lock_id = tuple![at("global"), Term::List(vec![Term::Pid(r.clone()), Term::Pid(a56.clone())])];
     let tag = mc_tag(&beam_ref("a@vm", 143984), "rust@vm");
-    let acts = us.feed(call(
-        &a56,
-        tag.clone(),
-        tuple![at("set_lock"), lock_id.clone()],
-    ));
+    let acts = us.feed(call(&a56, tag.clone(), tuple![at("set_lock"), lock_id.clone()]));
     expect_reply(&acts, &a56, &tag, at("true"));
 
     // A's lock_set -> our lock_set (tagged with A's tag) and our exchange of all our names
-    let acts = us.feed(cast(tuple![
-        at("lock_set"),
-        a56.clone(),
-        at("true"),
-        Term::List(vec![at("c@vm")]),
-        T0
-    ]));
+    let acts = us.feed(cast(tuple![at("lock_set"), a56.clone(), at("true"), Term::List(vec![at("c@vm")]), T0]));
     let s = sends(&acts);
     assert_eq!(
         s,
         vec![
-            (
-                gns("a@vm"),
-                cast(tuple![
-                    at("lock_set"),
-                    r.clone(),
-                    at("true"),
-                    Term::nil(),
-                    a_tag
-                ])
-            ),
-            (
-                gns("a@vm"),
-                cast(tuple![
-                    at("exchange"),
-                    node("rust@vm"),
-                    Term::nil(),
-                    Term::nil(),
-                    a_tag
-                ])
-            ),
+            (gns("a@vm"), cast(tuple![at("lock_set"), r.clone(), at("true"), Term::nil(), a_tag])),
+            (gns("a@vm"), cast(tuple![at("exchange"), node("rust@vm"), Term::nil(), Term::nil(), a_tag])),
         ]
     );
 
@@ -314,15 +248,7 @@ fn t2_full_sync_registration_and_names_dropped() {
         sends(&acts),
         vec![(
             gns("a@vm"),
-            cast(tuple![
-                at("resolved"),
-                node("rust@vm"),
-                Term::nil(),
-                Term::nil(),
-                at("unused"),
-                Term::nil(),
-                a_tag
-            ])
+            cast(tuple![at("resolved"), node("rust@vm"), Term::nil(), Term::nil(), at("unused"), Term::nil(), a_tag])
         )]
     );
 
@@ -337,16 +263,8 @@ fn t2_full_sync_registration_and_names_dropped() {
         T0
     ]));
     assert!(acts.contains(&Action::Connect(node("c@vm"))));
-    assert!(sends(&acts).contains(&(
-        gns("c@vm"),
-        cast(tuple![at("in_sync"), node("rust@vm"), at("true")])
-    )));
-    assert!(
-        !sends(&acts)
-            .iter()
-            .any(|(_, m)| super::harness::is_cast(m, "new_nodes")),
-        "we knew nobody before"
-    );
+    assert!(sends(&acts).contains(&(gns("c@vm"), cast(tuple![at("in_sync"), node("rust@vm"), at("true")]))));
+    assert!(!sends(&acts).iter().any(|(_, m)| super::harness::is_cast(m, "new_nodes")), "we knew nobody before");
     // the fun is stored verbatim, and both pids are monitored
     assert_eq!(us.g.registered_names(), vec![at("a_name"), at("c_name")]);
     assert_eq!(us.g.names.get(&at("a_name")).unwrap().method, fun);
@@ -354,16 +272,9 @@ fn t2_full_sync_registration_and_names_dropped() {
     monitor_ref_of(&acts, &a85);
     assert_eq!(us.g.known_nodes(), vec![node("a@vm"), node("c@vm")]);
     // our locker released its hold; A's locker still holds until its del_lock
-    assert_eq!(
-        us.g.lock_requester(&at("global")),
-        Some(lock_id.as_tuple().unwrap()[1].clone())
-    );
+    assert_eq!(us.g.lock_requester(&at("global")), Some(lock_id.as_tuple().unwrap()[1].clone()));
     let tag = mc_tag(&beam_ref("a@vm", 143993), "rust@vm");
-    let acts = us.feed(call(
-        &a56,
-        tag.clone(),
-        tuple![at("del_lock"), lock_id.clone()],
-    ));
+    let acts = us.feed(call(&a56, tag.clone(), tuple![at("del_lock"), lock_id.clone()]));
     expect_reply(&acts, &a56, &tag, at("true"));
     assert_eq!(us.g.lock_requester(&at("global")), None);
 
@@ -377,91 +288,39 @@ fn t2_full_sync_registration_and_names_dropped() {
     let reg_id = tuple![at("global"), c57.clone()];
     for i in [119283u32, 119285] {
         let tag = mc_tag(&beam_ref("c@vm", i), "rust@vm");
-        expect_reply(
-            &us.feed(call(
-                &c57,
-                tag.clone(),
-                tuple![at("set_lock"), reg_id.clone()],
-            )),
-            &c57,
-            &tag,
-            at("true"),
-        );
+        expect_reply(&us.feed(call(&c57, tag.clone(), tuple![at("set_lock"), reg_id.clone()])), &c57, &tag, at("true"));
     }
     let tag = mc_tag(&beam_ref("c@vm", 119291), "rust@vm");
-    let acts = us.feed(call(
-        &c57,
-        tag.clone(),
-        tuple![at("register"), at("c_init"), c0.clone(), fun.clone()],
-    ));
+    let acts = us.feed(call(&c57, tag.clone(), tuple![at("register"), at("c_init"), c0.clone(), fun.clone()]));
     expect_reply(&acts, &c57, &tag, at("yes"));
     monitor_ref_of(&acts, &c0);
     let tag = mc_tag(&beam_ref("c@vm", 119299), "rust@vm");
-    expect_reply(
-        &us.feed(call(
-            &c57,
-            tag.clone(),
-            tuple![at("del_lock"), reg_id.clone()],
-        )),
-        &c57,
-        &tag,
-        at("true"),
-    );
+    expect_reply(&us.feed(call(&c57, tag.clone(), tuple![at("del_lock"), reg_id.clone()])), &c57, &tag, at("true"));
     assert_eq!(us.g.whereis(&at("c_init")), Some(c0.clone()));
     // ... and unregisters it
     let tag = mc_tag(&beam_ref("c@vm", 119304), "rust@vm");
-    expect_reply(
-        &us.feed(call(
-            &c57,
-            tag.clone(),
-            tuple![at("set_lock"), reg_id.clone()],
-        )),
-        &c57,
-        &tag,
-        at("true"),
-    );
+    expect_reply(&us.feed(call(&c57, tag.clone(), tuple![at("set_lock"), reg_id.clone()])), &c57, &tag, at("true"));
     let tag = mc_tag(&beam_ref("c@vm", 119312), "rust@vm");
-    let acts = us.feed(call(
-        &c57,
-        tag.clone(),
-        tuple![at("unregister"), at("c_init")],
-    ));
+    let acts = us.feed(call(&c57, tag.clone(), tuple![at("unregister"), at("c_init")]));
     expect_reply(&acts, &c57, &tag, at("ok"));
     assert!(acts.iter().any(|a| matches!(a, Action::Demonitor { .. })));
     let tag = mc_tag(&beam_ref("c@vm", 119319), "rust@vm");
-    expect_reply(
-        &us.feed(call(
-            &c57,
-            tag.clone(),
-            tuple![at("del_lock"), reg_id.clone()],
-        )),
-        &c57,
-        &tag,
-        at("true"),
-    );
+    expect_reply(&us.feed(call(&c57, tag.clone(), tuple![at("del_lock"), reg_id.clone()])), &c57, &tag, at("true"));
     assert_eq!(us.g.whereis(&at("c_init")), None);
 
     // We register kv1: lock {global, Us} on the boss (us) then on all, register, release
     let kv1 = pid("rust@vm", 7, 1795494601);
-    let op =
-        us.g.register_name(at("kv1"), kv1.clone(), random_exit_name());
+    let op = us.g.register_name(at("kv1"), kv1.clone(), random_exit_name());
     let acts = us.g.drain_actions();
     let calls = our_calls(&acts, &r);
     let my_reg = tuple![at("global"), r.clone()];
     let mut nodes: Vec<Atom> = calls.iter().map(|(n, _, _)| n.clone()).collect();
     nodes.sort();
-    assert_eq!(
-        nodes,
-        vec![node("a@vm"), node("c@vm")],
-        "boss (us) locked locally, then all known"
-    );
+    assert_eq!(nodes, vec![node("a@vm"), node("c@vm")], "boss (us) locked locally, then all known");
     for (_, _, req) in &calls {
         assert_eq!(req, &tuple![at("set_lock"), my_reg.clone()]);
     }
-    assert_eq!(
-        us.g.lock_requester(&at("global")),
-        Some(Term::Pid(r.clone()))
-    );
+    assert_eq!(us.g.lock_requester(&at("global")), Some(Term::Pid(r.clone())));
     let mut acts = Vec::new();
     for (n, tag, _) in &calls {
         acts.extend(us.feed(tuple![tag.clone(), at("true")]));
@@ -470,10 +329,7 @@ fn t2_full_sync_registration_and_names_dropped() {
     let calls = our_calls(&acts, &r);
     assert_eq!(calls.len(), 2);
     for (_, _, req) in &calls {
-        assert_eq!(
-            req,
-            &tuple![at("register"), at("kv1"), kv1.clone(), random_exit_name()]
-        );
+        assert_eq!(req, &tuple![at("register"), at("kv1"), kv1.clone(), random_exit_name()]);
     }
     let kv1_ref = monitor_ref_of(&acts, &kv1);
     let mut acts = Vec::new();
@@ -498,29 +354,13 @@ fn t2_full_sync_registration_and_names_dropped() {
     assert_eq!(us.g.whereis(&at("kv1")), None);
 
     // C halts: A reports the lost connection; we pass it on and ask C to disconnect from us
-    let lost = tuple![
-        at("lost_connection"),
-        node("a@vm"),
-        1505389161484718665i64,
-        T0 + 3,
-        node("c@vm")
-    ];
+    let lost = tuple![at("lost_connection"), node("a@vm"), 1505389161484718665i64, T0 + 3, node("c@vm")];
     let acts = us.feed(lost.clone());
     assert_eq!(
         sends(&acts),
-        vec![
-            (gns("c@vm"), lost.clone()),
-            (
-                gns("c@vm"),
-                tuple![at("remove_connection"), node("rust@vm")]
-            ),
-        ]
+        vec![(gns("c@vm"), lost.clone()), (gns("c@vm"), tuple![at("remove_connection"), node("rust@vm")]),]
     );
-    assert!(
-        acts.iter()
-            .all(|a| !matches!(a, Action::Send { connect: true, .. })),
-        "volatile sends only"
-    );
+    assert!(acts.iter().all(|a| !matches!(a, Action::Send { connect: true, .. })), "volatile sends only");
     assert_eq!(us.g.known_nodes(), vec![node("a@vm")]);
     // the nodedown that follows: C's names go, and we do not report a loss we asked for
     let acts = us.nodedown("c@vm");
@@ -544,12 +384,7 @@ fn t2_our_locker_may_move_first() {
         at("init_connect"),
         tuple![8, T0 + 1],
         node("a@vm"),
-        tuple![
-            at("locker"),
-            at("no_longer_a_pid"),
-            Term::Map(crate::term::Map::new()),
-            a56.clone()
-        ]
+        tuple![at("locker"), at("no_longer_a_pid"), Term::Map(crate::term::Map::new()), a56.clone()]
     ]));
     us.feed(tuple![at("init_connect_ack"), node("a@vm"), T0, T0 + 1]);
     let t = us.g.next_timeout().expect("locker waits");
@@ -557,10 +392,7 @@ fn t2_our_locker_may_move_first() {
     us.now = t;
     us.g.handle_timeout(t);
     let acts = us.g.drain_actions();
-    let lock_id = tuple![
-        at("global"),
-        Term::List(vec![Term::Pid(r.clone()), Term::Pid(a56.clone())])
-    ];
+    let lock_id = tuple![at("global"), Term::List(vec![Term::Pid(r.clone()), Term::Pid(a56.clone())])];
     let calls = our_calls(&acts, &r);
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].0, node("a@vm"));
@@ -568,49 +400,16 @@ fn t2_our_locker_may_move_first() {
     let acts = us.feed(tuple![calls[0].1.clone(), at("true")]);
     assert_eq!(
         sends(&acts),
-        vec![(
-            gns("a@vm"),
-            cast(tuple![
-                at("lock_set"),
-                r.clone(),
-                at("true"),
-                Term::nil(),
-                T0 + 1
-            ])
-        )]
+        vec![(gns("a@vm"), cast(tuple![at("lock_set"), r.clone(), at("true"), Term::nil(), T0 + 1]))]
     );
     // A's answer from its spontaneous path: our exchange follows
-    let acts = us.feed(cast(tuple![
-        at("lock_set"),
-        a56.clone(),
-        at("true"),
-        Term::nil(),
-        T0
-    ]));
+    let acts = us.feed(cast(tuple![at("lock_set"), a56.clone(), at("true"), Term::nil(), T0]));
     assert_eq!(
         sends(&acts),
-        vec![(
-            gns("a@vm"),
-            cast(tuple![
-                at("exchange"),
-                node("rust@vm"),
-                Term::nil(),
-                Term::nil(),
-                T0 + 1
-            ])
-        )]
+        vec![(gns("a@vm"), cast(tuple![at("exchange"), node("rust@vm"), Term::nil(), Term::nil(), T0 + 1]))]
     );
     // a stale lock_set (old tag) is dropped by the server
-    assert!(
-        us.feed(cast(tuple![
-            at("lock_set"),
-            a56.clone(),
-            at("true"),
-            Term::nil(),
-            T0 - 7
-        ]))
-        .is_empty()
-    );
+    assert!(us.feed(cast(tuple![at("lock_set"), a56.clone(), at("true"), Term::nil(), T0 - 7])).is_empty());
 }
 
 fn sync_to_exchange(us: &mut Us, r: &Pid, peer: &BeamPeer<'_>) -> Vec<Action> {
@@ -620,43 +419,20 @@ fn sync_to_exchange(us: &mut Us, r: &Pid, peer: &BeamPeer<'_>) -> Vec<Action> {
         at("init_connect"),
         tuple![8, t],
         node(peer.name),
-        tuple![
-            at("locker"),
-            at("no_longer_a_pid"),
-            Term::Map(crate::term::Map::new()),
-            peer.locker.clone()
-        ]
+        tuple![at("locker"), at("no_longer_a_pid"), Term::Map(crate::term::Map::new()), peer.locker.clone()]
     ]));
-    let my =
-        us.g.peers
-            .get(&node(peer.name))
-            .and_then(|p| p.sync_tag_my)
-            .expect("session");
+    let my = us.g.peers.get(&node(peer.name)).and_then(|p| p.sync_tag_my).expect("session");
     us.feed(tuple![at("init_connect_ack"), node(peer.name), my, t]);
     let lock_id = super::super::resolve::locker_lock_id(r, &peer.locker);
     let tag = mc_tag(&beam_ref(peer.name, 1), us.g.node().as_str());
     expect_reply(
-        &us.feed(call(
-            &peer.locker,
-            tag.clone(),
-            tuple![at("set_lock"), lock_id],
-        )),
+        &us.feed(call(&peer.locker, tag.clone(), tuple![at("set_lock"), lock_id])),
         &peer.locker,
         &tag,
         at("true"),
     );
-    let known: Vec<Term> = peer
-        .known_vsns
-        .iter()
-        .map(|(n, _)| Term::Atom(node(n)))
-        .collect();
-    us.feed(cast(tuple![
-        at("lock_set"),
-        peer.locker.clone(),
-        at("true"),
-        Term::List(known),
-        my
-    ]))
+    let known: Vec<Term> = peer.known_vsns.iter().map(|(n, _)| Term::Atom(node(n))).collect();
+    us.feed(cast(tuple![at("lock_set"), peer.locker.clone(), at("true"), Term::List(known), my]))
 }
 
 #[test]
@@ -667,21 +443,11 @@ fn t12_beam_resolves_and_kills_our_process() {
     let a85 = pid("a@vm", 85, 22);
     let fun = beam_fun(&a56);
     let mut us = Us::new("rust@vm", &r2);
-    let op =
-        us.g.register_name(at("dup"), r3.clone(), random_exit_name());
+    let op = us.g.register_name(at("dup"), r3.clone(), random_exit_name());
     let acts = us.g.drain_actions();
-    assert_eq!(
-        op_done(&acts, op),
-        Some(at("yes")),
-        "alone: only our own table"
-    );
+    assert_eq!(op_done(&acts, op), Some(at("yes")), "alone: only our own table");
     let dup_ref = monitor_ref_of(&acts, &r3);
-    let peer = BeamPeer {
-        name: "a@vm",
-        locker: a56.clone(),
-        his_tag: T0,
-        known_vsns: vec![],
-    };
+    let peer = BeamPeer { name: "a@vm", locker: a56.clone(), his_tag: T0, known_vsns: vec![] };
     let acts = sync_to_exchange(&mut us, &r2, &peer);
     assert_eq!(
         sends(&acts)[1],
@@ -709,15 +475,7 @@ fn t12_beam_resolves_and_kills_our_process() {
         sends(&acts),
         vec![(
             gns("a@vm"),
-            cast(tuple![
-                at("resolved"),
-                node("rust@vm"),
-                Term::nil(),
-                Term::nil(),
-                at("unused"),
-                Term::nil(),
-                T0
-            ])
+            cast(tuple![at("resolved"), node("rust@vm"), Term::nil(), Term::nil(), at("unused"), Term::nil(), T0])
         )]
     );
     // A killed our process (PAYLOAD_EXIT2 kill): its monitor reports it
@@ -726,10 +484,7 @@ fn t12_beam_resolves_and_kills_our_process() {
     us.feed(cast(tuple![
         at("resolved"),
         node("a@vm"),
-        Term::List(vec![tuple![
-            at("insert"),
-            tuple![at("dup"), a85.clone(), fun.clone()]
-        ]]),
+        Term::List(vec![tuple![at("insert"), tuple![at("dup"), a85.clone(), fun.clone()]]]),
         Term::nil(),
         at("unused"),
         Term::nil(),
@@ -749,12 +504,7 @@ fn t12_we_resolve_and_kill_the_beam_process() {
     let mut us = Us::new("R1@vm", &r2);
     us.g.register_name(at("dup"), r3.clone(), random_exit_name());
     us.g.drain_actions();
-    let peer = BeamPeer {
-        name: "a@vm",
-        locker: a56.clone(),
-        his_tag: T0,
-        known_vsns: vec![],
-    };
+    let peer = BeamPeer { name: "a@vm", locker: a56.clone(), his_tag: T0, known_vsns: vec![] };
     sync_to_exchange(&mut us, &r2, &peer);
     // 'R1@vm' < a@vm: we resolve, with our method: the pid on the smaller node name wins
     let acts = us.feed(cast(tuple![
@@ -764,10 +514,7 @@ fn t12_we_resolve_and_kill_the_beam_process() {
         Term::nil(),
         T0
     ]));
-    assert!(acts.contains(&Action::Exit {
-        pid: a85.clone(),
-        reason: at("kill")
-    }));
+    assert!(acts.contains(&Action::Exit { pid: a85.clone(), reason: at("kill") }));
     assert_eq!(
         sends(&acts),
         vec![(
@@ -775,10 +522,7 @@ fn t12_we_resolve_and_kill_the_beam_process() {
             cast(tuple![
                 at("resolved"),
                 node("R1@vm"),
-                Term::List(vec![tuple![
-                    at("insert"),
-                    tuple![at("dup"), r3.clone(), random_exit_name()]
-                ]]),
+                Term::List(vec![tuple![at("insert"), tuple![at("dup"), r3.clone(), random_exit_name()]]]),
                 Term::nil(),
                 at("unused"),
                 Term::nil(),
@@ -786,15 +530,7 @@ fn t12_we_resolve_and_kill_the_beam_process() {
             ])
         )]
     );
-    us.feed(cast(tuple![
-        at("resolved"),
-        node("a@vm"),
-        Term::nil(),
-        Term::nil(),
-        at("unused"),
-        Term::nil(),
-        T0
-    ]));
+    us.feed(cast(tuple![at("resolved"), node("a@vm"), Term::nil(), Term::nil(), at("unused"), Term::nil(), T0]));
     assert_eq!(us.g.whereis(&at("dup")), Some(r3));
 }
 
@@ -808,76 +544,32 @@ fn t16_bridging_a_beam_node_into_our_partition() {
     let a85 = pid("a@vm", 85, 22);
     let fun = beam_fun(&a56);
     let mut us = Us::new("rust@vm", &r);
-    let peer_c = BeamPeer {
-        name: "c@vm",
-        locker: c56.clone(),
-        his_tag: T0,
-        known_vsns: vec![],
-    };
+    let peer_c = BeamPeer { name: "c@vm", locker: c56.clone(), his_tag: T0, known_vsns: vec![] };
     sync_to_exchange(&mut us, &r, &peer_c);
-    us.feed(cast(tuple![
-        at("exchange"),
-        node("c@vm"),
-        Term::nil(),
-        Term::nil(),
-        T0
-    ]));
-    us.feed(cast(tuple![
-        at("resolved"),
-        node("c@vm"),
-        Term::nil(),
-        Term::nil(),
-        at("unused"),
-        Term::nil(),
-        T0
-    ]));
+    us.feed(cast(tuple![at("exchange"), node("c@vm"), Term::nil(), Term::nil(), T0]));
+    us.feed(cast(tuple![at("resolved"), node("c@vm"), Term::nil(), Term::nil(), at("unused"), Term::nil(), T0]));
     let lock_c = super::super::resolve::locker_lock_id(&r, &c56);
     let tag = mc_tag(&beam_ref("c@vm", 2), "rust@vm");
     us.feed(call(&c56, tag, tuple![at("del_lock"), lock_c]));
     assert_eq!(us.g.known_nodes(), vec![node("c@vm")]);
     let tag = mc_tag(&beam_ref("c@vm", 3), "rust@vm");
-    us.feed(call(
-        &pid("c@vm", 57, 33),
-        tag,
-        tuple![at("register"), at("c_init"), c0.clone(), fun.clone()],
-    ));
+    us.feed(call(&pid("c@vm", 57, 33), tag, tuple![at("register"), at("c_init"), c0.clone(), fun.clone()]));
 
     // A connects; A's lock_set reaches our locker: we lock the boss (us) and the rest of our
     // partition (C) with the shared id
-    let peer_a = BeamPeer {
-        name: "a@vm",
-        locker: a56.clone(),
-        his_tag: T0 + 10,
-        known_vsns: vec![],
-    };
+    let peer_a = BeamPeer { name: "a@vm", locker: a56.clone(), his_tag: T0 + 10, known_vsns: vec![] };
     let acts = sync_to_exchange(&mut us, &r, &peer_a);
     let lock_a = super::super::resolve::locker_lock_id(&r, &a56);
     let calls = our_calls(&acts, &r);
     assert_eq!(calls.len(), 1);
-    assert_eq!(
-        (calls[0].0.clone(), calls[0].2.clone()),
-        (node("c@vm"), tuple![at("set_lock"), lock_a.clone()])
-    );
+    assert_eq!((calls[0].0.clone(), calls[0].2.clone()), (node("c@vm"), tuple![at("set_lock"), lock_a.clone()]));
     let acts = us.feed(tuple![calls[0].1.clone(), at("true")]);
-    let my_tag_a =
-        us.g.peers
-            .get(&node("a@vm"))
-            .and_then(|p| p.sync_tag_my)
-            .unwrap();
+    let my_tag_a = us.g.peers.get(&node("a@vm")).and_then(|p| p.sync_tag_my).unwrap();
     // our lock_set carries our partition; our exchange carries all names we know, not only ours
     assert_eq!(
         sends(&acts),
         vec![
-            (
-                gns("a@vm"),
-                cast(tuple![
-                    at("lock_set"),
-                    r.clone(),
-                    at("true"),
-                    Term::List(vec![at("c@vm")]),
-                    T0 + 10
-                ])
-            ),
+            (gns("a@vm"), cast(tuple![at("lock_set"), r.clone(), at("true"), Term::List(vec![at("c@vm")]), T0 + 10])),
             (
                 gns("a@vm"),
                 cast(tuple![
@@ -927,23 +619,14 @@ fn t16_bridging_a_beam_node_into_our_partition() {
     let nn = cast(tuple![
         at("new_nodes"),
         node("rust@vm"),
-        Term::List(vec![tuple![
-            at("insert"),
-            tuple![at("a_name"), a85.clone(), fun.clone()]
-        ]]),
+        Term::List(vec![tuple![at("insert"), tuple![at("a_name"), a85.clone(), fun.clone()]]]),
         Term::nil(),
         Term::List(vec![tuple![node("a@vm"), 8]]),
-        Term::List(vec![
-            tuple![at("vsn"), 8],
-            tuple![at("lock"), lock_a.clone()]
-        ])
+        Term::List(vec![tuple![at("vsn"), 8], tuple![at("lock"), lock_a.clone()]])
     ]);
     assert_eq!(s[0], (gns("c@vm"), nn));
     let calls = our_calls(&acts, &r);
-    assert_eq!(
-        (calls[0].0.clone(), calls[0].2.clone()),
-        (node("c@vm"), tuple![at("del_lock"), lock_a])
-    );
+    assert_eq!((calls[0].0.clone(), calls[0].2.clone()), (node("c@vm"), tuple![at("del_lock"), lock_a]));
     assert_eq!(us.g.known_nodes(), vec![node("a@vm"), node("c@vm")]);
     assert_eq!(us.g.registered_names(), vec![at("a_name"), at("c_init")]);
 }
@@ -958,18 +641,9 @@ fn every_call_is_answered() {
         (at("get_known"), Term::nil()),
         (at("get_synced"), Term::nil()),
         (at("get_names_ext"), Term::nil()),
-        (
-            tuple![at("set_lock"), tuple![at("res"), at("me")]],
-            at("true"),
-        ),
-        (
-            tuple![at("set_lock"), tuple![at("res"), at("other")]],
-            at("false"),
-        ),
-        (
-            tuple![at("del_lock"), tuple![at("res"), at("me")]],
-            at("true"),
-        ),
+        (tuple![at("set_lock"), tuple![at("res"), at("me")]], at("true")),
+        (tuple![at("set_lock"), tuple![at("res"), at("other")]], at("false")),
+        (tuple![at("del_lock"), tuple![at("res"), at("me")]], at("true")),
         (tuple![at("unregister"), at("nobody")], at("ok")),
     ];
     for (i, (req, want)) in cases.into_iter().enumerate() {
@@ -979,15 +653,9 @@ fn every_call_is_answered() {
     }
     // an unknown call is answered too (BEAM would leave the caller waiting)
     let tag = tuple![at("alias"), 1];
-    us.g.handle_message(call(&caller, tag.clone(), at("info")), us.now)
-        .unwrap_err();
+    us.g.handle_message(call(&caller, tag.clone(), at("info")), us.now).unwrap_err();
     let acts = us.g.drain_actions();
-    expect_reply(
-        &acts,
-        &caller,
-        &tag,
-        tuple![at("error"), at("not_supported")],
-    );
+    expect_reply(&acts, &caller, &tag, tuple![at("error"), at("not_supported")]);
     // replies to [alias | Ref] tags go to the alias
     let alias = beam_ref("a@vm", 99);
     let tag = Term::Improper(vec![at("alias")], Box::new(Term::Ref(alias.clone())));
