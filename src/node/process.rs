@@ -89,8 +89,9 @@ impl ProcState {
     }
 }
 
-/// Entries' worth of room a monitor table keeps however empty it gets.
-const TABLE_KEEP: usize = 64;
+/// Entries' worth of room a monitor table keeps however empty it gets (above the callers a busy
+/// server usually has at once, so that a table does not shrink and grow again with every wave).
+const TABLE_KEEP: usize = 256;
 
 /// Gives back a table's room once it is three-quarters empty, keeping twice what is left (so
 /// shrinking and growing again stay amortised O(1)). A server that had 100,000 callers at once
