@@ -66,6 +66,7 @@ pub mod dist;
 pub mod epmd;
 pub mod gen_server;
 pub mod handshake;
+mod hash;
 pub mod node;
 pub mod services;
 pub mod term;

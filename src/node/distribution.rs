@@ -128,7 +128,7 @@ pub(crate) struct DistConfig {
 /// The connection table and its tasks.
 pub(crate) struct Distribution {
     config: DistConfig,
-    slots: Mutex<HashMap<Atom, Slot, super::hash::PeerKeys>>,
+    slots: Mutex<HashMap<Atom, Slot, crate::hash::PeerKeys>>,
     next_conn_id: AtomicU64,
     next_attempt: AtomicU64,
     events: broadcast::Sender<NodeEvent>,

@@ -9,7 +9,6 @@
 
 mod connection;
 mod distribution;
-mod hash;
 mod ids;
 mod inbound;
 pub mod name;
@@ -30,7 +29,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, RwLock};
 
-use hash::LocalKeys;
+use crate::hash::LocalKeys;
 use ids::IdAllocator;
 use process::{Guarded, ProcessEntry, Watcher};
 
@@ -79,26 +78,8 @@ impl From<Reference> for Dest {
 
 const SHARDS: usize = 16;
 
-/// Hashes the `(id, serial)` of this node's own pids with one multiply: the keys are minted
-/// here, not chosen by peers, so SipHash's flood resistance buys nothing on the routing path.
-#[derive(Clone, Copy, Debug, Default)]
-struct PidKeyHasher(u64);
-
-impl std::hash::Hasher for PidKeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ *b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.0 = (self.0.rotate_left(32) ^ n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-type PidMap = HashMap<(u32, u32), Arc<ProcessEntry>, std::hash::BuildHasherDefault<PidKeyHasher>>;
+/// This node's own pids by `(id, serial)`: keys minted here, so [`LocalKeys`] hashes them.
+type PidMap = HashMap<(u32, u32), Arc<ProcessEntry>, LocalKeys>;
 
 /// Local processes by pid, sharded so that routing rarely contends.
 #[derive(Debug)]

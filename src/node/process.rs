@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use super::hash::PeerKeys;
 use super::{Dest, Node};
+use crate::hash::PeerKeys;
 use crate::term::{Atom, Pid, Reference, Term};
 
 /// What a monitor watches: a pid, or a registered name on some node.

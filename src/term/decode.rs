@@ -1578,17 +1578,18 @@ fn has_duplicate_keys(entries: &[(Term, Term)]) -> bool {
 /// it gives up: with a uniform hash and a table at most half full, a key takes about 1.5.
 const PROBE_BUDGET_PER_KEY: usize = 8;
 
-/// Looks for equal keys through an open-addressing table of key hashes ([`FoldHasher`] over
-/// `Term`'s `Hash`), at most half full, probed linearly. `None` when probing takes more than
-/// [`PROBE_BUDGET_PER_KEY`] steps per key, which a keyed hash makes very unlikely unless a
-/// peer found colliding keys: the caller then uses SipHash, whose cost does not depend on
-/// the keys, so chosen keys can at worst double the work, never make it quadratic.
+/// Looks for equal keys through an open-addressing table of key hashes (`crate::hash`'s keyed
+/// `FoldHasher` over `Term`'s `Hash`), at most half full, probed linearly. `None` when
+/// probing takes more than [`PROBE_BUDGET_PER_KEY`] steps per key, which a keyed hash makes
+/// very unlikely unless a peer found colliding keys: the caller then uses SipHash, whose cost
+/// does not depend on the keys, so chosen keys can at worst double the work, never make it
+/// quadratic.
 fn duplicate_keys_fast(entries: &[(Term, Term)]) -> Option<bool> {
     let n = entries.len();
     if n >= u32::MAX as usize {
         return None;
     }
-    let seeds = fold_seeds();
+    let seeds = crate::hash::seeds();
     let cap = n.checked_mul(2)?.next_power_of_two();
     let mask = cap - 1;
     // a slot: the high 32 bits of the key's hash, and 1 + the key's index (0 = empty)
@@ -1617,12 +1618,12 @@ fn duplicate_keys_fast(entries: &[(Term, Term)]) -> Option<bool> {
     Some(false)
 }
 
-/// The [`FoldHasher`] hash of a map key. Integers, atoms and binaries (the usual keys) are
+/// The `FoldHasher` hash of a map key. Integers, atoms and binaries (the usual keys) are
 /// hashed directly as a kind word and their value or bytes; other keys through `Term`'s
 /// `Hash`. Keys equal under exact equality are the same variant, so they get equal hashes.
 #[inline]
 fn fold_key_hash(seeds: [u64; 2], k: &Term) -> u64 {
-    let mut h = FoldHasher::new(seeds);
+    let mut h = crate::hash::FoldHasher::new(seeds);
     match k {
         Term::Int(i) => {
             h.mix(1);
@@ -1642,90 +1643,6 @@ fn fold_key_hash(seeds: [u64; 2], k: &Term) -> u64 {
         }
     }
     h.finish()
-}
-
-/// The secret seeds of [`FoldHasher`], random per thread.
-fn fold_seeds() -> [u64; 2] {
-    thread_local! {
-        static SEEDS: [u64; 2] = {
-            let s = RandomState::new();
-            [s.hash_one(0x5eed_u64) | 1, s.hash_one(0xfeed_u64) | 1]
-        };
-    }
-    SEEDS.with(|s| *s)
-}
-
-/// A keyed 64-bit hash for map keys: each word is folded into the state by a 64x64->128 bit
-/// multiplication with a secret odd seed, the two halves of the product xored. Much cheaper
-/// than SipHash per word; [`duplicate_keys_fast`] bounds what a weakness could cost.
-struct FoldHasher {
-    state: u64,
-    seeds: [u64; 2],
-}
-
-impl FoldHasher {
-    #[inline]
-    fn new(seeds: [u64; 2]) -> FoldHasher {
-        FoldHasher { state: seeds[0], seeds }
-    }
-
-    #[inline]
-    fn mix(&mut self, word: u64) {
-        self.state = fold_mul(self.state ^ word, self.seeds[1]);
-    }
-}
-
-#[inline]
-fn fold_mul(a: u64, b: u64) -> u64 {
-    let p = a as u128 * b as u128;
-    p as u64 ^ (p >> 64) as u64
-}
-
-impl Hasher for FoldHasher {
-    #[inline]
-    fn finish(&self) -> u64 {
-        fold_mul(self.state ^ self.seeds[0].rotate_left(32), self.seeds[1])
-    }
-
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.mix(u64::from_le_bytes(w));
-        }
-        let rest = chunks.remainder();
-        // the length goes into the last word, so "ab" and "ab\0" differ
-        let mut w = [0u8; 8];
-        w[..rest.len()].copy_from_slice(rest);
-        self.mix(u64::from_le_bytes(w) ^ ((bytes.len() as u64) << 56));
-    }
-
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.mix(i as u64);
-    }
-
-    #[inline]
-    fn write_u32(&mut self, i: u32) {
-        self.mix(i as u64);
-    }
-
-    #[inline]
-    fn write_u64(&mut self, i: u64) {
-        self.mix(i);
-    }
-
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.mix(i as u64);
-    }
-
-    #[inline]
-    fn write_i64(&mut self, i: i64) {
-        self.mix(i as u64);
-    }
 }
 
 /// The duplicate-key check whose cost chosen keys cannot change (std's SipHash, randomly
