@@ -136,9 +136,9 @@ impl Node {
                 let downs: Vec<(Reference, MonitorTarget)> =
                     st.monitors.iter().filter(|(_, t)| t.node() == peer).map(|(r, t)| (r.clone(), t.clone())).collect();
                 for (r, _) in &downs {
-                    st.monitors.remove(r);
+                    st.forget_monitor(r);
                 }
-                st.monitored_by.retain(|_, w| &w.pid.node != peer);
+                st.forget_watchers_on(peer);
                 let spawns: Vec<Reference> =
                     st.spawn_requests.iter().filter(|(_, n)| *n == peer).map(|(r, _)| r.clone()).collect();
                 (links, downs, spawns)

@@ -87,6 +87,13 @@ impl ProcState {
         shrink_if_sparse(&mut self.monitored_by);
         w
     }
+
+    /// Removes the monitors on this process held by processes on `node` (its connection is
+    /// gone).
+    pub fn forget_watchers_on(&mut self, node: &Atom) {
+        self.monitored_by.retain(|_, w| &w.pid.node != node);
+        shrink_if_sparse(&mut self.monitored_by);
+    }
 }
 
 /// Entries' worth of room a monitor table keeps however empty it gets (above the callers a busy
@@ -457,6 +464,15 @@ mod tests {
             assert!(st.forget_monitor(r).is_some());
         }
         assert!(st.forget_watcher(&refs[0]).is_none());
+        // a lost connection takes its node's watchers, and their room
+        let far = Pid { node: Atom::new("b@h"), ..pid.clone() };
+        for r in &refs {
+            st.monitored_by.insert(r.clone(), Watcher { pid: far.clone(), by_name: None });
+        }
+        st.monitored_by.insert(refs[0].clone(), Watcher { pid: pid.clone(), by_name: None });
+        st.forget_watchers_on(&far.node);
+        assert_eq!(st.monitored_by.len(), 1);
+        assert!(st.monitored_by.capacity() <= 2 * TABLE_KEEP, "{}", st.monitored_by.capacity());
     }
 
     #[tokio::test]
