@@ -330,7 +330,7 @@ macro_rules! controls {
     (@get $op:ident, $it:ident, $f:ident) => {
         let $f = $it.next().and_then(Field::from_term).ok_or(bad($op, stringify!($f)))?;
     };
-    (@wire $w:ident, _) => { super::control_wire::skip_unused($w)?; };
+    (@wire $w:ident, _) => { $w.skip_unused()?; };
     (@wire $w:ident, $f:ident) => { let $f = super::control_wire::WireField::read($w)?; };
     (@count) => { 0usize };
     (@count $head:tt $($rest:tt)*) => { 1usize + controls!(@count $($rest)*) };

@@ -6,8 +6,9 @@
 //! a small tuple of a small-integer op, pids, references and atoms (cache references or short
 //! UTF-8 atoms). [`read_control`] reads exactly those encodings. Anything else (a field typed
 //! [`Term`]: exit reasons, trace tokens, spawn options; an obsolete encoding, a mistyped
-//! field, a wrong arity, an unknown op, truncation) makes it answer `None`, and the caller decodes the tuple as a term and reads it with
-//! [`Control::from_term`], which gives the typed error. So the fast lane never decides that
+//! field, a wrong arity, an unknown op, truncation) makes it answer `None`, and the caller
+//! decodes the tuple as a term and reads it with [`Control::from_term`], which gives the
+//! typed error. So the fast lane never decides that
 //! input is bad; what it accepts, the general path accepts too, with the same result (a test
 //! checks this on mutated input).
 
@@ -130,7 +131,7 @@ impl<'a> Wire<'a> {
     }
 
     /// The unused slot of `SEND` and `REG_SEND` (BEAM writes `''`): any atom.
-    fn skip_unused(&mut self) -> Option<()> {
+    pub(crate) fn skip_unused(&mut self) -> Option<()> {
         self.atom().map(drop)
     }
 }
@@ -210,11 +211,6 @@ impl WireField for Mfa {
         let arity = w.u8()?;
         Some(Mfa { module, function, arity })
     }
-}
-
-/// Skips the unused slot of a control tuple.
-pub(crate) fn skip_unused(w: &mut Wire) -> Option<()> {
-    w.skip_unused()
 }
 
 /// Reads the control tuple that starts at `start` in `data` (with the version byte first when

@@ -946,11 +946,7 @@ impl<'a> Dec<'a> {
                         Some(w) if n <= BIG_INLINE_BYTES => {
                             // BEAM treats any non-zero sign byte as negative
                             let negative = sign != 0;
-                            // built in its slot (see `same_kind`)
-                            match BigInt::window_len(negative, n, w) {
-                                Ok(len) => slot.write(Term::BigInt(BigInt::from_window(negative, len, w))),
-                                Err(small) => slot.write(Term::Int(small)),
-                            };
+                            write_inline_big(slot, negative, n, w);
                             Some(numbers(slots, &mut i, buf, pos + 3 + n))
                         }
                         _ => None,
@@ -1395,11 +1391,11 @@ fn fast_leaf<R>(buf: &[u8], start: usize, owner: Option<&Bytes>, put: impl FnOnc
 }
 
 /// After a number written into `slots[*i]` by the element loop: while the next elements are
-/// numbers too (small integers, integers, finite floats, bignums that fit inline), writes them into the next slots in
-/// a loop that knows no other kind, advancing `*i` to the last slot written; returns the
-/// offset after the last number. Lists and tuples of numbers spend their time there. That
-/// loop is out of line, entered only when a number follows a number, so that the element
-/// loop keeps its registers for the other kinds.
+/// numbers too (small integers, integers, finite floats, bignums that fit inline), writes them
+/// into the next slots in a loop that knows no other kind, advancing `*i` to the last slot
+/// written; returns the offset after the last number. Lists and tuples of numbers spend their
+/// time there. That loop is out of line, entered only when a number follows a number, so that
+/// the element loop keeps its registers for the other kinds.
 #[inline(always)]
 fn numbers(slots: &mut [std::mem::MaybeUninit<Term>], i: &mut usize, buf: &[u8], pos: usize) -> usize {
     match buf.get(pos) {
@@ -1462,10 +1458,7 @@ fn number_run(slots: &mut [std::mem::MaybeUninit<Term>], buf: &[u8], mut pos: us
                         break;
                     };
                     let Some(slot) = slots.get_mut(k) else { break };
-                    match BigInt::window_len(negative, n, w) {
-                        Ok(len) => slot.write(Term::BigInt(BigInt::from_window(negative, len, w))),
-                        Err(small) => slot.write(Term::Int(small)),
-                    };
+                    write_inline_big(slot, negative, n, w);
                     k += 1;
                     pos += 3 + n;
                 }
@@ -1476,6 +1469,16 @@ fn number_run(slots: &mut [std::mem::MaybeUninit<Term>], buf: &[u8], mut pos: us
             return (k, pos);
         }
     }
+}
+
+/// Writes the `SMALL_BIG_EXT` value whose `n` magnitude bytes start `window` into `slot`: an
+/// integer when it fits an `i64`, else an inline bignum, built in its slot (see [`same_kind`]).
+#[inline(always)]
+fn write_inline_big(slot: &mut std::mem::MaybeUninit<Term>, negative: bool, n: usize, window: &[u8; BIG_INLINE_BYTES]) {
+    match BigInt::window_len(negative, n, window) {
+        Ok(len) => slot.write(Term::BigInt(BigInt::from_window(negative, len, window))),
+        Err(small) => slot.write(Term::Int(small)),
+    };
 }
 
 /// The run of `W`-byte elements tagged `tag` at `pos` that `accept` takes, each written into
