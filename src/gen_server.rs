@@ -84,11 +84,7 @@ pub trait GenServer: Send + Sized + 'static {
 /// Sends `reply` to a caller, as `gen:reply/2` does: through the alias when the tag is
 /// `[alias | Ref]` (or `[[alias | Ref] | _]`), to the caller's pid otherwise.
 pub fn reply(p: &Process, from: &From, reply: Term) {
-    let msg = Term::Tuple(vec![from.tag.clone(), reply]);
-    match alias_of(&from.tag) {
-        Some(alias) => p.send(Dest::Alias(alias.clone()), msg),
-        None => p.send(Dest::Pid(from.pid.clone()), msg),
-    }
+    reply_owned(p, from.clone(), reply);
 }
 
 fn alias_of(tag: &Term) -> Option<&Reference> {
@@ -129,7 +125,8 @@ fn classify(msg: Term) -> Incoming {
     }
 }
 
-/// [`reply`] for a caller whose [`From`] is no longer needed: its tag moves into the reply.
+/// [`reply`] taking the [`From`] (the server loop's, no longer needed): its tag moves into
+/// the reply instead of being cloned.
 fn reply_owned(p: &Process, from: From, reply: Term) {
     let to = match alias_of(&from.tag) {
         Some(alias) => Dest::Alias(alias.clone()),

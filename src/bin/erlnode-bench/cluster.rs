@@ -191,6 +191,15 @@ impl Cluster {
         self.clients.iter().take(n).map(|c| cpu_ns(c.os_pid())).sum()
     }
 
+    /// Runs `work` and gives its result with the CPU nanoseconds it took on `side`'s server and
+    /// on the first `clients` client nodes.
+    pub fn cpu_of<T>(&self, side: Side, clients: usize, work: impl FnOnce() -> T) -> (T, u64, u64) {
+        let (server0, clients0) = (cpu_ns(self.server_pid(side)), self.clients_cpu_ns(clients));
+        let out = work();
+        let server = cpu_ns(self.server_pid(side)).saturating_sub(server0);
+        (out, server, self.clients_cpu_ns(clients).saturating_sub(clients0))
+    }
+
     /// `{bench_ctl, Node}` of a side, as an Erlang expression.
     pub fn ctl(&self, side: Side) -> String {
         format!("{{bench_ctl, {}}}", erlang_atom(self.server(side)))

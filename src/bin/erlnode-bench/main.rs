@@ -298,10 +298,8 @@ fn kv_pass(
         c.ctl(side),
         c.client_list(nodes)
     );
-    let (cpu0, ccpu0) = (cluster::cpu_ns(c.server_pid(side)), c.clients_cpu_ns(nodes));
-    let r = eval(c.driver(), &expr, dur_ms / 1000 + 120)?;
-    let cpu = cluster::cpu_ns(c.server_pid(side)).saturating_sub(cpu0);
-    let ccpu = c.clients_cpu_ns(nodes).saturating_sub(ccpu0);
+    let (r, cpu, ccpu) = c.cpu_of(side, nodes, || eval(c.driver(), &expr, dur_ms / 1000 + 120));
+    let r = r?;
     let v = ints(&r).filter(|v| v.len() == 6).ok_or_else(|| format!("kv_pass gave {r}"))?;
     let (calls, elapsed, p50, p99, errors, rss) = (v[0], v[1], v[2], v[3], v[4], v[5]);
     if errors > 0 {
@@ -353,10 +351,8 @@ fn ingest(c: &Cluster, run: &mut Run) -> Result<(), String> {
             let (n, dur) = if warm { (n / 10, 100) } else { (n, run.p.dur_ms * 2) };
             let expr =
                 format!("erlnode_bench:ingest({{bench_sink, {}}}, {kind}, {n}, {dur})", erlang_atom(c.server(side)));
-            let (cpu0, ccpu0) = (cluster::cpu_ns(c.server_pid(side)), c.clients_cpu_ns(1));
-            let r = eval(c.driver(), &expr, dur / 1000 + 120)?;
-            let cpu = cluster::cpu_ns(c.server_pid(side)).saturating_sub(cpu0);
-            let ccpu = c.clients_cpu_ns(1).saturating_sub(ccpu0);
+            let (r, cpu, ccpu) = c.cpu_of(side, 1, || eval(c.driver(), &expr, dur / 1000 + 120));
+            let r = r?;
             let v = ints(&r).filter(|v| v.len() == 3).ok_or_else(|| format!("ingest gave {r}"))?;
             if v[0] != v[1] {
                 notes.push(format!("ingest {label} into {}: sent {}, counted {}", side_name(side), v[0], v[1]));
