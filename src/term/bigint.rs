@@ -39,6 +39,26 @@ pub enum Integer {
     Big(BigInt),
 }
 
+/// The value of a magnitude without high zero bytes (little-endian digits) when it fits an
+/// `i64`.
+#[inline(always)]
+fn small_value(negative: bool, mag: &[u8]) -> Option<i64> {
+    if mag.len() > 8 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for (i, b) in mag.iter().enumerate() {
+        v |= (*b as u64) << (8 * i);
+    }
+    if !negative && v <= i64::MAX as u64 {
+        Some(v as i64)
+    } else if negative && v <= 1u64 << 63 {
+        Some((v as i64).wrapping_neg())
+    } else {
+        None
+    }
+}
+
 impl BigInt {
     /// Builds the canonical integer from a sign and little-endian magnitude digits.
     #[inline]
@@ -48,17 +68,8 @@ impl BigInt {
             len -= 1;
         }
         let mag = &magnitude[..len];
-        if len <= 8 {
-            let mut v: u64 = 0;
-            for (i, b) in mag.iter().enumerate() {
-                v |= (*b as u64) << (8 * i);
-            }
-            if !negative && v <= i64::MAX as u64 {
-                return Integer::Small(v as i64);
-            }
-            if negative && v <= 1u64 << 63 {
-                return Integer::Small((v as i64).wrapping_neg());
-            }
+        if let Some(v) = small_value(negative, mag) {
+            return Integer::Small(v);
         }
         // len > 0 here: zero fits an i64
         Integer::Big(BigInt(if len <= BIG_INLINE_BYTES {
@@ -92,19 +103,10 @@ impl BigInt {
         while len > 0 && window[len - 1] == 0 {
             len -= 1;
         }
-        if len <= 8 {
-            let mut v: u64 = 0;
-            for (i, b) in window[..len].iter().enumerate() {
-                v |= (*b as u64) << (8 * i);
-            }
-            if !negative && v <= i64::MAX as u64 {
-                return Err(v as i64);
-            }
-            if negative && v <= 1u64 << 63 {
-                return Err((v as i64).wrapping_neg());
-            }
+        match small_value(negative, &window[..len]) {
+            Some(v) => Err(v),
+            None => Ok(len as u8),
         }
-        Ok(len as u8)
     }
 
     /// The bignum of the first `len` bytes of `window`, where [`BigInt::window_len`] gave
