@@ -184,18 +184,8 @@ impl Encoder<'_> {
     fn term<'a>(&mut self, t: &'a Term, stack: &mut Vec<Work<'a>>) {
         let out = &mut *self.out;
         match t {
-            Term::Int(i) => write_int(out, *i),
-            Term::BigInt(b) => write_big(out, b),
-            Term::Float(f) => {
-                out.push(NEW_FLOAT_EXT);
-                out.extend_from_slice(&f.to_bits().to_be_bytes());
-            }
-            Term::Atom(a) => write_atom(out, a),
-            Term::Binary(b) => {
-                out.reserve(5 + b.len());
-                out.push(BINARY_EXT);
-                out.extend_from_slice(&len32(b.len()).to_be_bytes());
-                out.extend_from_slice(b);
+            Term::Int(_) | Term::BigInt(_) | Term::Float(_) | Term::Atom(_) | Term::Binary(_) => {
+                write_leaf(out, t);
             }
             Term::BitBinary(b) => {
                 out.reserve(6 + b.data.len());
