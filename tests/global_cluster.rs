@@ -576,10 +576,11 @@ fn partition_and_rejoin_as_a_beam_node_would() {
 ///
 /// So the one clique is rare (seen once in a CI run, OTP 29, and once in a local default run,
 /// OTP 27, dropper A, both with the Rust node in X's place; four BEAM nodes reach it as well
-/// once the race window is wider). With `ERLNODE_PARTITION_SYNC_LOOP` set (every BEAM node calls `global:sync()`
-/// back to back for 3 s from just before the drop, which only widens the harness's own race),
-/// OTP 29 runs with four BEAM nodes, dropper X, end in one clique 10 times of 20 (0 / 2 / 8 / 10; Rust in X's place 5 / 0 /
-/// 9 / 1 of 15) and on OTP 27 9 times of 15 (0 / 1 / 5 / 9; Rust 0 / 1 / 6 / 3 of 10).
+/// once the race window is wider). With `ERLNODE_PARTITION_SYNC_LOOP` set (every BEAM node
+/// calls `global:sync()` back to back for 3 s from just before the drop, which only widens the
+/// harness's own race), OTP 29 runs with four BEAM nodes, dropper X, end in one clique 10
+/// times of 20 (0 / 2 / 8 / 10; Rust in X's place 5 / 0 / 9 / 1 of 15) and on OTP 27 9 times
+/// of 15 (0 / 1 / 5 / 9; Rust 0 / 1 / 6 / 3 of 10).
 fn allowed_outcomes(dropper: &str) -> Vec<BTreeSet<BTreeSet<String>>> {
     let (p, q) = bystanders(dropper);
     let set = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<BTreeSet<String>>();
