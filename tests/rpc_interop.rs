@@ -293,6 +293,11 @@ fn multicall_over_a_mixed_cluster_and_rust_calling_beam() {
 
 /// Runs erl_call from the harness's OTP against the Rust node (`-timeout`: erl_call gives
 /// up by itself); returns (success, stdout, stderr).
+///
+/// Each call gets its own client node name (`-h`). Without one, erl_call is always `c17`, so
+/// a call made right after another can find the node still holding the previous call's
+/// connection from `c17` (its close not yet read) and is refused; a BEAM node refuses it the
+/// same way (checked by hand: with a `c17` connection up, erl_call fails against both).
 async fn erl_call(
     otp: &Otp,
     epmd: &Epmd,
@@ -301,8 +306,10 @@ async fn erl_call(
     args: &[&str],
     stdin: Option<&str>,
 ) -> (bool, String, String) {
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let me = format!("ec{}_{}", std::process::id(), CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
     let mut cmd = std::process::Command::new(otp.tool("erl_call"));
-    cmd.args(["-timeout", "20", "-sname", alive, "-c", cookie])
+    cmd.args(["-timeout", "20", "-h", &me, "-sname", alive, "-c", cookie])
         .args(args)
         .env("ERL_EPMD_PORT", epmd.port().to_string())
         .stdin(std::process::Stdio::piped())
@@ -344,8 +351,8 @@ fn erl_call_against_the_rust_node() {
         assert!(ok, "{err}");
         assert_eq!(out.replace(' ', ""), "[{requests,42}]");
 
-        let (ok, out, _) = erl_call(&otp, &epmd, &alive, DEFAULT_COOKIE, &["-a", "nomod f [1]"], None).await;
-        assert!(ok);
+        let (ok, out, err) = erl_call(&otp, &epmd, &alive, DEFAULT_COOKIE, &["-a", "nomod f [1]"], None).await;
+        assert!(ok, "erl_call -a nomod failed: {err} (output: {out})");
         assert!(out.replace(' ', "").starts_with("{badrpc,{'EXIT',{undef,[{nomod,f,"), "{out}");
 
         let (ok, out, err) = erl_call(&otp, &epmd, &alive, DEFAULT_COOKIE, &["-e"], Some("X = 1 + 2, X * 2.\n")).await;
@@ -357,8 +364,8 @@ fn erl_call_against_the_rust_node() {
         assert!(!ok, "a wrong cookie must fail: {out}");
         assert!(err.contains("failed to connect"), "{err}");
         // and the node is still fine
-        let (ok, out, _) = erl_call(&otp, &epmd, &alive, DEFAULT_COOKIE, &["-a", "erlang node"], None).await;
-        assert!(ok);
+        let (ok, out, err) = erl_call(&otp, &epmd, &alive, DEFAULT_COOKIE, &["-a", "erlang node"], None).await;
+        assert!(ok, "erl_call -a after the wrong cookie failed: {err} (output: {out})");
         assert_eq!(out, node.name().as_str());
     });
 }
