@@ -158,7 +158,8 @@ fn serve_answers_iex_and_the_one_shot_commands() {
 fn serve_without_any_epmd_embeds_one_that_erl_can_use() {
     for_each_otp(|otp| {
         let port = free_port().unwrap();
-        let zed = Served::start(port, &["--kv", "store"]);
+        // on a single-threaded runtime: the embedded EPMD, the node and the KV share one thread
+        let zed = Served::start(port, &["--kv", "store", "--threads", "1"]);
         // a real erl node registers with the embedded EPMD and calls the Rust KV
         let fake_epmd = Epmd::at_port(otp, port);
         let erl = BeamNode::start(otp, &fake_epmd, NodeOpts::erlang());

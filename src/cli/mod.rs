@@ -106,6 +106,20 @@ fn init_logging(default_level: &str) {
         .init();
 }
 
+/// The tokio runtime for `threads` worker threads: 0 means one per core (tokio's default), 1 a
+/// runtime that runs everything on the calling thread.
+///
+/// One thread costs less CPU per message when the node's work is a few processes in turn, as the
+/// article's KV and PubSub are: no worker wakes another to steal a task it will not find (see
+/// `benches/CLUSTER.md`, "Findings"). More threads let connections and processes run in parallel.
+pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    match threads {
+        0 => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+        1 => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        n => tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build(),
+    }
+}
+
 /// Runs the command line; the exit code says whether it worked.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
@@ -116,7 +130,11 @@ pub fn run() -> ExitCode {
         _ => "warn",
     };
     init_logging(default_level);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let threads = match &cli.command {
+        Command::Serve(args) => args.threads,
+        _ => 0,
+    };
+    let rt = match runtime(threads) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("erlnode: cannot start the runtime: {e}");

@@ -27,6 +27,9 @@ pub struct ServeArgs {
     /// Listen on this port (default: any free port).
     #[arg(long)]
     pub port: Option<u16>,
+    /// Runtime worker threads: 0 for one per core, 1 to run everything on one thread.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub threads: usize,
 }
 
 pub(super) async fn run(args: ServeArgs, opts: NodeOpts) -> Result<(), String> {

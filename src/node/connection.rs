@@ -59,6 +59,7 @@ struct Shared {
 
 impl ConnHandle {
     /// Queues a signal; gives it back if the connection is closing.
+    #[allow(clippy::result_large_err, reason = "the signal is given back whole, to be reported undeliverable")]
     pub(crate) fn send(&self, signal: Outbound) -> Result<(), Outbound> {
         if self.shared.closing.load(Ordering::Acquire) {
             return Err(signal);

@@ -43,6 +43,7 @@ impl Host {
         let sname = unique_name(prefix);
         let mut cmd = Command::new(exe);
         cmd.args(["host", "--sname", &sname, "--cookie", DEFAULT_COOKIE, "--epmd-port", &epmd_port.to_string()])
+            .args(["--threads", &host_threads().to_string()])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -155,7 +156,8 @@ impl Cluster {
     /// Starts client nodes until there are `n`, each with a sink and connected to everyone.
     pub fn ensure_clients(&mut self, n: usize) -> Result<(), String> {
         while self.clients.len() < n {
-            let c = start_beam(&self.otp, &self.epmd, &self.ebin, NodeOpts::erlang().prefix("bcli"))?;
+            let opts = NodeOpts::erlang().prefix("bcli").args(client_args());
+            let c = start_beam(&self.otp, &self.epmd, &self.ebin, opts)?;
             eval(&c, "erlnode_bench:start_sink()", 10)?;
             let mut peers = vec![self.srv.name(), self.host.name(), self.host2.name()];
             peers.extend(self.clients.iter().map(|c| c.name()));
@@ -246,6 +248,20 @@ fn connect_and_ping(c: &BeamNode, peers: &[&str], ctls: &[&str]) -> Result<(), S
         }
     }
     Ok(())
+}
+
+/// Runtime worker threads of the erlnode hosts (`erlnode serve --threads`), from
+/// `ERLNODE_BENCH_HOST_THREADS` (default 0: one per core, as `erlnode serve` does by default).
+pub fn host_threads() -> usize {
+    std::env::var("ERLNODE_BENCH_HOST_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// Extra `erl` arguments for the client nodes that generate the load, from
+/// `ERLNODE_BENCH_CLIENT_ARGS` (split at whitespace; none by default). For example
+/// `+sbwt none +sbwtdcpu none +sbwtdio none` stops the clients' schedulers from busy-waiting,
+/// so that the time they spend waiting for a server is not spent on the cores the server shares.
+pub fn client_args() -> Vec<String> {
+    std::env::var("ERLNODE_BENCH_CLIENT_ARGS").unwrap_or_default().split_whitespace().map(String::from).collect()
 }
 
 /// Starts a BEAM node with the bench module on its code path.

@@ -15,12 +15,12 @@ use erlnode::{Atom, Dest, Node, Process, Term};
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs the host until stdin closes.
-pub fn run(sname: &str, cookie: &str, epmd_port: u16, hidden: bool) -> Result<(), String> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+pub fn run(sname: &str, cookie: &str, epmd_port: u16, hidden: bool, threads: usize) -> Result<(), String> {
+    let rt = erlnode::cli::runtime(threads).map_err(|e| e.to_string())?;
     rt.block_on(async {
         let config = NodeConfig::new(sname, cookie).epmd_port(epmd_port).hidden(hidden);
         let node = Node::start(config).await.map_err(|e| format!("cannot start: {e}"))?;
-        let sink = node.spawn(|p| sink(p));
+        let sink = node.spawn(sink);
         node.register(Atom::new("bench_sink"), &sink);
         gen_server::start(&node, Ctl, Some(Atom::new("bench_ctl"))).await.map_err(|r| format!("ctl: {r}"))?;
         println!("ready {}", node.name().as_str());

@@ -66,6 +66,9 @@ enum HostCmd {
         /// Run as a hidden node.
         #[arg(long)]
         hidden: bool,
+        /// Runtime worker threads, as `erlnode serve --threads`.
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
     },
 }
 
@@ -131,12 +134,12 @@ struct Run {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(HostCmd::Host { sname, cookie, epmd_port, hidden }) = &cli.host {
+    if let Some(HostCmd::Host { sname, cookie, epmd_port, hidden, threads }) = &cli.host {
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_writer(std::io::stderr)
             .init();
-        return match host::run(sname, cookie, *epmd_port, *hidden) {
+        return match host::run(sname, cookie, *epmd_port, *hidden, *threads) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("erlnode-bench host: {e}");
@@ -217,6 +220,16 @@ fn write_report(
         format!("machine: {} CPUs; load average {load_before} at start, {} at end", cpus(), loadavg()),
         format!("wall time: {:.0} s", started.elapsed().as_secs_f64()),
     ];
+    if cluster::host_threads() != 0 {
+        header.push(format!(
+            "erlnode hosts with {} runtime thread(s) (ERLNODE_BENCH_HOST_THREADS)",
+            cluster::host_threads()
+        ));
+    }
+    let client_args = cluster::client_args();
+    if !client_args.is_empty() {
+        header.push(format!("client nodes started with `{}` (ERLNODE_BENCH_CLIENT_ARGS)", client_args.join(" ")));
+    }
     if let Some(e) = err {
         header.push(format!("run failed: {e}"));
     }
@@ -526,7 +539,9 @@ fn start_cost(c: &Cluster, side: Side, settle: Duration) -> Result<Vec<f64>, Str
     match side {
         Side::Erlnode => {
             cmd = Command::new(erlnode_exe()?);
-            cmd.args(["--sname", &sname, "--cookie", DEFAULT_COOKIE, "serve"]).env("RUST_LOG", "warn");
+            cmd.args(["--sname", &sname, "--cookie", DEFAULT_COOKIE, "serve"])
+                .args(["--threads", &cluster::host_threads().to_string()])
+                .env("RUST_LOG", "warn");
         }
         Side::Beam => {
             cmd = Command::new(c.otp.tool("erl"));
