@@ -220,11 +220,9 @@ fn write_report(
         format!("machine: {} CPUs; load average {load_before} at start, {} at end", cpus(), loadavg()),
         format!("wall time: {:.0} s", started.elapsed().as_secs_f64()),
     ];
-    if cluster::host_threads() != 0 {
-        header.push(format!(
-            "erlnode hosts with {} runtime thread(s) (ERLNODE_BENCH_HOST_THREADS)",
-            cluster::host_threads()
-        ));
+    let host_threads = cluster::host_threads();
+    if host_threads != 0 {
+        header.push(format!("erlnode hosts with {host_threads} runtime thread(s) (ERLNODE_BENCH_HOST_THREADS)"));
     }
     let client_args = cluster::client_args();
     if !client_args.is_empty() {
