@@ -715,6 +715,7 @@ impl<'a> Dec<'a> {
 
     /// After the last element of a `LIST_EXT`: consumes a list tail that continues or ends the
     /// list, or leaves any other tail for the caller to decode.
+    #[inline(always)]
     fn list_tail(&mut self, elems: &mut Vec<Term>, left: &mut usize) -> Result<Tail> {
         loop {
             let at = self.pos;
@@ -995,35 +996,11 @@ impl<'a> Dec<'a> {
         let mut n = n;
         loop {
             self.seq(&mut elems, n, depth + 1)?;
-            n = 0;
-            let at = self.pos;
-            match self.peek()? {
-                NIL_EXT => {
-                    self.pos += 1;
-                    self.owed = self.owed.saturating_sub(1);
-                    return Ok(Term::List(elems));
-                }
-                STRING_EXT => {
-                    self.pos += 1;
-                    let k = self.u16()? as usize;
-                    let s = self.take(k)?;
-                    self.count_elements(k, at)?;
-                    elems.extend(s.iter().map(|&b| Term::Int(b as i64)));
-                    self.owed = self.owed.saturating_sub(1);
-                    return Ok(Term::List(elems));
-                }
-                LIST_EXT => {
-                    // the tail is a list: its elements continue this one
-                    self.pos += 1;
-                    let k = self.u32()? as usize;
-                    if k > 0 {
-                        self.owed = self.owed.saturating_sub(1);
-                        self.claim(k.saturating_add(1), at)?;
-                        elems.reserve(k);
-                        n = k;
-                    }
-                }
-                _ => {
+            match self.list_tail(&mut elems, &mut n)? {
+                Tail::Proper => return Ok(Term::List(elems)),
+                // the tail is a list: its `n` elements continue this one
+                Tail::More => {}
+                Tail::Other => {
                     self.owed = self.owed.saturating_sub(1);
                     let tail = self.term_rec(depth + 1)?;
                     return Ok(Term::list_with_tail(elems, tail));
