@@ -63,11 +63,13 @@
 pub mod apps;
 pub mod cli;
 pub mod dist;
+pub mod ecosystem;
 pub mod epmd;
 pub mod gen_server;
 pub mod handshake;
 mod hash;
 pub mod node;
+mod ratelimit;
 pub mod services;
 pub mod term;
 

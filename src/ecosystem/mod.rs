@@ -1,0 +1,20 @@
+//! The protocols of libraries above OTP that a node may join: what a Phoenix application's
+//! cluster runs besides Kernel and STDLIB.
+//!
+//! ```text
+//!   apps (KV, PubSub)          the article's servers
+//!   ──────────────────────────────────────────────────────────────────────────────
+//!   ecosystem:  phoenix_pubsub (Phoenix.PubSub 2.x, PG2 adapter, over pg)
+//!               libcluster     (Cluster.Strategy.Gossip: UDP multicast discovery)
+//!   ──────────────────────────────────────────────────────────────────────────────
+//!   services:   net_kernel, global, pg, rex          gen_server behaviour
+//!   node:       processes, names, links, monitors, routing
+//! ```
+//!
+//! Each module speaks one library's messages through [`crate::services`] and the behaviours,
+//! names the upstream files and versions it follows, and shows every wire shape in its docs.
+//! The libraries themselves run only on the BEAM nodes; erlnode implements their protocol,
+//! not their code.
+
+pub mod libcluster;
+pub mod phoenix_pubsub;
