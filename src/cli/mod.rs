@@ -3,6 +3,7 @@
 //! thing, and exit with a meaningful status.
 
 mod oneshot;
+mod pubsub_cmd;
 mod serve;
 mod term_cmd;
 
@@ -89,6 +90,9 @@ pub enum Command {
         #[arg(long)]
         port: Option<u16>,
     },
+    /// Tail a Phoenix.PubSub topic, or broadcast into one.
+    #[command(subcommand)]
+    Pubsub(pubsub_cmd::PubSubCmd),
     /// Inspect or produce External Term Format bytes.
     #[command(subcommand)]
     Term(term_cmd::TermCmd),
@@ -152,6 +156,7 @@ pub fn run() -> ExitCode {
             Command::Names { host } => oneshot::names(host).await,
             Command::Epmd { port } => serve::epmd(port).await,
             Command::Term(cmd) => term_cmd::run(cmd, opts.elixir),
+            Command::Pubsub(cmd) => pubsub_cmd::run(cmd, &opts).await,
         }
     });
     // one-shot commands must not wait for lingering connection tasks

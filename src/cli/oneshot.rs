@@ -85,6 +85,12 @@ fn target(text: &str, elixir: bool) -> Result<Target, String> {
 
 /// Starts the one-shot node, named after the target's naming mode.
 async fn start(opts: &NodeOpts, toward: &str) -> Result<Node, String> {
+    start_node(opts, toward, true).await
+}
+
+/// Starts a one-shot node named `--sname`/`--name`, else a unique name in `toward`'s naming
+/// mode; hidden (as `erl_call`) or visible (to take part in pg scopes).
+pub(super) async fn start_node(opts: &NodeOpts, toward: &str, hidden: bool) -> Result<Node, String> {
     let (name, mode) = match opts.given_name() {
         Some(x) => x,
         None => {
@@ -93,12 +99,12 @@ async fn start(opts: &NodeOpts, toward: &str) -> Result<Node, String> {
             (alive, if long { NameMode::Long } else { NameMode::Short })
         }
     };
-    let mut config = NodeConfig::new(name, opts.cookie()?).hidden(true);
+    let mut config = NodeConfig::new(name, opts.cookie()?).hidden(hidden);
     config.mode = mode;
     Node::start(config).await.map_err(|e| e.to_string())
 }
 
-async fn connect(node: &Node, peer: &str) -> Result<Atom, String> {
+pub(super) async fn connect(node: &Node, peer: &str) -> Result<Atom, String> {
     let peer = Atom::try_new(peer).map_err(|e| e.to_string())?;
     if node.connect(&peer).await {
         Ok(peer)

@@ -30,6 +30,30 @@ pub struct ServeArgs {
     /// Runtime worker threads: 0 for one per core, 1 to run everything on one thread.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub threads: usize,
+    /// Take part in libcluster's Gossip strategy: find and be found by BEAM nodes running a
+    /// `Cluster.Strategy.Gossip` topology.
+    #[command(flatten)]
+    pub gossip: GossipArgs,
+}
+
+/// `serve --gossip ...`: a Gossip topology's `config:`, with libcluster's defaults.
+#[derive(Args, Debug)]
+pub struct GossipArgs {
+    /// Join the Gossip topology.
+    #[arg(long)]
+    pub gossip: bool,
+    /// Its `port`.
+    #[arg(long, value_name = "P", default_value_t = crate::ecosystem::libcluster::DEFAULT_PORT, requires = "gossip")]
+    pub gossip_port: u16,
+    /// Its `multicast_addr`.
+    #[arg(long, value_name = "A", default_value_t = crate::ecosystem::libcluster::DEFAULT_MULTICAST_ADDR, requires = "gossip")]
+    pub gossip_addr: std::net::Ipv4Addr,
+    /// Its `multicast_if`: the interface multicast goes out on (127.0.0.1 keeps it on this host).
+    #[arg(long, value_name = "IF", requires = "gossip")]
+    pub gossip_if: Option<std::net::Ipv4Addr>,
+    /// Its `secret` (default: $ERLNODE_GOSSIP_SECRET, else none).
+    #[arg(long, value_name = "S", env = "ERLNODE_GOSSIP_SECRET", hide_env_values = true, requires = "gossip")]
+    pub gossip_secret: Option<String>,
 }
 
 pub(super) async fn run(args: ServeArgs, opts: NodeOpts) -> Result<(), String> {
@@ -55,6 +79,28 @@ pub(super) async fn run(args: ServeArgs, opts: NodeOpts) -> Result<(), String> {
     let kvs: Vec<&str> = kvs.iter().map(String::as_str).collect();
     let pss: Vec<&str> = pss.iter().map(String::as_str).collect();
     let names = crate::apps::start_servers(&node, &kvs, &pss).await?;
+    let _gossip = match args.gossip.gossip {
+        false => None,
+        true => {
+            let config = crate::ecosystem::libcluster::GossipConfig {
+                port: args.gossip.gossip_port,
+                multicast_addr: args.gossip.gossip_addr,
+                multicast_if: args.gossip.gossip_if,
+                secret: args.gossip.gossip_secret.clone(),
+                ..Default::default()
+            };
+            let g = crate::ecosystem::libcluster::start_gossip(&node, config)
+                .await
+                .map_err(|e| format!("cannot join the gossip on port {}: {e}", args.gossip.gossip_port))?;
+            tracing::info!(
+                "gossiping on {} to {}:{}",
+                g.local_addr(),
+                args.gossip.gossip_addr,
+                args.gossip.gossip_port
+            );
+            Some(g)
+        }
+    };
     let served: Vec<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
     println!("erlnode: {} is up; serving {}", node.name().as_str(), served.join(", "));
     wait_for_signal().await;

@@ -29,6 +29,8 @@
 // Each test binary uses a different subset of the harness.
 #![allow(dead_code)]
 
+/// The ecosystem libraries (Phoenix.PubSub, libcluster, syn, ...) compiled for each OTP.
+pub mod peers;
 /// The canonical rendering the BEAM vectors are compared with (`tests/vectors.rs`).
 pub mod render;
 
