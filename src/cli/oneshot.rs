@@ -95,7 +95,7 @@ async fn start(opts: &NodeOpts, toward: &str) -> Result<Node, String> {
     };
     let mut config = NodeConfig::new(name, opts.cookie()?).hidden(true);
     config.mode = mode;
-    Node::start(config).await.map_err(|e| e.to_string())
+    crate::services::start_node(config).await.map_err(|e| e.to_string())
 }
 
 async fn connect(node: &Node, peer: &str) -> Result<Atom, String> {
