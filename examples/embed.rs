@@ -15,7 +15,7 @@ use std::time::Duration;
 use erlnode::gen_server::{self, CallReply, From, GenServer};
 use erlnode::node::NodeConfig;
 use erlnode::term::ExportFun;
-use erlnode::{Atom, Dest, Node, Process, Term};
+use erlnode::{Atom, Dest, Process, Term};
 
 /// Answers `{hello, Name}` with the binary `"hello, Name"`.
 struct Greeter;
@@ -37,7 +37,7 @@ impl GenServer for Greeter {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let peer = std::env::args().nth(1).ok_or("usage: embed NODE (e.g. foo@host)")?;
     let cookie = std::env::var("ERLANG_COOKIE").unwrap_or_else(|_| "COOKIE-0123456789".into());
-    let node = Node::start(NodeConfig::new("embedded", cookie)).await?;
+    let node = erlnode::services::start_node(NodeConfig::new("embedded", cookie)).await?;
     println!("started {}", node.name().as_str());
 
     // a Rust GenServer, registered as `greeter` (and cluster-wide with global)

@@ -27,7 +27,7 @@
 //! use std::time::Duration;
 //! use erlnode::gen_server::{self, CallReply, From, GenServer};
 //! use erlnode::node::NodeConfig;
-//! use erlnode::{Atom, Dest, Node, Process, Term};
+//! use erlnode::{Atom, Dest, Process, Term};
 //!
 //! struct Echo;
 //!
@@ -38,7 +38,7 @@
 //! }
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let node = Node::start(NodeConfig::new("rusty", "COOKIE-0123456789")).await?;
+//! let node = erlnode::services::start_node(NodeConfig::new("rusty", "COOKIE-0123456789")).await?;
 //! let echo = gen_server::start(&node, Echo, Some(Atom::new("echo"))).await.map_err(|r| r.to_string())?;
 //! node.connect(&Atom::new("foo@host")).await;
 //! erlnode::services::register_name(&node, &Atom::new("echo"), &echo).await; // {:global, :echo}

@@ -46,7 +46,7 @@ async fn slow_epmd(epmd_port: u16, delay: Duration) -> u16 {
 }
 
 async fn rust_node(name: String, epmd_port: u16) -> Node {
-    Node::start(NodeConfig::new(name, DEFAULT_COOKIE).epmd_port(epmd_port)).await.expect("starts")
+    erlnode::services::start_node(NodeConfig::new(name, DEFAULT_COOKIE).epmd_port(epmd_port)).await.expect("starts")
 }
 
 /// Two unique short names, the first smaller than the second as atoms compare.

@@ -26,7 +26,9 @@ async fn rust_node(epmd: &Epmd, prefix: &str) -> Node {
             .with_test_writer()
             .try_init();
     }
-    Node::start(NodeConfig::new(unique_name(prefix), DEFAULT_COOKIE).epmd_port(epmd.port())).await.expect("starts")
+    erlnode::services::start_node(NodeConfig::new(unique_name(prefix), DEFAULT_COOKIE).epmd_port(epmd.port()))
+        .await
+        .expect("starts")
 }
 
 /// A process that answers `{From, Tag}` with `{Tag, pong}` and ends on `stop`.

@@ -15,7 +15,9 @@ use erlnode::{Dest, Node, Process};
 const T: Duration = Duration::from_secs(30);
 
 async fn rust_node(epmd: &Epmd, prefix: &str) -> Node {
-    Node::start(NodeConfig::new(unique_name(prefix), DEFAULT_COOKIE).epmd_port(epmd.port())).await.expect("starts")
+    erlnode::services::start_node(NodeConfig::new(unique_name(prefix), DEFAULT_COOKIE).epmd_port(epmd.port()))
+        .await
+        .expect("starts")
 }
 
 fn idle(node: &Node) -> erlnode::term::Pid {

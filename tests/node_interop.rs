@@ -20,7 +20,7 @@ async fn rust_node(epmd: &Epmd, prefix: &str) -> Node {
 }
 
 async fn rust_node_with(epmd: &Epmd, config: NodeConfig) -> Node {
-    Node::start(config.epmd_port(epmd.port())).await.expect("rust node starts")
+    erlnode::services::start_node(config.epmd_port(epmd.port())).await.expect("rust node starts")
 }
 
 fn erl_atom(node: &Node) -> String {

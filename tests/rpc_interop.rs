@@ -19,7 +19,7 @@ use erlnode::term::{Atom, Term};
 const T: Duration = Duration::from_secs(20);
 
 async fn rust_node(epmd: &Epmd, prefix: &str) -> Node {
-    Node::start(NodeConfig::new(unique_name(prefix), DEFAULT_COOKIE).epmd_port(epmd.port()))
+    erlnode::services::start_node(NodeConfig::new(unique_name(prefix), DEFAULT_COOKIE).epmd_port(epmd.port()))
         .await
         .expect("rust node starts")
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::*;
 use erlnode::node::NodeConfig;
 use erlnode::term::{ExportFun, Pid};
-use erlnode::{Atom, Dest, Node, Process, Term, services};
+use erlnode::{Atom, Dest, Process, Term, services};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -80,9 +80,11 @@ fn the_article_with_zed_as_erlnode() {
             assert_eq!(eval(&bar, "Agent.get({:global, :agent1}, fn x -> x end)").await, "42");
 
             // zed is erlnode: it connects to foo only and publishes kv1 and ps1
-            let zed = Node::start(NodeConfig::new(unique_name("zed"), DEFAULT_COOKIE).epmd_port(epmd.port()))
-                .await
-                .expect("zed starts");
+            let zed = erlnode::services::start_node(
+                NodeConfig::new(unique_name("zed"), DEFAULT_COOKIE).epmd_port(epmd.port()),
+            )
+            .await
+            .expect("zed starts");
             let z = zed.name().as_str().to_string();
             assert!(zed.connect(&Atom::new(foo.name())).await);
             let servers = erlnode::apps::start_servers(&zed, &["kv1"], &["ps1"]).await.expect("servers");

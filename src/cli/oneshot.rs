@@ -101,7 +101,7 @@ pub(super) async fn start_node(opts: &NodeOpts, toward: &str, hidden: bool) -> R
     };
     let mut config = NodeConfig::new(name, opts.cookie()?).hidden(hidden);
     config.mode = mode;
-    Node::start(config).await.map_err(|e| e.to_string())
+    crate::services::start_node(config).await.map_err(|e| e.to_string())
 }
 
 pub(super) async fn connect(node: &Node, peer: &str) -> Result<Atom, String> {

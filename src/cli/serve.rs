@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use clap::Args;
 
 use super::NodeOpts;
+use crate::node::NodeConfig;
 use crate::node::name::NameMode;
-use crate::node::{Node, NodeConfig};
 use crate::term::Atom;
 
 /// `erlnode serve`
@@ -63,7 +63,7 @@ pub(super) async fn run(args: ServeArgs, opts: NodeOpts) -> Result<(), String> {
     if let Some(p) = args.port {
         config = config.port(p);
     }
-    let node = Node::start(config).await.map_err(|e| format!("cannot start: {e}"))?;
+    let node = crate::services::start_node(config).await.map_err(|e| format!("cannot start: {e}"))?;
     let (mut kvs, mut pss) = (args.kv, args.pubsub);
     if kvs.is_empty() && pss.is_empty() {
         kvs.push("kv1".into());

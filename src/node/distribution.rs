@@ -155,6 +155,10 @@ impl Distribution {
         })
     }
 
+    pub(crate) fn is_hidden(&self) -> bool {
+        !self.config.local.flags.contains(DistFlags::PUBLISHED)
+    }
+
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
         self.events.subscribe()
     }

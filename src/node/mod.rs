@@ -22,8 +22,8 @@ pub use distribution::{ConnectError, NodeEvent, default_cookie};
 pub use inbound::ProcRef;
 pub use outbound::Outbound;
 pub use process::{MonitorTarget, Process, normal};
-pub use spawn::{MAX_PROCESSES, SpawnOpts};
-pub use start::NodeConfig;
+pub use spawn::{MAX_PROCESSES, SpawnHandler, SpawnOpts};
+pub use start::{NET_KERNEL, NodeConfig, StartError};
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -166,8 +166,8 @@ struct NodeInner {
     global_names: std::sync::OnceLock<Arc<dyn GlobalNames>>,
     /// Services attached to this node, by type.
     extensions: RwLock<HashMap<std::any::TypeId, Arc<dyn std::any::Any + Send + Sync>>>,
-    /// The functions this node runs for `rpc`/`erpc` callers.
-    rpc: crate::services::rpc::Registry,
+    /// What processes started by a peer's `SPAWN_REQUEST` run (installed by the rpc service).
+    spawn_handler: RwLock<Option<Arc<dyn SpawnHandler>>>,
 }
 
 /// Looks up names registered with `global`.
@@ -195,7 +195,7 @@ impl Node {
                 system_pid,
                 global_names: std::sync::OnceLock::new(),
                 extensions: RwLock::new(HashMap::new()),
-                rpc: crate::services::rpc::Registry::with_builtins(),
+                spawn_handler: RwLock::new(None),
             }),
         }
     }
@@ -254,13 +254,31 @@ impl Node {
         &self.inner.name
     }
 
-    /// The functions this node runs for `rpc:call`/`erpc:call` callers
-    /// ([`crate::services::rpc`]).
-    pub fn rpc(&self) -> &crate::services::rpc::Registry {
-        &self.inner.rpc
+    /// The service object of type `T`, attaching `make()`'s if there is none yet (atomically:
+    /// two callers racing get the same object).
+    pub fn extension_or_insert_with<T: Send + Sync + 'static>(&self, make: impl FnOnce() -> T) -> Arc<T> {
+        if let Some(t) = self.extension::<T>() {
+            return t;
+        }
+        let mut ext = self.inner.extensions.write().unwrap_or_else(|e| e.into_inner());
+        let entry = ext.entry(std::any::TypeId::of::<T>()).or_insert_with(|| Arc::new(make()));
+        match entry.clone().downcast::<T>() {
+            Ok(t) => t,
+            Err(_) => unreachable!("extensions are stored under their own TypeId"),
+        }
     }
 
-    /// `true` once the node is distributed ([`Node::start`]; `erlang:is_alive/0`).
+    /// Installs what processes started by a peer's `SPAWN_REQUEST` run (`spawn/4` and
+    /// `erpc:call` from BEAM), replacing any earlier handler.
+    pub fn set_spawn_handler(&self, handler: Arc<dyn SpawnHandler>) {
+        *self.inner.spawn_handler.write().unwrap_or_else(|e| e.into_inner()) = Some(handler);
+    }
+
+    fn spawn_handler(&self) -> Option<Arc<dyn SpawnHandler>> {
+        self.inner.spawn_handler.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// `true` once the node is distributed ([`Node::start_distribution`]; `erlang:is_alive/0`).
     pub fn is_distributed(&self) -> bool {
         self.inner.dist.get().is_some()
     }

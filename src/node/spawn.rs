@@ -8,14 +8,10 @@
 //! `PAYLOAD_MONITOR_P_EXIT {28, NewPid, From, ReqId}`. The `SPAWN_REPLY {31, ReqId, From,
 //! Flags, NewPid}` names the options set up (`ERTS_DIST_SPAWN_FLAG_LINK` = 1,
 //! `ERTS_DIST_SPAWN_FLAG_MONITOR` = 2) and always precedes any signal from the new process on
-//! the connection. What the process runs:
-//!
-//! - `erpc:execute_call(Ref, M, F, A)` (`erpc:call`, `rpc:call`): applies `M:F(A...)` through
-//!   the [`crate::services::rpc`] registry and exits with `{Ref, return, Value}`,
-//!   `{Ref, throw, V}`, `{Ref, exit, R}` or `{Ref, error, Reason, Stack}`;
-//! - `erpc:execute_cast(M, F, A)` (`erpc:cast`, `rpc:cast`): applies and exits `normal`;
-//! - any other `M:F(A...)` (`spawn(Node, M, F, A)`): applies; a function that is not
-//!   registered exits with `{undef, [{M, F, Args, []}]}`, as BEAM's process does.
+//! the connection. What the process runs is up to the [`SpawnHandler`] whoever composed the
+//! node installed (the rpc service runs `erpc:execute_call/4` and registered functions); with
+//! none, the process exits with `{undef, [{M, F, Args, []}]}`, as BEAM's process does for a
+//! function that is not loaded.
 //!
 //! A request with options this node does not understand is answered with the error `badopt`,
 //! one beyond [`MAX_PROCESSES`] with `system_limit`.
@@ -27,10 +23,12 @@
 
 use super::outbound::SpawnWhat;
 use super::process::Watcher;
-use super::{MonitorTarget, Node, Outbound};
+use std::future::Future;
+use std::pin::Pin;
+
+use super::{MonitorTarget, Node, Outbound, Process};
 use crate::dist::control::{ERTS_DIST_SPAWN_FLAG_LINK, ERTS_DIST_SPAWN_FLAG_MONITOR};
 use crate::dist::{Mfa, SpawnResult};
-use crate::services::rpc::{self, RpcError};
 use crate::term::{Atom, Pid, Reference, Term};
 
 /// Most local processes this node runs; a spawn request beyond it is answered `system_limit`
@@ -102,64 +100,26 @@ impl SpawnOpts {
     }
 }
 
-/// What a spawned process runs.
-enum Job {
-    /// `erpc:execute_call(Ref, M, F, A)`.
-    Call { res: Term, module: Term, function: Term, args: Term },
-    /// `erpc:execute_cast(M, F, A)`.
-    Cast { module: Term, function: Term, args: Term },
-    /// Any other `M:F(Args...)`.
-    Apply { module: Atom, function: Atom, args: Vec<Term> },
+/// What a process started by a peer's `SPAWN_REQUEST` runs: the node layer sets up the process
+/// (links, monitors, the reply) and hands its body to the handler installed with
+/// [`Node::set_spawn_handler`]. The rpc service installs one that runs `erpc:execute_call/4`,
+/// `erpc:execute_cast/3` and the functions registered for rpc.
+pub trait SpawnHandler: Send + Sync + std::fmt::Debug + 'static {
+    /// The body of the new process `p`, which runs `M:F(Args...)`; the value returned is its
+    /// exit reason.
+    fn run(&self, p: Process, mfa: Mfa, args: Vec<Term>) -> Pin<Box<dyn Future<Output = Term> + Send>>;
 }
 
-impl Job {
-    fn new(mfa: Mfa, mut args: Vec<Term>) -> Job {
-        let erpc = mfa.module == "erpc";
-        if erpc && mfa.function == "execute_call" && args.len() == 4 {
-            let (a, f, m, res) = (pop(&mut args), pop(&mut args), pop(&mut args), pop(&mut args));
-            return Job::Call { res, module: m, function: f, args: a };
-        }
-        if erpc && mfa.function == "execute_cast" && args.len() == 3 {
-            let (a, f, m) = (pop(&mut args), pop(&mut args), pop(&mut args));
-            return Job::Cast { module: m, function: f, args: a };
-        }
-        Job::Apply { module: mfa.module, function: mfa.function, args }
-    }
-
-    async fn run(self, node: Node) -> Term {
-        match self {
-            Job::Call { res, module, function, args } => match apply_terms(&node, module, function, args).await {
-                Ok(v) => Term::Tuple(vec![res, Term::atom("return"), v]),
-                Err(e) => e.execute_call_reason(res),
-            },
-            Job::Cast { module, function, args } => match apply_terms(&node, module, function, args).await {
-                Ok(_) => super::normal(),
-                Err(e) => {
-                    tracing::warn!("rpc cast failed: {e}");
-                    e.process_exit_reason()
-                }
-            },
-            Job::Apply { module, function, args } => match rpc::apply(&node, &module, &function, args).await {
-                Ok(_) => super::normal(),
-                Err(e) => {
-                    tracing::warn!("spawned {}:{} failed: {e}", module.as_str(), function.as_str());
-                    e.process_exit_reason()
-                }
-            },
-        }
-    }
-}
-
-fn pop(v: &mut Vec<Term>) -> Term {
-    v.pop().unwrap_or_else(Term::nil)
-}
-
-/// `apply(M, F, A)` with the types checked as `erlang:apply/3` checks them (`badarg`).
-async fn apply_terms(node: &Node, module: Term, function: Term, args: Term) -> rpc::RpcResult {
-    match (module, function, args) {
-        (Term::Atom(m), Term::Atom(f), Term::List(a)) => rpc::apply(node, &m, &f, a).await,
-        (m, f, a) => Err(RpcError::badarg(&Atom::new("erlang"), &Atom::new("apply"), &[m, f, a])),
-    }
+/// The body of a spawned process when no [`SpawnHandler`] is installed: no function is
+/// loaded, so it exits `{undef, [{M, F, Args, []}]}`, as BEAM's process does.
+fn undef_exit(mfa: &Mfa, args: Vec<Term>) -> Term {
+    let frame = Term::Tuple(vec![
+        Term::Atom(mfa.module.clone()),
+        Term::Atom(mfa.function.clone()),
+        Term::List(args),
+        Term::nil(),
+    ]);
+    Term::Tuple(vec![Term::atom("undef"), Term::List(vec![frame])])
 }
 
 fn spawn_reply_msg(req_id: &Reference, ok: bool, result: Term) -> Term {
@@ -192,8 +152,7 @@ impl Node {
             return refuse("system_limit");
         }
         tracing::trace!(?mfa, ?o, "spawn request");
-        let job = Job::new(mfa, args);
-        let node = self.clone();
+        let handler = self.spawn_handler();
         self.spawn_with(
             |entry| {
                 {
@@ -213,7 +172,12 @@ impl Node {
                 };
                 self.remote(&from.node, reply);
             },
-            move |_p| job.run(node),
+            move |p| async move {
+                match handler {
+                    Some(h) => h.run(p, mfa, args).await,
+                    None => undef_exit(&mfa, args),
+                }
+            },
         );
     }
 

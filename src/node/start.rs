@@ -1,7 +1,11 @@
 //! Starting a distributed node (`net_kernel:start/2`, "Distributed Erlang" in the Erlang
 //! Reference Manual): listen, make sure an EPMD answers (embedding one when none does),
-//! register, and run the services every visible node runs; then the node-level API
-//! (`nodes/0`, `net_kernel:connect_node/1`, `net_adm:ping/1`, `monitor_nodes/1`).
+//! register, and accept connections; then the node-level API (`nodes/0`,
+//! `net_kernel:connect_node/1`, `net_adm:ping/1`, `monitor_nodes/1`).
+//!
+//! The node runs no process of its own: `net_kernel`, `global`, `pg` and `rex`, which every
+//! BEAM node runs and peers expect, are started on top by whoever composes the node (the crate
+//! root's composing function does both steps).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -16,6 +20,9 @@ use crate::dist::DistFlags;
 use crate::handshake::{Cookie, FlagOptions, LocalNode};
 use crate::term::{Atom, Term};
 
+/// The name under which every node answers `net_adm:ping/1` (`{net_kernel, Node}`).
+pub const NET_KERNEL: &str = "net_kernel";
+
 /// How to start a node.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -25,7 +32,7 @@ pub struct NodeConfig {
     pub mode: NameMode,
     /// The cookie.
     pub cookie: String,
-    /// Hidden nodes are not in other nodes' `nodes()` and run no global/pg/rex traffic.
+    /// Hidden nodes are not in other nodes' `nodes()` (and take no part in `global` or `pg`).
     pub hidden: bool,
     /// Where to listen for other nodes (port 0: any free port).
     pub listen: SocketAddr,
@@ -89,6 +96,8 @@ pub enum StartError {
     Listen(std::io::Error),
     /// EPMD refused or could not be reached or embedded.
     Epmd(crate::epmd::EpmdError),
+    /// A service started on top of the node failed to start: its name and why.
+    Service(&'static str, String),
 }
 
 impl std::fmt::Display for StartError {
@@ -97,6 +106,7 @@ impl std::fmt::Display for StartError {
             StartError::Name(e) => write!(f, "{e}"),
             StartError::Listen(e) => write!(f, "cannot listen: {e}"),
             StartError::Epmd(e) => write!(f, "EPMD: {e}"),
+            StartError::Service(name, why) => write!(f, "{name}: {why}"),
         }
     }
 }
@@ -110,9 +120,10 @@ pub fn advertised_flags(hidden: bool) -> DistFlags {
 }
 
 impl Node {
-    /// Starts a distributed node: listens, registers with EPMD (starting an embedded EPMD if
-    /// none answers), and runs `net_kernel`.
-    pub async fn start(config: NodeConfig) -> Result<Node, StartError> {
+    /// Makes a distributed node: listens, registers with EPMD (starting an embedded EPMD if
+    /// none answers) and accepts connections. It runs no process: peers expect at least
+    /// `net_kernel` (ping) and `rex`, started on top by whoever composes the node.
+    pub async fn start_distribution(config: NodeConfig) -> Result<Node, StartError> {
         let name = NodeName::parse(&config.name, config.mode).map_err(StartError::Name)?;
         let listener = TcpListener::bind(config.listen).await.map_err(StartError::Listen)?;
         let port = listener.local_addr().map_err(StartError::Listen)?.port();
@@ -138,25 +149,13 @@ impl Node {
         node.set_distribution(dist.clone());
         let accept = tokio::spawn(dist.accept_loop(node.clone(), listener));
         node.keep_alive(Box::new(AbortOnDrop(accept)));
-        crate::gen_server::start(
-            &node,
-            crate::services::net_kernel::NetKernel,
-            Some(Atom::new(crate::services::net_kernel::NAME)),
-        )
-        .await
-        .map_err(|r| StartError::Listen(std::io::Error::other(format!("net_kernel: {r:?}"))))?;
-        if !config.hidden {
-            // a visible node must speak global, or :global.sync() hangs on every BEAM node
-            crate::services::gns::start(&node).await;
-            // the default `pg` scope, as `-kernel start_pg true` runs it
-            crate::services::pg::start_scope(&node, Atom::new(crate::services::pg::DEFAULT_SCOPE))
-                .map_err(|e| StartError::Listen(std::io::Error::other(format!("pg: {e}"))))?;
-        }
-        crate::services::rex::start(&node)
-            .await
-            .map_err(|r| StartError::Listen(std::io::Error::other(format!("rex: {r:?}"))))?;
         tracing::info!(node = %node.name().as_str(), port, creation, "node started");
         Ok(node)
+    }
+
+    /// `true` if this node is hidden (not distributed counts as hidden: no peer lists it).
+    pub fn is_hidden(&self) -> bool {
+        self.distribution().is_none_or(|d| d.is_hidden())
     }
 
     /// Connected visible nodes (`nodes()`), sorted.
@@ -203,7 +202,7 @@ impl Node {
         self.send_from(Some(from), to, msg);
     }
 
-    /// Sends from `from` (a local pid, for services sending on behalf of a process).
+    /// Sends from `from` (a local pid, for code sending on behalf of a process).
     pub fn send_as(&self, from: &crate::term::Pid, to: Dest, msg: Term) {
         self.send_from(Some(from), to, msg);
     }
@@ -219,7 +218,7 @@ impl Node {
             return true;
         }
         let req = Term::Tuple(vec![Term::atom("is_auth"), Term::Atom(self.name().clone())]);
-        let dest = Dest::Remote(Atom::new(crate::services::net_kernel::NAME), node.clone());
+        let dest = Dest::Remote(Atom::new(NET_KERNEL), node.clone());
         match self.call(dest, req, Some(Duration::from_secs(7))).await {
             Ok(t) if t.is_atom("yes") => true,
             _ => {

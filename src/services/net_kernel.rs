@@ -7,7 +7,7 @@ use crate::node::Process;
 use crate::term::Term;
 
 /// The registered name.
-pub const NAME: &str = "net_kernel";
+pub const NAME: &str = crate::node::NET_KERNEL;
 
 /// The `net_kernel` server.
 #[derive(Debug, Default)]

@@ -1,7 +1,7 @@
 //! `rex`, the `rpc` server every node runs (Kernel `rpc`, `rpc.erl`; protocol notes 9.1, 9.2),
 //! both sides.
 //!
-//! **Server** ([`Rex`], registered as `rex` by [`crate::Node::start`]). Since OTP 23 BEAM calls
+//! **Server** ([`Rex`], registered as `rex` by [`crate::services::start`]). Since OTP 23 BEAM calls
 //! through `SPAWN_REQUEST` ([`crate::services::rpc`]); `rex` still serves:
 //!
 //! - `{From, {call, M, F, A, GroupLeader}}`, what `erl_call -a`/`-e` and hidden C nodes send:

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use erlnode::apps::{Kv, PubSub};
 use erlnode::gen_server::{self, CallReply, From, GenServer};
 use erlnode::node::{NodeConfig, normal};
-use erlnode::{Atom, Dest, Node, Process, Term};
+use erlnode::{Atom, Dest, Process, Term};
 
 /// How long `{stop, Pid}` waits for the process to be gone.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -19,7 +19,7 @@ pub fn run(sname: &str, cookie: &str, epmd_port: u16, hidden: bool, threads: usi
     let rt = erlnode::cli::runtime(threads).map_err(|e| e.to_string())?;
     rt.block_on(async {
         let config = NodeConfig::new(sname, cookie).epmd_port(epmd_port).hidden(hidden);
-        let node = Node::start(config).await.map_err(|e| format!("cannot start: {e}"))?;
+        let node = erlnode::services::start_node(config).await.map_err(|e| format!("cannot start: {e}"))?;
         let sink = node.spawn(sink);
         node.register(Atom::new("bench_sink"), &sink);
         gen_server::start(&node, Ctl, Some(Atom::new("bench_ctl"))).await.map_err(|r| format!("ctl: {r}"))?;

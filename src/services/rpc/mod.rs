@@ -29,12 +29,14 @@
 //! # }
 //! ```
 //!
-//! The calling side ([`crate::Node::rpc_call`], [`crate::Node::rpc_cast`],
+//! The serving side ([`start`]) answers peers' spawn requests through the registry
+//! (`server.rs`); the calling side ([`crate::Node::rpc_call`], [`crate::Node::rpc_cast`],
 //! [`crate::Node::multicall`]) is in [`client`]; the built-in functions every node answers
 //! (`erlang:node/0`, `erlang:nodes/0,1`, ...) are in [`builtins`].
 
 pub mod builtins;
 pub mod client;
+mod server;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -329,6 +331,21 @@ impl Registry {
         let key = (module.clone(), function.clone(), arity);
         self.map.read().unwrap_or_else(|e| e.into_inner()).get(&key).cloned()
     }
+}
+
+impl Node {
+    /// The functions this node runs for `rpc:call`/`erpc:call` callers: the node's
+    /// [`Registry`], made (with the [`builtins`]) on first use. Peers reach it once the rpc
+    /// service runs ([`start`], part of [`crate::services::start`]).
+    pub fn rpc(&self) -> Arc<Registry> {
+        self.extension_or_insert_with(Registry::with_builtins)
+    }
+}
+
+/// Starts the rpc service on `node`: processes that peers spawn (`erpc:call`, `rpc:call`,
+/// `spawn/4`) run the functions of [`Node::rpc`].
+pub fn start(node: &Node) -> Arc<Registry> {
+    server::install(node)
 }
 
 /// Applies `M:F(Args)` on `node` as `erlang:apply/3` would: the registered handler's result,
