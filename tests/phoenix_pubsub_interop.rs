@@ -22,7 +22,7 @@ const T: Duration = Duration::from_secs(30);
 
 async fn rust_node(epmd: &Epmd) -> Node {
     let config = NodeConfig::new(unique_name("rusty"), DEFAULT_COOKIE).epmd_port(epmd.port());
-    Node::start(config).await.expect("rust node starts")
+    erlnode::services::start_node(config).await.expect("rust node starts")
 }
 
 /// An Elixir node with the peer libraries and `ErlnodePeer` loaded, running `pubsubs`

@@ -232,17 +232,6 @@ impl Node {
         self.inner.extensions.write().unwrap_or_else(|e| e.into_inner()).insert(std::any::TypeId::of::<T>(), value);
     }
 
-    /// The service object of type `T`, attached first by `make` if there is none yet (one check
-    /// under the lock, so two callers racing get the same object).
-    pub fn extension_or_insert_with<T: Send + Sync + 'static>(&self, make: impl FnOnce() -> T) -> Arc<T> {
-        let mut ext = self.inner.extensions.write().unwrap_or_else(|e| e.into_inner());
-        let entry = ext.entry(std::any::TypeId::of::<T>()).or_insert_with(|| Arc::new(make()));
-        match entry.clone().downcast::<T>() {
-            Ok(t) => t,
-            Err(_) => unreachable!("extensions are keyed by their own TypeId"),
-        }
-    }
-
     /// The service object of type `T`, if attached.
     pub fn extension<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
         let ext = self.inner.extensions.read().unwrap_or_else(|e| e.into_inner());
