@@ -110,3 +110,42 @@ defmodule ErlnodePeer.Dispatcher do
     :ok
   end
 end
+
+defmodule ErlnodePeer.Cluster do
+  @moduledoc "libcluster topologies as an application starts them, with their dials recorded."
+
+  @doc "Starts a Gossip topology with `config`; `dial` false gives it a `connect` MFA that dials nobody."
+  def gossip(config, dial \\ true) do
+    connect = if dial, do: {__MODULE__, :record_connect, []}, else: {__MODULE__, :no_connect, []}
+    start(gossip: [strategy: Cluster.Strategy.Gossip, config: config, connect: connect])
+  end
+
+  @doc "Starts `topologies` (libcluster's `:topologies` config) under Cluster.Supervisor."
+  def start(topologies) do
+    if :ets.whereis(:erlnode_dials) == :undefined do
+      parent = self()
+
+      spawn(fn ->
+        :ets.new(:erlnode_dials, [:named_table, :public, :bag])
+        send(parent, :table)
+        Process.sleep(:infinity)
+      end)
+
+      receive do: (:table -> :ok)
+    end
+
+    ErlnodePeer.start_cluster(topologies)
+  end
+
+  @doc "The connect MFA: records the dial, then connects as libcluster's default does."
+  def record_connect(node) do
+    :ets.insert(:erlnode_dials, {node})
+    :net_kernel.connect_node(node)
+  end
+
+  @doc "A connect MFA that dials nobody (and says it did)."
+  def no_connect(_node), do: true
+
+  @doc "The nodes this node's libcluster dialled."
+  def dialled, do: :ets.tab2list(:erlnode_dials) |> Enum.map(&elem(&1, 0)) |> Enum.uniq()
+end

@@ -28,10 +28,7 @@ async fn rust_node(epmd: &Epmd) -> Node {
 /// An Elixir node with the peer libraries and `ErlnodePeer` loaded, running `pubsubs`
 /// (`(name, opts)` in Elixir syntax, e.g. `("MyApp.PubSub", "pool_size: 2")`).
 fn ex_node(otp: &Otp, epmd: &Epmd, libs: &PeerLibs, prefix: &str, pubsubs: &[(&str, &str)]) -> BeamNode {
-    let n = BeamNode::start(otp, epmd, libs.elixir_node().prefix(prefix));
-    let helper = repo_root().join("erlang_interop/ecosystem_peer.ex");
-    let helper = elixir_string(helper.to_str().expect("UTF-8 path"));
-    n.eval(&format!("Code.compile_file({helper}) |> length()")).expect("the helper compiles");
+    let n = libs.start_elixir(otp, epmd, libs.elixir_node().prefix(prefix));
     for (name, opts) in pubsubs {
         assert_eq!(n.eval(&format!("ErlnodePeer.start_pubsub({name}, [{opts}])")).unwrap(), ":ok");
     }

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
-use super::{NodeOpts, Otp, lock, otp_dir, repo_root};
+use super::{BeamNode, Epmd, NodeOpts, Otp, elixir_string, lock, otp_dir, repo_root};
 
 /// Compiled peer libraries for one OTP version.
 #[derive(Clone, Debug)]
@@ -85,6 +85,18 @@ impl PeerLibs {
     /// Options for an `elixir` node with the libraries on its code path.
     pub fn elixir_node(&self) -> NodeOpts {
         NodeOpts::elixir().env("ERL_LIBS", self.dir.to_str().expect("UTF-8 target path"))
+    }
+
+    /// Starts an `elixir` node from `opts` (made from [`PeerLibs::elixir_node`]) and loads
+    /// `erlang_interop/ecosystem_peer.ex` (`ErlnodePeer`: what the tests do as an app would).
+    pub fn start_elixir(&self, otp: &Otp, epmd: &Epmd, opts: NodeOpts) -> BeamNode {
+        let n = BeamNode::start(otp, epmd, opts);
+        let helper = repo_root().join("erlang_interop/ecosystem_peer.ex");
+        let helper = elixir_string(helper.to_str().expect("UTF-8 path"));
+        if let Err(e) = n.eval(&format!("Code.compile_file({helper}) |> length()")) {
+            panic!("{otp}: ecosystem_peer.ex does not load on {}: {e:?}", n.name());
+        }
+        n
     }
 }
 

@@ -69,6 +69,9 @@ pub struct GossipConfig {
     pub secret: Option<String>,
     /// Heartbeats go out at a random interval of 1 ms up to this (libcluster: 5 s).
     pub max_interval: Duration,
+    /// Dial the nodes heard (default). `false` only announces this node, as a libcluster
+    /// topology whose `connect` MFA dials nobody: other nodes find it, it finds none.
+    pub connect: bool,
 }
 
 impl Default for GossipConfig {
@@ -81,6 +84,7 @@ impl Default for GossipConfig {
             multicast_ttl: 1,
             secret: None,
             max_interval: Duration::from_secs(5),
+            connect: true,
         }
     }
 }
@@ -245,7 +249,9 @@ async fn run(node: Node, socket: UdpSocket, config: GossipConfig, stats: Arc<Gos
                 if heard != *node.name() {
                     stats.heartbeats.fetch_add(1, Ordering::Relaxed);
                 }
-                if discovery.on_heartbeat(&heard, node.is_connected(&heard), Instant::now()) == Decision::Connect {
+                if config.connect
+                    && discovery.on_heartbeat(&heard, node.is_connected(&heard), Instant::now()) == Decision::Connect
+                {
                     stats.connects.fetch_add(1, Ordering::Relaxed);
                     let (node, tx) = (node.clone(), results_tx.clone());
                     tokio::spawn(async move {
