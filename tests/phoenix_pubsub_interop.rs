@@ -196,3 +196,155 @@ fn rust_and_elixir_subscribers_get_every_broadcast_exactly_once() {
         eventually("the exited subscriber is unsubscribed", || ps.subscribers("room:2").is_empty()).await;
     });
 }
+
+#[test]
+fn nodes_join_leave_and_die_and_the_pool_follows_the_cluster() {
+    for_each_otp_async(|otp| async move {
+        let libs = PeerLibs::get(&otp);
+        let epmd = Epmd::start(&otp);
+        let a = ex_node(&otp, &epmd, &libs, "phx_a", &[("MyApp.PubSub", "pool_size: 1")]);
+        let node = rust_node(&epmd).await;
+        assert!(node.connect(&Atom::new(a.name())).await);
+        let ps = PubSub::join(&node, "MyApp.PubSub").await.unwrap();
+        let ea = Atom::new(a.name());
+        assert!(ps.wait_for_nodes(&[ea.clone()], T).await);
+        assert_eq!(ps.pool_size(), 1);
+        let (_sub, mut rx) = rust_subscriber(&node, &ps, &["t"]);
+        let rust = atom(&node);
+
+        // a node with a larger pool joins (a pool size migration in progress: it broadcasts on
+        // 1 group, listens on 3): erlnode serves its groups too, and broadcasts on group 1 only
+        let b = ex_node(&otp, &epmd, &libs, "phx_b", &[("MyApp.PubSub", "pool_size: 3, broadcast_pool_size: 1")]);
+        assert_eq!(eval(&b, &format!("Node.connect({})", elixir_atom(a.name()))), "true");
+        let eb = Atom::new(b.name());
+        assert!(ps.wait_for_nodes(&[ea.clone(), eb.clone()], T).await, "erlnode serves B's pool");
+        assert_eq!(ps.pool_size(), 3);
+        eventually("B sees erlnode in its 3 groups", || {
+            eval(&b, &format!("ErlnodePeer.serves?(MyApp.PubSub, 3, {rust})")) == "true"
+        })
+        .await;
+        eval(&b, "cb = ErlnodePeer.collector(MyApp.PubSub, \"t\")");
+        eval(&a, "ca = ErlnodePeer.collector(MyApp.PubSub, \"t\")");
+        for i in 0..20 {
+            ps.broadcast("t", Term::Int(i));
+        }
+        let want: Vec<Term> = (0..20).map(Term::Int).collect();
+        assert_eq!(got(&a, "ca", 20), want, "A (pool 1) gets everything");
+        assert_eq!(got(&b, "cb", 20), want);
+        for w in &want {
+            assert_eq!(&recv(&mut rx, "erlnode's own broadcasts, locally").await, w);
+        }
+        eval(&b, "ErlnodePeer.broadcast_many(MyApp.PubSub, \"t\", 6, 10)");
+        assert!(collect_until_done(&mut rx, 6).await.values().all(|&n| n == 1));
+
+        // malformed messages to a pool worker are dropped and counted; the worker carries on
+        let worker = "MyApp.PubSub.Adapter";
+        eval(&a, &format!("send({{{worker}, {rust}}}, :garbage)"));
+        eval(&a, &format!("send({{{worker}, {rust}}}, {{:forward_to_local, 'charlist topic', :m, Phoenix.PubSub}})"));
+        eval(&a, &format!("send({{{worker}, {rust}}}, {{:forward_to_local, \"t\", :m}})"));
+        eventually("3 malformed messages counted", || ps.malformed_count() == 3).await;
+        eval(&a, "Phoenix.PubSub.broadcast(MyApp.PubSub, \"t\", :still_works)");
+        assert_eq!(recv(&mut rx, "a broadcast after the garbage").await, Term::atom("still_works"));
+
+        // B dies: its pool goes from the view, broadcasts both ways go on
+        b.kill();
+        eventually("erlnode forgets B", || ps.nodes().len() == 2).await;
+        ps.broadcast("t", Term::atom("after_b"));
+        // ca has erlnode's 20, B's 6 x (10 + done), still_works
+        let seen = 20 + 6 * 11 + 1;
+        assert_eq!(got(&a, "ca", seen + 1)[seen..], [Term::atom("after_b")]);
+        eval(&a, "Phoenix.PubSub.broadcast(MyApp.PubSub, \"t\", :from_a_after_b)");
+        assert_eq!(recv(&mut rx, "after_b (local)").await, Term::atom("after_b"));
+        assert_eq!(recv(&mut rx, "A's broadcast after B died").await, Term::atom("from_a_after_b"));
+
+        // C joins, leaves cleanly (its PubSub stops), and erlnode follows
+        let c = ex_node(&otp, &epmd, &libs, "phx_c", &[("MyApp.PubSub", "pool_size: 1")]);
+        assert_eq!(eval(&c, &format!("Node.connect({})", elixir_atom(a.name()))), "true");
+        let ec = Atom::new(c.name());
+        assert!(ps.wait_for_nodes(&[ec.clone()], T).await);
+        eval(&c, "cc = ErlnodePeer.collector(MyApp.PubSub, \"t\")");
+        ps.broadcast("t", Term::atom("to_c"));
+        assert_eq!(got(&c, "cc", 1), [Term::atom("to_c")]);
+        eval(&c, "Application.stop(:phoenix_pubsub); Supervisor.which_children(MyApp.PubSub.Adapter_supervisor)");
+        eventually("erlnode forgets C's pool", || !ps.nodes().contains(&ec)).await;
+        assert_eq!(recv(&mut rx, "to_c (local)").await, Term::atom("to_c"));
+        ps.broadcast("t", Term::atom("last"));
+        assert_eq!(
+            got(&a, "ca", seen + 4)[seen + 1..],
+            [Term::atom("from_a_after_b"), Term::atom("to_c"), Term::atom("last")]
+        );
+    });
+}
+
+/// `erlnode` with the test's EPMD, cookie and no log noise.
+fn erlnode_cmd(epmd: &Epmd) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_erlnode"));
+    c.env("ERL_EPMD_PORT", epmd.port().to_string()).env_remove("RUST_LOG").args(["--cookie", DEFAULT_COOKIE]);
+    c
+}
+
+#[test]
+fn the_cli_tails_a_topic_and_broadcasts_into_it() {
+    use std::io::{BufRead, BufReader};
+    for_each_otp_async(|otp| async move {
+        let libs = PeerLibs::get(&otp);
+        let epmd = Epmd::start(&otp);
+        let a = ex_node(&otp, &epmd, &libs, "phx_a", &[("MyApp.PubSub", "pool_size: 2")]);
+        let b = ex_node(&otp, &epmd, &libs, "phx_b", &[("MyApp.PubSub", "pool_size: 2")]);
+        assert_eq!(eval(&b, &format!("Node.connect({})", elixir_atom(a.name()))), "true");
+        eval(&b, "cb = ErlnodePeer.collector(MyApp.PubSub, \"room:cli\")");
+
+        let mut tail = erlnode_cmd(&epmd)
+            .args(["--elixir", "pubsub", "subscribe", "--server", "MyApp.PubSub", "--connect", a.name()])
+            .args(["--count", "4", "room:cli"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("erlnode pubsub subscribe starts");
+        let mut err = BufReader::new(tail.stderr.take().expect("stderr"));
+        let mut line = String::new();
+        err.read_line(&mut line).expect("a line on stderr");
+        let name = line
+            .strip_prefix("erlnode: ")
+            .and_then(|l| l.split_once(" subscribed to room:cli on MyApp.PubSub (pool size 2"))
+            .map(|(n, _)| n.to_string())
+            .unwrap_or_else(|| panic!("unexpected: {line}"));
+        let tailer = elixir_atom(&name);
+        eventually("both nodes see the tailer in both pool groups", || {
+            [&a, &b].iter().all(|n| eval(n, &format!("ErlnodePeer.serves?(MyApp.PubSub, 2, {tailer})")) == "true")
+        })
+        .await;
+
+        eval(&b, "Phoenix.PubSub.broadcast(MyApp.PubSub, \"room:cli\", %{from: :b, n: 1})");
+        eval(&a, "Phoenix.PubSub.broadcast(MyApp.PubSub, \"room:cli\", {:from_a, \"hi\"})");
+        let sent = erlnode_cmd(&epmd)
+            .args(["pubsub", "broadcast", "--server", "Elixir.MyApp.PubSub", "--connect", a.name()])
+            .args(["room:cli", "-1"])
+            .output()
+            .expect("erlnode pubsub broadcast runs");
+        assert!(sent.status.success(), "broadcast failed: {}", String::from_utf8_lossy(&sent.stderr));
+        eval(&b, "Phoenix.PubSub.broadcast(MyApp.PubSub, \"room:cli\", :bye)");
+        let out = tail.wait_with_output().expect("the tailer exits");
+        assert!(out.status.success(), "the tailer exits 0 after 4 messages");
+        let lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+        assert_eq!(lines, ["%{from: :b, n: 1}", "{:from_a, \"hi\"}", "-1", ":bye"]);
+        assert_eq!(
+            got(&b, "cb", 4),
+            [
+                parse_elixir("%{from: :b, n: 1}").unwrap(),
+                parse_elixir("{:from_a, \"hi\"}").unwrap(),
+                Term::Int(-1),
+                Term::atom("bye")
+            ],
+            "the CLI's broadcast reached B once"
+        );
+
+        let nope = erlnode_cmd(&epmd)
+            .args(["pubsub", "broadcast", "--server", "Nope.PubSub", "--connect", a.name(), "t", "x"])
+            .output()
+            .expect("erlnode pubsub broadcast runs");
+        assert!(!nope.status.success());
+        let msg = String::from_utf8_lossy(&nope.stderr);
+        assert!(msg.contains("no Phoenix.PubSub named Nope.PubSub in the cluster of"), "{msg}");
+    });
+}

@@ -163,7 +163,7 @@ async fn broadcast_via(node: &Node, server: &Atom, args: &BroadcastArgs, message
         // a round trip on each connection: everything sent before it has been written
         for t in &targets {
             if !node.ping(&t.node).await {
-                return Err(format!("{} went away", t.node.as_str()));
+                return Err(format!("{} went away before the broadcast was confirmed", t.node.as_str()));
             }
         }
         return Ok(());
