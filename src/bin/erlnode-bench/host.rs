@@ -4,9 +4,11 @@
 //! `erlang_interop/erlnode_bench.erl`'s (see there). It prints `ready NODE` once registered
 //! and exits when its stdin closes (so it cannot outlive the driver).
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use erlnode::apps::{Kv, PubSub};
+use erlnode::ecosystem::phoenix_pubsub as phoenix;
 use erlnode::gen_server::{self, CallReply, From, GenServer};
 use erlnode::node::{NodeConfig, normal};
 use erlnode::{Atom, Dest, Process, Term};
@@ -99,6 +101,41 @@ impl GenServer for Ctl {
                 }
                 Term::atom("ok")
             }
+            Some([op, Term::List(nodes)]) if op.is_atom("phx_join") => {
+                let nodes: Vec<Atom> = nodes.iter().filter_map(|n| n.as_atom().cloned()).collect();
+                match phoenix::PubSub::join(&node, PHX_PUBSUB).await {
+                    Ok(ps) if ps.wait_for_nodes(&nodes, Duration::from_secs(30)).await => Term::atom("ok"),
+                    Ok(_) => Term::atom("timeout"),
+                    Err(e) => Term::binary(e.to_string()),
+                }
+            }
+            Some([op, Term::Binary(topic), Term::Int(n), Term::Int(dur_ms)]) if op.is_atom("phx_broadcast") => {
+                match phoenix::PubSub::join(&node, PHX_PUBSUB).await {
+                    Ok(ps) => {
+                        let (sent, us) = phx_broadcast(&ps, topic, *n, Duration::from_millis(*dur_ms as u64)).await;
+                        Term::Tuple(vec![Term::Int(sent), Term::Int(us)])
+                    }
+                    Err(e) => Term::binary(e.to_string()),
+                }
+            }
+            Some([op, Term::Binary(topic), Term::Int(n)]) if op.is_atom("phx_subscribe") => {
+                match phoenix::PubSub::join(&node, PHX_PUBSUB).await {
+                    Ok(ps) => {
+                        for _ in 0..*n {
+                            let pid = node.spawn(|mut p: Process| async move {
+                                loop {
+                                    let _ = p.receive().await;
+                                    PHX_DELIVERED.fetch_add(1, Ordering::Relaxed);
+                                }
+                            });
+                            let _ = ps.subscribe(&pid, topic);
+                        }
+                        Term::atom("ok")
+                    }
+                    Err(e) => Term::binary(e.to_string()),
+                }
+            }
+            _ if req.is_atom("phx_count") => Term::Int(PHX_DELIVERED.load(Ordering::Relaxed)),
             _ if req.is_atom("heap") => Term::Int(heap_bytes() as i64),
             _ if req.is_atom("rss") => Term::Int(rss_bytes(std::process::id()).unwrap_or(0) as i64),
             _ if req.is_atom("ping") => Term::atom("pong"),
@@ -106,6 +143,31 @@ impl GenServer for Ctl {
         };
         CallReply::Reply(reply)
     }
+}
+
+/// The Phoenix.PubSub of `scripts/bench phoenix` (`erlang_interop/bench_phoenix.ex`).
+const PHX_PUBSUB: &str = "BenchPhx.PubSub";
+/// Messages the host's Phoenix.PubSub subscribers got.
+static PHX_DELIVERED: AtomicI64 = AtomicI64::new(0);
+
+/// Broadcasts `{msg, I}` on `topic` up to `n` times or for `dur`, as
+/// `ErlnodeBenchPhx.broadcast_loop/3` does: -> (sent, elapsed µs).
+async fn phx_broadcast(ps: &phoenix::PubSub, topic: &[u8], n: i64, dur: Duration) -> (i64, i64) {
+    let t0 = Instant::now();
+    let deadline = t0 + dur;
+    let mut i = 0;
+    while i < n {
+        if i % 64 == 0 && Instant::now() >= deadline {
+            break;
+        }
+        ps.broadcast(topic, Term::Tuple(vec![Term::atom("msg"), Term::Int(i)]));
+        i += 1;
+        if i % 1024 == 0 {
+            // let the connection writers run (a BEAM sender is suspended on a busy dist buffer)
+            tokio::task::yield_now().await;
+        }
+    }
+    (i, t0.elapsed().as_micros() as i64)
 }
 
 fn dest_of(t: &Term) -> Option<Dest> {

@@ -1,7 +1,7 @@
 //! `erlnode-bench`: erlnode against BEAM itself, side by side, in one run.
 //!
 //! ```text
-//! scripts/bench [--quick] [all|kv|ingest|sends|pubsub|cost|scale]...
+//! scripts/bench [--quick] [all|kv|ingest|sends|pubsub|cost|scale|phoenix]...
 //! cargo run --release --bin erlnode-bench -- --quick all     (build erlnode too: scripts/bench does)
 //! ```
 //!
@@ -19,6 +19,7 @@ mod harness;
 
 mod cluster;
 mod host;
+mod phoenix;
 mod report;
 
 use std::process::{Command, ExitCode, Stdio};
@@ -87,6 +88,8 @@ enum Scenario {
     Cost,
     /// 6. Scale: 1/2/4 client nodes; 10/1k/100k subscribers.
     Scale,
+    /// 7. Phoenix.PubSub: broadcasts into 1000 Elixir subscribers, delivery to 1000 subscribers.
+    Phoenix,
 }
 
 /// Sizes and durations of one run.
@@ -149,7 +152,8 @@ fn main() -> ExitCode {
     }
     let mut scenarios = cli.scenarios.clone();
     if scenarios.is_empty() || scenarios.contains(&Scenario::All) {
-        scenarios = vec![Scenario::Cost, Scenario::Kv, Scenario::Ingest, Scenario::Sends, Scenario::Scale];
+        scenarios =
+            vec![Scenario::Cost, Scenario::Kv, Scenario::Ingest, Scenario::Sends, Scenario::Scale, Scenario::Phoenix];
     }
     if scenarios.contains(&Scenario::Scale) {
         // scale runs the PubSub sizes of scenario 4 too
@@ -189,6 +193,7 @@ fn run_all(
             Scenario::Pubsub => pubsub(&cluster, run, false),
             Scenario::Cost => cost(&cluster, run),
             Scenario::Scale => scale(&mut cluster, run),
+            Scenario::Phoenix => phoenix::phoenix(&cluster, run),
             Scenario::All => Ok(()),
         };
         eprintln!("[bench] {s:?} done in {:.1} s", t.elapsed().as_secs_f64());
