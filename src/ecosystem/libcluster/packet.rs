@@ -135,9 +135,9 @@ fn decode_plain(plain: &[u8]) -> Result<Atom, PacketError> {
 mod tests {
     use super::*;
 
-    // what a BEAM node running Cluster.Strategy.Gossip sent, captured on the wire
-    // ("heartbeat::" <> term_to_binary(%{node: :"a@h"})): OTP 25 writes ATOM_EXT, 27 and 29
-    // SMALL_ATOM_UTF8_EXT
+    // what gossip.ex's heartbeat/2 sends: "heartbeat::" <> term_to_binary(%{node: :"a@h"}), the
+    // term's bytes as OTP 25 writes them (ATOM_EXT) and as OTP 27 writes them
+    // (SMALL_ATOM_UTF8_EXT), printed by `erl` of each version
     const OTP25: &[u8] = b"heartbeat::\x83t\x00\x00\x00\x01d\x00\x04noded\x00\x03a@h";
     const OTP27: &[u8] = b"heartbeat::\x83t\x00\x00\x00\x01w\x04nodew\x03a@h";
 
