@@ -137,9 +137,9 @@ fn rust_and_elixir_subscribers_get_every_broadcast_exactly_once() {
         let want: Vec<Term> = (0..50).map(|i| Term::Tuple(vec![Term::atom("from_rust"), Term::Int(i)])).collect();
         assert_eq!(got(&a, "ca", 50), want);
         assert_eq!(got(&b, "cb", 50), want);
-        for i in 0..50 {
+        for w in &want {
             let m = recv(&mut rx, "Rust's own broadcast, delivered locally").await;
-            assert_eq!(m, want[i], "local delivery in order");
+            assert_eq!(&m, w, "local delivery in order");
         }
 
         // broadcast_from: not to the sender itself; everyone else as broadcast
@@ -207,7 +207,7 @@ fn nodes_join_leave_and_die_and_the_pool_follows_the_cluster() {
         assert!(node.connect(&Atom::new(a.name())).await);
         let ps = PubSub::join(&node, "MyApp.PubSub").await.unwrap();
         let ea = Atom::new(a.name());
-        assert!(ps.wait_for_nodes(&[ea.clone()], T).await);
+        assert!(ps.wait_for_nodes(std::slice::from_ref(&ea), T).await);
         assert_eq!(ps.pool_size(), 1);
         let (_sub, mut rx) = rust_subscriber(&node, &ps, &["t"]);
         let rust = atom(&node);
@@ -261,7 +261,7 @@ fn nodes_join_leave_and_die_and_the_pool_follows_the_cluster() {
         let c = ex_node(&otp, &epmd, &libs, "phx_c", &[("MyApp.PubSub", "pool_size: 1")]);
         assert_eq!(eval(&c, &format!("Node.connect({})", elixir_atom(a.name()))), "true");
         let ec = Atom::new(c.name());
-        assert!(ps.wait_for_nodes(&[ec.clone()], T).await);
+        assert!(ps.wait_for_nodes(std::slice::from_ref(&ec), T).await);
         eval(&c, "cc = ErlnodePeer.collector(MyApp.PubSub, \"t\")");
         ps.broadcast("t", Term::atom("to_c"));
         assert_eq!(got(&c, "cc", 1), [Term::atom("to_c")]);

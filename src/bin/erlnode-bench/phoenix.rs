@@ -1,6 +1,8 @@
-//! 7. Phoenix.PubSub (`scripts/bench phoenix`): Phoenix.PubSub 2.2.0 from `../shared/peers` on
-//! three Elixir nodes (`erlang_interop/bench_phoenix.ex`), all running
-//! `{Phoenix.PubSub, name: BenchPhx.PubSub}`, with the erlnode host in the same PubSub.
+//! 7. Phoenix.PubSub (`scripts/bench phoenix`).
+//!
+//! Phoenix.PubSub 2.2.0 from `../shared/peers` runs on three Elixir nodes
+//! (`erlang_interop/bench_phoenix.ex`), all with `{Phoenix.PubSub, name: BenchPhx.PubSub}`, and
+//! the erlnode host joins the same PubSub.
 //!
 //! - **Broadcasts into 1000 Elixir subscribers** (500 on each of two nodes, S1 and S2): the
 //!   broadcaster is the erlnode host or the BEAM node P, each broadcasting `{msg, I}` in a loop;

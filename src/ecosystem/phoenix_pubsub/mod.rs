@@ -437,12 +437,10 @@ fn apply(shared: &Shared, view: &mut View, group: &Term, pids: &[Pid], join: boo
     match group_index(&shared.adapter, group) {
         Some(Ok(i)) if join => view.join(i, pids),
         Some(Ok(i)) => view.leave(i, pids),
-        Some(Err(e)) => {
-            if !std::mem::replace(too_large_logged, true) {
-                tracing::warn!("ignoring pool group {group}: {e}");
-            }
+        Some(Err(e)) if !std::mem::replace(too_large_logged, true) => {
+            tracing::warn!("ignoring pool group {group}: {e}");
         }
-        None => {}
+        Some(Err(_)) | None => {}
     }
 }
 
