@@ -297,6 +297,14 @@ pub fn decode_term_at(input: &Bytes, offset: usize, opts: &DecodeOptions) -> Res
     decode_in(input, Some(input), offset, opts)
 }
 
+/// Decodes one term without the version byte starting at `offset` of `buf`, with the limits of
+/// [`decode`]; returns it with the offset just past it. Binaries are copied out of `buf`. For
+/// the typed decoder (`term::typed`), which meets `Term` fields and ignored values inside a
+/// larger encoding.
+pub(crate) fn decode_body_at(buf: &[u8], offset: usize) -> Result<(Term, usize)> {
+    decode_in(buf, None, offset, &DecodeOptions { version_byte: false, atom_cache: None })
+}
+
 /// [`decode`] with every container decoded by the iterative path that terms nested deeper
 /// than the recursion limit take. For tests and fuzz targets that check both paths accept
 /// the same inputs and report the same errors; not part of the supported API.
@@ -1493,7 +1501,7 @@ fn f64_finite(bits: [u8; 8]) -> bool {
 /// Inflates one zlib stream from the start of `z`, which must produce exactly `declared` bytes.
 /// Returns the bytes and how much of `z` the stream took. Memory grows with the output actually
 /// produced, never beyond `declared + 1`.
-fn inflate(z: &[u8], declared: usize) -> std::result::Result<(Vec<u8>, usize), DecodeErrorKind> {
+pub(super) fn inflate(z: &[u8], declared: usize) -> std::result::Result<(Vec<u8>, usize), DecodeErrorKind> {
     use flate2::{Decompress, FlushDecompress, Status};
     let limit = declared + 1; // one extra byte detects streams that inflate too far
     let mut out: Vec<u8> = Vec::with_capacity(limit.min(z.len().saturating_mul(4).max(1024)));
@@ -1719,7 +1727,7 @@ impl Hasher for DigestHasher {
 /// Parses the 31-byte `FLOAT_EXT` text: a float as `printf("%.20e")` writes it, NUL padded.
 /// BEAM accepts `[+-]digits.digits[e[+-]digits]` with nothing else before the first NUL
 /// (checked: `"1"`, `"1e5"`, `" 1.5"` and `"1.5 "` are rejected).
-fn parse_float_text(text: &[u8]) -> Option<f64> {
+pub(super) fn parse_float_text(text: &[u8]) -> Option<f64> {
     use nom::Parser;
     use nom::character::complete::{char, digit1, one_of};
     use nom::combinator::{all_consuming, opt, recognize};

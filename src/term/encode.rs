@@ -312,7 +312,7 @@ fn write_leaf(out: &mut Vec<u8>, t: &Term) -> bool {
 /// A length as the 32-bit field the format has. Terms with 2^32 or more elements cannot be
 /// represented (BEAM cannot build them either); the field saturates rather than wrapping.
 #[inline]
-fn len32(n: usize) -> u32 {
+pub(super) fn len32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
@@ -335,7 +335,7 @@ fn try_string(out: &mut Vec<u8>, l: &[Term]) -> Option<()> {
 }
 
 #[inline]
-fn write_int(out: &mut Vec<u8>, i: i64) {
+pub(super) fn write_int(out: &mut Vec<u8>, i: i64) {
     if (0..=255).contains(&i) {
         out.extend_from_slice(&[SMALL_INTEGER_EXT, i as u8]);
     } else if let Ok(v) = i32::try_from(i) {
@@ -365,7 +365,7 @@ fn write_big(out: &mut Vec<u8>, b: &BigInt) {
 }
 
 #[inline]
-fn write_atom(out: &mut Vec<u8>, a: &Atom) {
+pub(super) fn write_atom(out: &mut Vec<u8>, a: &Atom) {
     let s = a.as_str().as_bytes();
     if s.len() <= u8::MAX as usize {
         out.reserve(2 + s.len());

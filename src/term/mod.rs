@@ -13,6 +13,9 @@
 //! - binaries are [`bytes::Bytes`], so a decoder can hand out slices of a received buffer;
 //! - local funs (`NEW_FUN_EXT`) are carried completely enough to be sent back unchanged.
 //!
+//! Rust types convert to and from terms with serde: [`to_vec`], [`from_slice`], [`to_term`],
+//! [`from_term`]; the conventions are in [`typed`].
+//!
 //! Equality and ordering ([`Ord`]) follow Erlang's exact equality and standard term order
 //! (Erlang Reference Manual, "Term Comparisons"), so terms can be keys of Rust maps.
 
@@ -24,6 +27,7 @@ mod encode;
 mod order;
 mod parse;
 pub mod tags;
+pub mod typed;
 
 pub use atom::{Atom, AtomTooLong, INLINE_CAP, MAX_ATOM_BYTES, MAX_ATOM_CHARS};
 pub use bigint::{BIG_INLINE_BYTES, BigInt, Integer};
@@ -38,6 +42,7 @@ pub use encode::{encode, encode_body_to, encode_compressed, encode_to};
 pub use parse::{
     MAX_BINARY_BYTES, MAX_INTEGER_DIGITS, MAX_PARSE_DEPTH, MAX_SEGMENT_BITS, ParseError, parse_elixir, parse_erlang,
 };
+pub use typed::{from_slice, from_term, to_term, to_vec, to_writer};
 
 use bytes::Bytes;
 
