@@ -77,7 +77,7 @@ fn generated_values_round_trip_through_beam() {
         through_beam(&erl, &users, false);
         through_beam(&erl, &plains, true);
         through_beam(&erl, &envelopes, false);
-        through_beam(&erl, &[users.clone()], false);
+        through_beam(&erl, std::slice::from_ref(&users), false);
     });
 }
 
