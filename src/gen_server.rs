@@ -6,13 +6,19 @@
 //! reply through the alias; `gen_server:multi_call` sends `{Ref, Node}`. Both are echoed
 //! verbatim. The client monitors the server for the duration of the call and fails with the
 //! reasons `gen:call` uses: `noproc`, `{nodedown, Node}`, `timeout`, or the server's exit reason.
+//!
+//! [`TypedGenServer`], [`call_typed`] and [`Node::call_typed`] take and give Rust types instead
+//! of terms (serde, with the conventions of [`crate::term::typed`]).
 
 use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
 use crate::node::{Dest, Node, Process, normal};
-use crate::term::{Atom, Pid, Reference, Term};
+use crate::term::{Atom, Pid, Reference, Term, typed};
 
 /// Who is calling, and the tag the reply must carry (echoed verbatim).
 #[derive(Clone, Debug, PartialEq)]
@@ -30,19 +36,20 @@ impl From {
     }
 }
 
-/// What `handle_call` decides.
+/// What `handle_call` decides. The reply is a [`Term`], or in a [`TypedGenServer`] its
+/// `Reply` type.
 #[derive(Debug)]
-pub enum CallReply {
+pub enum CallReply<R = Term> {
     /// Reply and go on.
-    Reply(Term),
-    /// Do not reply now (reply later with [`reply`]).
+    Reply(R),
+    /// Do not reply now (reply later with [`reply`] or [`reply_typed`]).
     NoReply,
     /// Stop with a reason, replying first if given.
     Stop {
         /// The exit reason.
         reason: Term,
         /// A reply to send before stopping.
-        reply: Option<Term>,
+        reply: Option<R>,
     },
 }
 
@@ -295,6 +302,256 @@ impl Node {
     }
 }
 
+/// A GenServer whose calls, casts and replies are Rust types, converted with the conventions
+/// of [`crate::term::typed`] (unit variants are atoms, `Set(k, v)` is `{set, K, V}`, structs
+/// are maps...). Run it with [`start_typed`]; BEAM code calls it as any GenServer.
+///
+/// A call whose request does not read as `Self::Call` goes to [`TypedGenServer::bad_call`]
+/// instead of `handle_call`. Its default replies `{error, {bad_request, Reason}}` (in Elixir
+/// `{:error, {:bad_request, reason}}`), `Reason` a binary saying where and what
+/// (`"at {set}[2]: expected an integer (i64), found the atom `x`"`), and the server
+/// carries on. An Erlang server without a matching `handle_call` clause would instead crash
+/// with `function_clause`, and its caller exit; for that, return
+/// `CallReply::Stop { reason: Term::atom("function_clause"), reply: None }` from `bad_call`.
+/// A cast that does not read as `Self::Cast` goes to [`TypedGenServer::bad_cast`], which by
+/// default drops it (logged at debug level). A reply that cannot be written as a term (a NaN
+/// float) stops the server with `{bad_reply, Reason}`, as a crash would.
+///
+/// A server that takes no casts says `type Cast = Term;` (any term, ignored by default).
+///
+/// ```no_run
+/// use erlnode::gen_server::{self, CallReply, From, TypedGenServer};
+/// use erlnode::Process;
+/// use serde::Deserialize;
+///
+/// #[derive(Deserialize)]
+/// #[serde(rename_all = "snake_case")]
+/// enum Request {
+///     Add(i64), // GenServer.call(server, {:add, 2})
+///     Total,    // GenServer.call(server, :total)
+/// }
+///
+/// struct Counter(i64);
+///
+/// impl TypedGenServer for Counter {
+///     type Call = Request;
+///     type Reply = i64;
+///     type Cast = erlnode::Term;
+///
+///     async fn handle_call(&mut self, request: Request, _from: &From, _p: &mut Process) -> CallReply<i64> {
+///         if let Request::Add(n) = request {
+///             self.0 += n;
+///         }
+///         CallReply::Reply(self.0)
+///     }
+/// }
+/// # async fn run(node: &erlnode::Node) {
+/// let pid = gen_server::start_typed(node, Counter(0), Some(erlnode::Atom::new("counter"))).await.unwrap();
+/// # }
+/// ```
+pub trait TypedGenServer: Send + Sized + 'static {
+    /// What `GenServer.call` sends.
+    type Call: DeserializeOwned + Send;
+    /// What a call gets back.
+    type Reply: Serialize + Send;
+    /// What `GenServer.cast` sends.
+    type Cast: DeserializeOwned + Send;
+
+    /// Runs before the server takes messages; an `Err` stops it with that reason.
+    fn init(&mut self, _p: &mut Process) -> impl Future<Output = Result<(), Term>> + Send {
+        async { Ok(()) }
+    }
+
+    /// A call whose request reads as `Self::Call`.
+    fn handle_call(
+        &mut self,
+        request: Self::Call,
+        from: &From,
+        p: &mut Process,
+    ) -> impl Future<Output = CallReply<Self::Reply>> + Send;
+
+    /// A cast whose request reads as `Self::Cast`.
+    fn handle_cast(&mut self, _request: Self::Cast, _p: &mut Process) -> impl Future<Output = Next> + Send {
+        async { Next::Continue }
+    }
+
+    /// Any other message (`DOWN`, `EXIT`, plain sends), as a term.
+    fn handle_info(&mut self, _msg: Term, _p: &mut Process) -> impl Future<Output = Next> + Send {
+        async { Next::Continue }
+    }
+
+    /// A call whose request does not read as `Self::Call`: by default the reply
+    /// [`bad_request`] and the server carries on.
+    fn bad_call(
+        &mut self,
+        _request: Term,
+        error: typed::Error,
+        _from: &From,
+        _p: &mut Process,
+    ) -> impl Future<Output = CallReply> + Send {
+        async move { CallReply::Reply(bad_request(&error)) }
+    }
+
+    /// A cast whose request does not read as `Self::Cast`: by default dropped.
+    fn bad_cast(&mut self, _request: Term, error: typed::Error, _p: &mut Process) -> impl Future<Output = Next> + Send {
+        async move {
+            tracing::debug!(%error, "cast dropped: the request does not fit the server's Cast type");
+            Next::Continue
+        }
+    }
+
+    /// Runs when the server stops with `reason`.
+    fn terminate(&mut self, _reason: &Term, _p: &mut Process) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+}
+
+/// The reply to a call that does not fit the server's type: `{error, {bad_request, Reason}}`,
+/// `Reason` the error as a UTF-8 binary.
+pub fn bad_request(error: &typed::Error) -> Term {
+    let reason = Term::Tuple(vec![Term::atom("bad_request"), Term::binary(error.to_string())]);
+    Term::Tuple(vec![Term::atom("error"), reason])
+}
+
+/// A [`TypedGenServer`] run as a [`GenServer`] (what [`start_typed`] starts).
+pub struct Typed<S>(pub S);
+
+impl<S: TypedGenServer> Typed<S> {
+    /// The reply as a term; a reply with no term stops the server.
+    fn reply_term(reply: CallReply<S::Reply>) -> CallReply {
+        let conv = |r: S::Reply| typed::to_term(&r);
+        let bad = |e: typed::Error| Term::Tuple(vec![Term::atom("bad_reply"), Term::binary(e.to_string())]);
+        match reply {
+            CallReply::Reply(r) => match conv(r) {
+                Ok(t) => CallReply::Reply(t),
+                Err(e) => CallReply::Stop { reason: bad(e), reply: None },
+            },
+            CallReply::NoReply => CallReply::NoReply,
+            CallReply::Stop { reason, reply: None } => CallReply::Stop { reason, reply: None },
+            CallReply::Stop { reason, reply: Some(r) } => match conv(r) {
+                Ok(t) => CallReply::Stop { reason, reply: Some(t) },
+                Err(e) => CallReply::Stop { reason: bad(e), reply: None },
+            },
+        }
+    }
+}
+
+impl<S: TypedGenServer> GenServer for Typed<S> {
+    async fn init(&mut self, p: &mut Process) -> Result<(), Term> {
+        self.0.init(p).await
+    }
+
+    async fn handle_call(&mut self, request: Term, from: &From, p: &mut Process) -> CallReply {
+        match typed::from_term::<S::Call>(&request) {
+            Ok(req) => Self::reply_term(self.0.handle_call(req, from, p).await),
+            Err(e) => self.0.bad_call(request, e, from, p).await,
+        }
+    }
+
+    async fn handle_cast(&mut self, request: Term, p: &mut Process) -> Next {
+        match typed::from_term::<S::Cast>(&request) {
+            Ok(req) => self.0.handle_cast(req, p).await,
+            Err(e) => self.0.bad_cast(request, e, p).await,
+        }
+    }
+
+    async fn handle_info(&mut self, msg: Term, p: &mut Process) -> Next {
+        self.0.handle_info(msg, p).await
+    }
+
+    async fn terminate(&mut self, reason: &Term, p: &mut Process) {
+        self.0.terminate(reason, p).await
+    }
+}
+
+/// Starts a [`TypedGenServer`] ([`start`] of [`Typed`]).
+pub async fn start_typed<S: TypedGenServer>(node: &Node, server: S, name: Option<Atom>) -> Result<Pid, Term> {
+    start(node, Typed(server), name).await
+}
+
+/// Sends a typed reply to a caller ([`reply`] after [`typed::to_term`]), for servers that
+/// answered `CallReply::NoReply`.
+pub fn reply_typed<R: Serialize + ?Sized>(p: &Process, from: &From, value: &R) -> Result<(), typed::Error> {
+    reply(p, from, typed::to_term(value)?);
+    Ok(())
+}
+
+/// Why a typed call failed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TypedCallError {
+    /// The request could not be written as a term (nothing was sent).
+    Request(typed::Error),
+    /// The call itself failed.
+    Call(CallError),
+    /// The server replied with a term that does not read as the reply type (for a
+    /// [`TypedGenServer`], [`bad_request`] when the request did not fit its type).
+    Reply {
+        /// The reply as it came.
+        reply: Term,
+        /// Why it does not read as the type.
+        error: typed::Error,
+    },
+}
+
+impl fmt::Display for TypedCallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TypedCallError::Request(e) => write!(f, "request has no term: {e}"),
+            TypedCallError::Call(e) => e.fmt(f),
+            TypedCallError::Reply { reply, error } => write!(f, "unexpected reply {reply}: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for TypedCallError {}
+
+impl std::convert::From<CallError> for TypedCallError {
+    fn from(e: CallError) -> TypedCallError {
+        TypedCallError::Call(e)
+    }
+}
+
+fn read_reply<R: DeserializeOwned>(reply: Term) -> Result<R, TypedCallError> {
+    typed::from_term(&reply).map_err(|error| TypedCallError::Reply { reply, error })
+}
+
+/// [`call`] with a typed request and reply.
+pub async fn call_typed<R: DeserializeOwned>(
+    p: &mut Process,
+    dest: Dest,
+    request: &(impl Serialize + ?Sized),
+    timeout: Option<Duration>,
+) -> Result<R, TypedCallError> {
+    let request = typed::to_term(request).map_err(TypedCallError::Request)?;
+    read_reply(call(p, dest, request, timeout).await?)
+}
+
+/// [`cast`] with a typed request.
+pub fn cast_typed(p: &Process, dest: Dest, request: &(impl Serialize + ?Sized)) -> Result<(), typed::Error> {
+    cast(p, dest, typed::to_term(request)?);
+    Ok(())
+}
+
+impl Node {
+    /// [`Node::call`] with a typed request and reply:
+    /// `let n: i64 = node.call_typed(dest, &Request::Total, timeout).await?`.
+    pub async fn call_typed<R: DeserializeOwned>(
+        &self,
+        dest: Dest,
+        request: &(impl Serialize + ?Sized),
+        timeout: Option<Duration>,
+    ) -> Result<R, TypedCallError> {
+        let request = typed::to_term(request).map_err(TypedCallError::Request)?;
+        read_reply(self.call(dest, request, timeout).await?)
+    }
+
+    /// [`Node::cast`] with a typed request.
+    pub fn cast_typed(&self, dest: Dest, request: &(impl Serialize + ?Sized)) -> Result<(), typed::Error> {
+        self.cast(dest, typed::to_term(request)?);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,5 +652,113 @@ mod tests {
         let tag = got.as_tuple().unwrap()[0].clone();
         assert!(matches!(tag, Term::Improper(..)), "tag echoed verbatim: {got:?}");
         assert_eq!(got.as_tuple().unwrap()[1], Term::Int(7));
+    }
+
+    mod typed_server {
+        use super::*;
+        use serde::{Deserialize, Serialize};
+
+        #[derive(Serialize, Deserialize, Debug, PartialEq)]
+        #[serde(rename_all = "snake_case")]
+        enum Req {
+            Add(i64),
+            Total,
+            Nan,
+            Later,
+            Held,
+            Release,
+        }
+
+        #[derive(Serialize, Deserialize, Debug, PartialEq)]
+        #[serde(rename_all = "snake_case")]
+        enum Cast {
+            Reset { to: i64 },
+        }
+
+        struct Counter {
+            total: i64,
+            held: Option<From>,
+        }
+
+        impl TypedGenServer for Counter {
+            type Call = Req;
+            type Reply = f64;
+            type Cast = Cast;
+
+            async fn handle_call(&mut self, request: Req, from: &From, p: &mut Process) -> CallReply<f64> {
+                match request {
+                    Req::Add(n) => self.total += n,
+                    Req::Total => {}
+                    Req::Held => return CallReply::Reply(if self.held.is_some() { 1.0 } else { 0.0 }),
+                    Req::Release => {
+                        // answer the held caller, with a typed reply
+                        if let Some(held) = self.held.take() {
+                            reply_typed(p, &held, &(self.total as f64)).unwrap();
+                        }
+                    }
+                    Req::Nan => return CallReply::Reply(f64::NAN),
+                    Req::Later => {
+                        self.held = Some(from.clone());
+                        return CallReply::NoReply;
+                    }
+                }
+                CallReply::Reply(self.total as f64)
+            }
+
+            async fn handle_cast(&mut self, request: Cast, _p: &mut Process) -> Next {
+                let Cast::Reset { to } = request;
+                self.total = to;
+                Next::Continue
+            }
+        }
+
+        #[tokio::test]
+        async fn typed_calls_casts_and_requests_that_do_not_fit() {
+            let n = node();
+            let pid = start_typed(&n, Counter { total: 0, held: None }, None).await.unwrap();
+            let dest = || Dest::Pid(pid.clone());
+            assert_eq!(n.call_typed::<f64>(dest(), &Req::Add(2), T).await, Ok(2.0));
+            // what BEAM code sends reads the same: {add, 3}
+            let raw = Term::Tuple(vec![Term::atom("add"), Term::Int(3)]);
+            assert_eq!(n.call(dest(), raw, T).await, Ok(Term::Float(5.0)));
+            n.cast_typed(dest(), &Cast::Reset { to: 10 }).unwrap();
+            // a cast that does not fit is dropped, the server carries on
+            n.cast(dest(), Term::atom("bogus"));
+            assert_eq!(n.call_typed::<f64>(dest(), &Req::Total, T).await, Ok(10.0));
+
+            // a call that does not fit gets {error, {bad_request, Reason}}
+            let bad = Term::Tuple(vec![Term::atom("add"), Term::atom("x")]);
+            let got = n.call(dest(), bad, T).await.unwrap();
+            let reason = "at {add}: expected an integer (i64), found the atom `x`";
+            assert_eq!(got, crate::tuple![Atom::from("error"), (Atom::from("bad_request"), Term::binary(reason))]);
+            // which a typed caller sees as a reply that does not fit its type
+            match n.call_typed::<f64>(dest(), &(1, 2), T).await {
+                Err(TypedCallError::Reply { reply, error }) => {
+                    assert_eq!(reply.as_tuple().map(|t| t[0].clone()), Some(Term::atom("error")));
+                    assert!(error.to_string().contains("expected a float"), "{error}");
+                }
+                other => panic!("{other:?}"),
+            }
+
+            // a held call answered later with reply_typed
+            let (n2, d2) = (n.clone(), dest());
+            let later = tokio::spawn(async move { n2.call_typed::<f64>(d2, &Req::Later, T).await });
+            let held = async {
+                while n.call_typed::<f64>(dest(), &Req::Held, T).await != Ok(1.0) {
+                    tokio::task::yield_now().await;
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(5), held).await.expect("the call is held");
+            assert_eq!(n.call_typed::<f64>(dest(), &Req::Release, T).await, Ok(10.0));
+            assert_eq!(later.await.unwrap(), Ok(10.0));
+
+            // a reply with no term stops the server, as a crash would
+            match n.call_typed::<f64>(dest(), &Req::Nan, T).await {
+                Err(TypedCallError::Call(CallError::Exit(r))) => {
+                    assert_eq!(r.as_tuple().map(|t| t[0].clone()), Some(Term::atom("bad_reply")))
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 }
