@@ -2,13 +2,20 @@
 //! `to_vec` → `binary_to_term` → `term_to_binary` → `from_slice` and come back equal (and, for
 //! values without maps, BEAM writes our very bytes); hand-written values are the Erlang
 //! literal the conventions table says, and an Elixir node sees `%MyApp.Point{}` structs and
-//! tagged tuples as Elixir code writes them.
+//! tagged tuples as Elixir code writes them. A typed GenServer answers `GenServer.call` from
+//! Elixir (and a request that does not fit its type), and a typed call reaches an Elixir
+//! GenServer.
 
 mod common;
 mod typed_values;
 
+use std::time::Duration;
+
 use common::*;
-use erlnode::term::{from_slice, to_vec};
+use erlnode::gen_server::{self, CallReply, From, TypedCallError, TypedGenServer};
+use erlnode::node::NodeConfig;
+use erlnode::term::{Atom, Term, from_slice, to_vec};
+use erlnode::{Dest, Process};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::TestRunner;
 use serde::de::DeserializeOwned;
@@ -152,5 +159,73 @@ fn elixir_sees_structs_and_tagged_tuples() {
         assert_eq!(back, Point { x: 5, y: 6 }, "{otp}");
         let printed = ex.eval("Base.encode16(:erlang.term_to_binary({:get, ~c\"key\"}))").unwrap();
         assert_eq!(from_slice::<Msg>(&unhex(printed.trim_matches('"'))).unwrap(), Msg::Get("key".into()), "{otp}");
+    });
+}
+
+/// A typed server: `{:move, %{x: .., y: ..}}` moves the point, `:ping` answers `:pong`-ish.
+struct Mover(Point);
+
+impl TypedGenServer for Mover {
+    type Call = Msg;
+    type Reply = Point;
+    type Cast = Term;
+
+    async fn handle_call(&mut self, request: Msg, _from: &From, _p: &mut Process) -> CallReply<Point> {
+        if let Msg::Move { x, y } = request {
+            self.0 = Point { x: self.0.x + x, y: self.0.y + y };
+        }
+        CallReply::Reply(Point { x: self.0.x, y: self.0.y })
+    }
+}
+
+#[test]
+fn typed_genservers_both_ways() {
+    const T: Duration = Duration::from_secs(20);
+    for_each_otp_async(|otp| async move {
+        let epmd = Epmd::start(&otp);
+        let ex = BeamNode::start(&otp, &epmd, NodeOpts::elixir());
+        let config = NodeConfig::new(unique_name("typed"), DEFAULT_COOKIE).epmd_port(epmd.port());
+        let node = erlnode::services::start_node(config).await.expect("rust node starts");
+        gen_server::start_typed(&node, Mover(Point { x: 0, y: 0 }), Some(Atom::new("mover"))).await.unwrap();
+        ex.eval_async("defmodule MyApp.Point do defstruct [:x, :y] end").await.unwrap();
+        let dest = format!("{{:mover, {}}}", elixir_atom(node.name().as_str()));
+
+        // Elixir calls the typed server with its own terms
+        let got = ex.eval_async(&format!("GenServer.call({dest}, {{:move, %{{x: 2, y: 3}}}})")).await.unwrap();
+        assert_eq!(got, "%MyApp.Point{x: 2, y: 3}", "{otp}");
+        let got = ex.eval_async(&format!("GenServer.call({dest}, :ping)")).await.unwrap();
+        assert_eq!(got, "%MyApp.Point{x: 2, y: 3}", "{otp}");
+        // a request that does not fit gets the documented reply, and the server carries on
+        let got = ex.eval_async(&format!("GenServer.call({dest}, {{:move, %{{x: 1}}}})")).await.unwrap();
+        assert_eq!(got, "{:error, {:bad_request, \"at {move}: missing field `y`\"}}", "{otp}");
+        let got = ex.eval_async(&format!("GenServer.call({dest}, {{:teleport, 1}})")).await.unwrap();
+        assert!(got.starts_with("{:error, {:bad_request, \"at .: unknown variant `teleport`"), "{otp}: {got}");
+        let got = ex.eval_async(&format!("GenServer.call({dest}, :ping)")).await.unwrap();
+        assert_eq!(got, "%MyApp.Point{x: 2, y: 3}", "{otp}");
+
+        // Rust calls an Elixir GenServer with typed requests and replies
+        ex.eval_async(
+            "defmodule Echo do
+               use GenServer
+               def init(s), do: {:ok, s}
+               def handle_call({:get, key}, _from, s), do: {:reply, %MyApp.Point{x: String.length(key), y: 0}, s}
+               def handle_call(other, _from, s), do: {:reply, {:other, other}, s}
+             end",
+        )
+        .await
+        .unwrap();
+        ex.eval_async("{:ok, _} = GenServer.start(Echo, nil, name: :echo)").await.unwrap();
+        assert!(node.connect(&Atom::new(ex.name())).await, "{otp}");
+        let echo = Dest::Remote(Atom::new("echo"), Atom::new(ex.name()));
+        let got: Point = node.call_typed(echo.clone(), &Msg::Get("four".into()), Some(T)).await.unwrap();
+        assert_eq!(got, Point { x: 4, y: 0 }, "{otp}");
+        match node.call_typed::<Point>(echo, &Msg::Ping, Some(T)).await {
+            Err(TypedCallError::Reply { reply, error }) => {
+                assert_eq!(reply, Term::Tuple(vec![Term::atom("other"), Term::atom("ping")]), "{otp}");
+                assert!(error.to_string().contains("expected a map (an Elixir struct)"), "{otp}: {error}");
+            }
+            other => panic!("{otp}: {other:?}"),
+        }
+        node.shutdown();
     });
 }

@@ -215,15 +215,20 @@ impl<'de, 'a> Deserializer<'de, 'a> {
             BIT_BINARY_EXT => Some("a bitstring".to_string()),
             NIL_EXT => Some("the empty list []".to_string()),
             STRING_EXT => c.u16().ok().map(|n| format!("a list of {n} small integers")),
-            LIST_EXT => c.u32().ok().map(|n| format!("a list of {n} elements")),
+            LIST_EXT => c
+                .u32()
+                .ok()
+                .map(|n| if n == 1 { "a list of 1 element".into() } else { format!("a list of {n} elements") }),
             SMALL_TUPLE_EXT | LARGE_TUPLE_EXT => {
                 let n = if tag == SMALL_TUPLE_EXT { c.u8().map(|n| n as u32) } else { c.u32() };
                 n.ok().map(|n| match c.atom().ok().flatten() {
-                    Some(t) => format!("a tuple of {n} elements tagged `{}`", t.as_str()),
-                    None => format!("a tuple of {n} elements"),
+                    Some(t) => format!("{} tagged `{}`", tuple_of(n as usize), t.as_str()),
+                    None => tuple_of(n as usize).into_owned(),
                 })
             }
-            MAP_EXT => c.u32().ok().map(|n| format!("a map of {n} entries")),
+            MAP_EXT => {
+                c.u32().ok().map(|n| if n == 1 { "a map of 1 entry".into() } else { format!("a map of {n} entries") })
+            }
             NEW_PID_EXT | PID_EXT => Some("a pid".to_string()),
             NEW_PORT_EXT | V4_PORT_EXT | PORT_EXT => Some("a port".to_string()),
             NEWER_REFERENCE_EXT | NEW_REFERENCE_EXT | REFERENCE_EXT => Some("a reference".to_string()),
@@ -814,8 +819,7 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de, '_> {
                 match self.atom()? {
                     Some(t) => {
                         self.enter(at)?;
-                        let v = visitor.visit_enum(Variant { de: self, tag: t, rest: Some(n - 1), at, tag_at });
-                        let v = v.map_err(|e| e.within(Segment::Variant(self.atom_name(tag_at))))?;
+                        let v = visitor.visit_enum(Variant { de: self, tag: t, rest: Some(n - 1), at, tag_at })?;
                         self.leave();
                         Ok(v)
                     }
@@ -1030,6 +1034,11 @@ struct Payload<'x, 'de, 'a> {
 }
 
 impl Payload<'_, '_, '_> {
+    /// An error in the payload, with the variant as its path segment.
+    fn inside(&self, e: Error) -> Error {
+        e.within(Segment::Variant(self.de.atom_name(self.tag_at)))
+    }
+
     fn wrong(&self, expected: impl FnOnce(&str) -> String) -> Error {
         let name = self.de.atom_name(self.tag_at);
         Error::mismatch(expected(&name), self.de.describe(self.at), self.at)
@@ -1050,7 +1059,7 @@ impl<'de> de::VariantAccess<'de> for Payload<'_, 'de, '_> {
         match self.rest {
             Some(1) => {
                 let at = self.de.pos;
-                seed.deserialize(&mut *self.de).map_err(|e| e.or_at(at))
+                seed.deserialize(&mut *self.de).map_err(|e| self.inside(e.or_at(at)))
             }
             _ => Err(self.wrong(|n| format!("a tuple {{{n}, Value}}"))),
         }
@@ -1059,10 +1068,12 @@ impl<'de> de::VariantAccess<'de> for Payload<'_, 'de, '_> {
     fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value> {
         match self.rest {
             Some(n) if n == len => {
-                let mut seq = Elements { de: self.de, left: n, index: 1 };
-                let v = visitor.visit_seq(&mut seq)?;
-                if seq.left != 0 {
-                    return Err(de::Error::invalid_length(n, &"fewer elements"));
+                let mut seq = Elements { de: &mut *self.de, left: n, index: 1 };
+                let v = visitor.visit_seq(&mut seq);
+                let left = seq.left;
+                let v = v.map_err(|e| self.inside(e))?;
+                if left != 0 {
+                    return Err(self.inside(de::Error::invalid_length(n, &"fewer elements")));
                 }
                 Ok(v)
             }
@@ -1072,7 +1083,10 @@ impl<'de> de::VariantAccess<'de> for Payload<'_, 'de, '_> {
 
     fn struct_variant<V: Visitor<'de>>(self, _fields: &'static [&'static str], visitor: V) -> Result<V::Value> {
         match self.rest {
-            Some(1) => self.de.visit_map(visitor, "a map with atom keys (struct variant)", None),
+            Some(1) => {
+                let v = self.de.visit_map(visitor, "a map with atom keys (struct variant)", None);
+                v.map_err(|e| self.inside(e))
+            }
             _ => Err(self.wrong(|n| format!("a tuple {{{n}, Map}}"))),
         }
     }

@@ -167,13 +167,13 @@ fn enums_are_atoms_and_tagged_tuples() {
     conv(Msg::Move { x: 1, y: 2 }, "{move, #{x => 1, y => 2}}", Some("{:move, %{x: 1, y: 2}}"));
     fails::<Msg>(
         "{set, <<\"k\">>}",
-        "at {set}: expected a tuple of 3 elements tagged `set`, found a tuple of 2 elements tagged `set`",
+        "at .: expected a tuple of 3 elements tagged `set`, found a tuple of 2 elements tagged `set`",
     );
     fails::<Msg>("{get, 1}", "at {get}: expected a UTF-8 binary or a charlist (string), found the integer 1");
     fails::<Msg>("{set, <<\"k\">>, x}", "at {set}[2]: expected an integer (i64), found the atom `x`");
     fails::<Msg>("ping2", "at .: unknown variant `ping2`, expected one of");
     fails::<Msg>("get", "at .: expected a tuple {get, Value}, found the atom `get`");
-    fails::<Msg>("{ping}", "at {ping}: expected the atom `ping`, found a tuple of 1 elements tagged `ping`");
+    fails::<Msg>("{ping}", "at .: expected the atom `ping`, found a tuple of 1 element tagged `ping`");
     fails::<Msg>("42", "at .: expected an atom or a tuple tagged with an atom (enum), found the integer 42");
 }
 
@@ -233,7 +233,7 @@ fn sequences_are_proper_lists() {
     assert_eq!(from_slice::<Vec<u8>>(&to_vec(&long).unwrap()).unwrap(), long);
     fails::<Vec<i32>>("[1 | 2]", "at .: expected a proper list, found an improper list ending in the integer 2");
     fails::<Vec<i32>>("[1, a]", "at [1]: expected an integer (i32), found the atom `a`");
-    fails::<Vec<i32>>("{1}", "at .: expected a proper list, found a tuple of 1 elements");
+    fails::<Vec<i32>>("{1}", "at .: expected a proper list, found a tuple of 1 element");
 }
 
 #[test]
