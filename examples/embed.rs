@@ -1,5 +1,6 @@
 //! Embedding erlnode in a Rust service: start a node, connect to a cluster, host a GenServer
-//! that iex can call, and call a GenServer that lives on a BEAM node.
+//! that iex can call, and call a GenServer that lives on a BEAM node. Requests and replies are
+//! Rust types (serde; the conventions are in `erlnode::term::typed`).
 //!
 //! ```text
 //! $ iex --sname foo --cookie COOKIE-0123456789
@@ -8,29 +9,48 @@
 //! ...
 //! iex(foo@host)2> GenServer.call({:greeter, :"embedded@host"}, {:hello, "iex"})
 //! "hello, iex"
+//! iex(foo@host)3> GenServer.call({:greeter, :"embedded@host"}, {:hello, :iex})
+//! {:error, {:bad_request, "at {hello}: expected a UTF-8 binary or a charlist (string), found the atom `iex`"}}
 //! ```
 
 use std::time::Duration;
 
-use erlnode::gen_server::{self, CallReply, From, GenServer};
+use erlnode::gen_server::{self, CallReply, From, TypedGenServer};
 use erlnode::node::NodeConfig;
 use erlnode::term::ExportFun;
 use erlnode::{Atom, Dest, Process, Term};
+use serde::{Deserialize, Serialize};
+
+/// What the greeter answers: `{:hello, name}`.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Greeting {
+    Hello(String),
+}
 
 /// Answers `{hello, Name}` with the binary `"hello, Name"`.
 struct Greeter;
 
-impl GenServer for Greeter {
-    async fn handle_call(&mut self, request: Term, _from: &From, _p: &mut Process) -> CallReply {
-        match request.as_tuple() {
-            Some([tag, Term::Binary(name)]) if tag.is_atom("hello") => {
-                let mut text = b"hello, ".to_vec();
-                text.extend_from_slice(name);
-                CallReply::Reply(Term::binary(text))
-            }
-            _ => CallReply::Reply(Term::atom("not_implemented")),
-        }
+impl TypedGenServer for Greeter {
+    type Call = Greeting;
+    type Reply = String;
+    type Cast = Term;
+
+    async fn handle_call(
+        &mut self,
+        Greeting::Hello(name): Greeting,
+        _from: &From,
+        _p: &mut Process,
+    ) -> CallReply<String> {
+        CallReply::Reply(format!("hello, {name}"))
     }
+}
+
+/// What `Agent.get(agent, fun)` sends: `{:get, fun}`.
+#[derive(Serialize)]
+#[serde(rename_all = "snake_case")]
+enum AgentCall {
+    Get(ExportFun),
 }
 
 #[tokio::main]
@@ -41,7 +61,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("started {}", node.name().as_str());
 
     // a Rust GenServer, registered as `greeter` (and cluster-wide with global)
-    let greeter = gen_server::start(&node, Greeter, Some(Atom::new("greeter"))).await.map_err(|r| r.to_string())?;
+    let greeter =
+        gen_server::start_typed(&node, Greeter, Some(Atom::new("greeter"))).await.map_err(|r| r.to_string())?;
     let peer = Atom::new(&peer);
     if !node.connect(&peer).await {
         return Err(format!("cannot reach {}", peer.as_str()).into());
@@ -49,11 +70,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     erlnode::services::register_name(&node, &Atom::new("greeter"), &greeter).await;
 
     // call an Agent on the BEAM node: Agent.get(:counter, &Function.identity/1)
-    let identity =
-        Term::from(ExportFun { module: Atom::new("Elixir.Function"), function: Atom::new("identity"), arity: 1 });
-    let request = Term::Tuple(vec![Term::atom("get"), identity]);
-    match node.call(Dest::Remote(Atom::new("counter"), peer.clone()), request, Some(Duration::from_secs(5))).await {
-        Ok(value) => println!("counter on {} holds {}", peer.as_str(), value.elixir()),
+    let identity = ExportFun { module: Atom::new("Elixir.Function"), function: Atom::new("identity"), arity: 1 };
+    let counter = Dest::Remote(Atom::new("counter"), peer.clone());
+    match node.call_typed::<i64>(counter, &AgentCall::Get(identity), Some(Duration::from_secs(5))).await {
+        Ok(value) => println!("counter on {} holds {value}", peer.as_str()),
         Err(e) => println!("no counter on {}: {e}", peer.as_str()),
     }
     println!("serving `greeter` until Ctrl-C");
