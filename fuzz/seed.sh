@@ -17,6 +17,9 @@
 #   epmd_request         ALIVE2_REQ, PORT_PLEASE2_REQ (with and without the old trailing NUL),
 #                        NAMES_REQ, KILL_REQ
 #   epmd_replies         selector byte (0 ALIVE2, 1 PORT2, 2 NAMES, 3 KILL) then the reply
+#   from_slice           the shapes of its typed targets (an Elixir user struct, role
+#                        variants, borrowed fields, maps of lists, envelopes with a pid) as
+#                        BEAM writes them under the decode_term options, and the term zoo
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -25,7 +28,7 @@ corpus="$here/corpus"
 script="$(mktemp --suffix=.escript)"
 trap 'rm -f "$script"' EXIT
 
-for t in decode_term dist_receiver handshake_acceptor handshake_initiator epmd_request epmd_replies; do
+for t in decode_term dist_receiver handshake_acceptor handshake_initiator epmd_request epmd_replies from_slice; do
     mkdir -p "$corpus/$t"
 done
 
@@ -49,6 +52,7 @@ main([Root, Corpus]) ->
     dist_receiver(Corpus, Streams),
     handshake(Corpus, Streams),
     epmd(Corpus),
+    from_slice(Corpus),
     ok.
 
 %% ---------------------------------------------------------------- helpers
@@ -129,6 +133,22 @@ decode_term(Corpus, Streams) ->
     %% Each pass-through term of a frame, and each frame as a header body (atom-cache refs).
     [put(Corpus, decode_term, F) || {_, _, _, Fs, _, _} <- Streams, F <- lists:sublist(Fs, 40),
                                     byte_size(F) =< 65536],
+    ok.
+
+from_slice(Corpus) ->
+    Opts = [[], [compressed], [{minor_version, 1}], [{minor_version, 2}], [deterministic]],
+    Roles = [admin, {member, 7}, {custom, <<"x"/utf8>>, 3}, {limited, #{until => -1, reason => nil}},
+             {limited, #{until => 1 bsl 40, reason => "why"}}],
+    User = #{'__struct__' => 'Elixir.MyApp.User', name => <<"ann"/utf8>>, age => 33, email => nil,
+             tags => [<<"a">>, "b"], role => {custom, <<"é"/utf8>>, 255}, avatar => <<0, 1, 2>>,
+             score => 1.5, big => -(1 bsl 100), pos => {-1, 1 bsl 63}, meta => #{<<"k">> => 1},
+             flags => [1, 2, 3]},
+    Shapes = [User, maps:remove('__struct__', User), [User, User#{email => <<"e@x">>}], Roles,
+              #{name => <<"ann">>, raw => <<1, 2>>, kind => ok},
+              #{name => "ann", raw => [], kind => 'héllo'},
+              #{<<"a">> => [1, nil, undefined, 1 bsl 70], <<"b">> => []},
+              #{from => self(), body => {x, [1 | 2], #{}}, rest => "ab"}],
+    [put(Corpus, from_slice, term_to_binary(T, O)) || T <- Shapes ++ zoo(), O <- Opts],
     ok.
 
 %% ---------------------------------------------------------------- dist

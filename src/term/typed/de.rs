@@ -152,15 +152,12 @@ impl<'de, 'a> Deserializer<'de, 'a> {
     fn text(&mut self, n: usize, at: usize, utf8_error: DecodeErrorKind) -> Result<Text<'de, 'a>> {
         let start = self.pos;
         let bytes = self.take(n)?;
-        let s = std::str::from_utf8(bytes).map_err(|_| self.malformed(at, utf8_error))?;
-        Ok(match self.borrowed.and_then(|b| b.get(start..start + n)) {
-            // SAFETY-free: the same bytes, just checked, with the input's lifetime
-            Some(b) => match std::str::from_utf8(b) {
-                Ok(s) => Text::Borrowed(s),
-                Err(_) => Text::Transient(s),
-            },
-            None => Text::Transient(s),
-        })
+        // the same bytes, checked once: with the input's lifetime when they are the input
+        let t = match self.borrowed.and_then(|b| b.get(start..start + n)) {
+            Some(b) => std::str::from_utf8(b).map(Text::Borrowed),
+            None => std::str::from_utf8(bytes).map(Text::Transient),
+        };
+        t.map_err(|_| self.malformed(at, utf8_error))
     }
 
     /// A container of `n` elements opened at `at`: each element takes at least one byte, so
@@ -171,6 +168,12 @@ impl<'de, 'a> Deserializer<'de, 'a> {
                 self.malformed(at, DecodeErrorKind::TooManyElements { declared: n, available: self.remaining() })
             );
         }
+        self.count(n, at)
+    }
+
+    /// Counts `n` elements whose bytes are already read (a `STRING_EXT`'s characters) against
+    /// [`MAX_TERM_ELEMENTS`], as the `Term` decoder does.
+    fn count(&mut self, n: usize, at: usize) -> Result<()> {
         self.elements = self.elements.saturating_add(n);
         if self.elements > MAX_TERM_ELEMENTS {
             return Err(self.malformed(at, DecodeErrorKind::TooManyTermElements { declared: self.elements }));
@@ -292,6 +295,23 @@ impl<'de, 'a> Deserializer<'de, 'a> {
 
     /// `true` (and consumed) when the cursor is at the atom `name`.
     fn eat_atom(&mut self, names: &[&str]) -> Result<bool> {
+        // the common case without decoding the atom: an ASCII name under any atom tag
+        let rest = self.buf.get(self.pos..).unwrap_or(&[]);
+        let header = match rest {
+            [SMALL_ATOM_UTF8_EXT | SMALL_ATOM_EXT, n, ..] => Some((2, *n as usize)),
+            [ATOM_UTF8_EXT | ATOM_EXT, a, b, ..] => Some((3, u16::from_be_bytes([*a, *b]) as usize)),
+            _ => None,
+        };
+        let Some((h, n)) = header else { return Ok(false) };
+        if let Some(text) = rest.get(h..h + n) {
+            if text.is_ascii() {
+                let hit = names.iter().any(|name| name.as_bytes() == text);
+                if hit {
+                    self.pos += h + n;
+                }
+                return Ok(hit);
+            }
+        }
         let at = self.pos;
         match self.atom()? {
             Some(t) if names.contains(&t.as_str()) => Ok(true),
@@ -393,7 +413,7 @@ impl<'de, 'a> Deserializer<'de, 'a> {
                 self.pos += 1;
                 let n = self.u16()? as usize;
                 let bytes = self.take(n)?;
-                self.claim(0, at)?;
+                self.count(n, at)?;
                 if bytes.is_ascii() {
                     self.pos -= n;
                     return self.text(n, at, DecodeErrorKind::InvalidAtomUtf8);
@@ -457,7 +477,7 @@ impl<'de, 'a> Deserializer<'de, 'a> {
                 self.pos += 1;
                 let n = self.u16()? as usize;
                 let bytes = self.take(n)?;
-                self.claim(0, at)?;
+                self.count(n, at)?;
                 self.enter(at)?;
                 let mut seq = Bytes { bytes, index: 0, at: at + 3 };
                 let v = visitor.visit_seq(&mut seq)?;
