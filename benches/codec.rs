@@ -30,13 +30,14 @@
 //! Run as a test (`cargo test --benches`, no `--bench` argument), it only checks that every
 //! corpus file decodes and re-encodes to the same bytes, with erlnode and with eetf.
 
+mod common;
+
 use std::hint::black_box;
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use bytes::Bytes;
+use common::*;
 use criterion::{Criterion, Throughput};
 use erlnode::term::{Term, decode, decode_bytes, encode};
 
@@ -48,10 +49,6 @@ struct File {
     term: Term,
     /// `None` when eetf cannot decode the file.
     eetf: Option<eetf::Term>,
-}
-
-fn manifest_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn load_corpus() -> Vec<File> {
@@ -108,10 +105,6 @@ fn check(files: &[File]) {
             None => eprintln!("note: eetf cannot decode {}", f.name),
         }
     }
-}
-
-fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 fn main() {
@@ -193,125 +186,6 @@ fn run_criterion(files: &[File]) {
 // ---------------------------------------------------------------------------------------------
 // Part 2: the interleaved comparison table
 
-/// Nanoseconds per call of `op` over about `pass`: the batch size doubles until a batch takes
-/// a twentieth of the pass (warm-up, not counted), then batches run until the pass is spent.
-/// The same procedure as `beam_codec.erl`'s.
-fn pass_ns<R>(pass: Duration, mut op: impl FnMut() -> R) -> f64 {
-    let batch = |n: u64, op: &mut dyn FnMut() -> R| {
-        let t0 = Instant::now();
-        for _ in 0..n {
-            black_box(op());
-        }
-        t0.elapsed()
-    };
-    let mut n = 1u64;
-    while batch(n, &mut op) < pass / 20 {
-        n *= 2;
-    }
-    let (mut spent, mut ops) = (Duration::ZERO, 0u64);
-    while spent < pass {
-        spent += batch(n, &mut op);
-        ops += n;
-    }
-    spent.as_nanos() as f64 / ops as f64
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
-    if s.is_empty() {
-        return f64::NAN;
-    }
-    s.sort_by(|a, b| a.total_cmp(b));
-    let m = s.len() / 2;
-    if s.len() % 2 == 1 { s[m] } else { (s[m - 1] + s[m]) / 2.0 }
-}
-
-/// The `erl` to compare with, and where it was found.
-fn find_erl() -> Option<(PathBuf, &'static str)> {
-    if let Some(e) = std::env::var_os("ERL").filter(|e| !e.is_empty()) {
-        return Some((PathBuf::from(e), "$ERL"));
-    }
-    let otp_dir = match std::env::var_os("ERLNODE_OTP_DIR").filter(|d| !d.is_empty()) {
-        Some(d) => PathBuf::from(d),
-        None => manifest_dir().join("target/otp"),
-    };
-    let harness = otp_dir.join("25/bin/erl");
-    if harness.is_file() {
-        return Some((harness, "the interop harness's OTP 25"));
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join("erl")).find(|p| p.is_file()).map(|p| (p, "PATH"))
-}
-
-/// A running `erl -noshell` executing `beam_codec:main/0`.
-struct Beam {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-    info: String,
-}
-
-impl Beam {
-    fn start(erl: &Path) -> std::io::Result<Beam> {
-        let src = manifest_dir().join("benches/beam_codec.erl");
-        let src = src.to_str().expect("UTF-8 path");
-        let eval = format!(
-            "{{ok, M, B}} = compile:file(\"{src}\", [binary, report]), \
-             {{module, M}} = code:load_binary(M, \"{src}\", B), M:main()."
-        );
-        // no scheduler busy-waiting: an idle BEAM must not take CPU from erlnode's passes
-        let mut child = Command::new(erl)
-            .args(["-noshell", "+sbwt", "none", "+sbwtdcpu", "none", "+sbwtdio", "none", "-eval", &eval])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let stdin = child.stdin.take().expect("piped stdin");
-        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let mut beam = Beam { child, stdin, stdout, info: String::new() };
-        beam.info = beam.ask("info")?;
-        Ok(beam)
-    }
-
-    fn ask(&mut self, request: &str) -> std::io::Result<String> {
-        writeln!(self.stdin, "{request}")?;
-        self.stdin.flush()?;
-        let mut line = String::new();
-        if self.stdout.read_line(&mut line)? == 0 {
-            return Err(std::io::Error::other(format!("erl exited on `{request}`")));
-        }
-        Ok(line.trim().to_string())
-    }
-
-    fn load(&mut self, f: &File) -> std::io::Result<()> {
-        let path = f.path.to_str().expect("UTF-8 path");
-        match self.ask(&format!("load {} {path}", f.name))?.as_str() {
-            "ok" => Ok(()),
-            other => Err(std::io::Error::other(format!("load {}: {other}", f.name))),
-        }
-    }
-
-    fn pass(&mut self, op: &str, name: &str, pass: Duration) -> std::io::Result<f64> {
-        let answer = self.ask(&format!("{op} {name} {}", pass.as_millis()))?;
-        answer.parse().map_err(|_| std::io::Error::other(format!("{op} {name}: {answer}")))
-    }
-}
-
-impl Drop for Beam {
-    fn drop(&mut self) {
-        let _ = writeln!(self.stdin, "quit");
-        let _ = self.stdin.flush();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Median ns/op of each measured operation for one file (`NaN`: not measured).
 #[derive(Default)]
 struct Row {
@@ -327,26 +201,11 @@ struct Row {
 fn run_table(files: &[File]) {
     let passes: usize = env_or("BENCH_PASSES", 7);
     let pass = Duration::from_millis(env_or("BENCH_PASS_MS", 150));
-    let mut beam = match find_erl() {
-        Some((erl, from)) => match Beam::start(&erl) {
-            Ok(b) => {
-                eprintln!("BEAM: {} (from {from}), OTP {}", erl.display(), b.info);
-                Some(b)
-            }
-            Err(e) => {
-                loud(&format!("could not run {} (from {from}): {e}", erl.display()));
-                None
-            }
-        },
-        None => {
-            loud("no erl found ($ERL, target/otp/25/bin/erl, PATH)");
-            None
-        }
-    };
+    let mut beam = start_beam();
     let mut rows = Vec::new();
     for f in files {
         let mut s: [Vec<f64>; 7] = Default::default();
-        if let Some(Err(e)) = beam.as_mut().map(|b| b.load(f)) {
+        if let Some(Err(e)) = beam.as_mut().map(|b| b.load(&f.name, &f.path)) {
             loud(&format!("BEAM failed: {e}"));
             beam = None;
         }
@@ -392,44 +251,12 @@ fn run_table(files: &[File]) {
     }
 }
 
-fn beam_pass(beam: &mut Option<Beam>, op: &str, name: &str, pass: Duration) -> f64 {
-    let Some(b) = beam.as_mut() else { return f64::NAN };
-    match b.pass(op, name, pass) {
-        Ok(ns) => ns,
-        Err(e) => {
-            loud(&format!("BEAM failed: {e}"));
-            *beam = None;
-            f64::NAN
-        }
-    }
-}
-
-fn loud(msg: &str) {
-    eprintln!("\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-    eprintln!("!!! codec bench: {msg}");
-    eprintln!("!!! the BEAM columns are skipped (set ERL=/path/to/erl)");
-    eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n");
-}
-
-/// `target/`: three levels above this executable (`target/release/deps/codec-*`).
-fn target_dir() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|p| Some(p.parent()?.parent()?.parent()?.to_path_buf()))
-        .filter(|p| p.is_dir())
-        .unwrap_or_else(|| manifest_dir().join("target"))
-}
-
 fn mbps(size: usize, ns: f64) -> String {
     if ns.is_finite() { format!("{:.0}", size as f64 / ns * 1e3) } else { "—".into() }
 }
 
 fn ratio(ours_ns: f64, theirs_ns: f64) -> f64 {
     theirs_ns / ours_ns
-}
-
-fn fmt_ratio(r: f64) -> String {
-    if r.is_finite() { format!("{r:.2}x") } else { "—".into() }
 }
 
 fn size(n: usize) -> String {
@@ -520,14 +347,4 @@ fn render(files: &[File], rows: &[Row], beam: Option<&str>, passes: usize, pass:
         verdict(median(&e_beam), 1.5)
     );
     s
-}
-
-fn verdict(r: f64, target: f64) -> String {
-    if !r.is_finite() {
-        "not measured".into()
-    } else if r >= target {
-        format!("{r:.2}x met")
-    } else {
-        format!("{r:.2}x MISSED")
-    }
 }

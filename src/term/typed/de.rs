@@ -396,7 +396,12 @@ impl<'de, 'a> Deserializer<'de, 'a> {
 
     /// A string: a UTF-8 binary, or a charlist (`[]`, `STRING_EXT`, a proper list of code
     /// points).
+    #[inline]
     fn string(&mut self, expected: &'static str) -> Result<Text<'de, 'a>> {
+        // the common case first: a complete ASCII binary (Elixir strings mostly are)
+        if let Some(t) = self.ascii_binary() {
+            return Ok(t);
+        }
         let at = self.pos;
         match self.peek()? {
             BINARY_EXT => {
@@ -441,6 +446,27 @@ impl<'de, 'a> Deserializer<'de, 'a> {
             }
             _ => Err(self.mismatch(expected, at)),
         }
+    }
+
+    /// A `BINARY_EXT` of ASCII text complete at the cursor, read; `None` (cursor unmoved)
+    /// for anything else, which the general path reads or reports.
+    #[inline(always)]
+    fn ascii_binary(&mut self) -> Option<Text<'de, 'a>> {
+        let buf: &'a [u8] = self.buf;
+        let (&BINARY_EXT, rest) = buf.get(self.pos..)?.split_first()? else { return None };
+        let n = u32::from_be_bytes(*rest.first_chunk::<4>()?) as usize;
+        let text = rest.get(4..)?.get(..n)?;
+        if !text.is_ascii() {
+            return None;
+        }
+        let start = self.pos + 5;
+        self.pos = start + n;
+        // SAFETY: `text` was just checked to be ASCII, which is valid UTF-8; `borrowed`, when
+        // there, is the same slice as `buf` with the input's lifetime, so the same bytes.
+        Some(match self.borrowed.and_then(|b| b.get(start..start + n)) {
+            Some(b) => Text::Borrowed(unsafe { std::str::from_utf8_unchecked(b) }),
+            None => Text::Transient(unsafe { std::str::from_utf8_unchecked(text) }),
+        })
     }
 
     /// The extent of the term at the cursor, read (and checked) by `term::decode`.
@@ -621,14 +647,16 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de, '_> {
                 let n = self.u32()? as usize;
                 let start = self.pos;
                 let bytes = self.take(n)?;
-                match (std::str::from_utf8(bytes), self.borrowed.and_then(|b| b.get(start..start + n))) {
-                    (Ok(_), Some(b)) => match std::str::from_utf8(b) {
+                // text when it is UTF-8 (a String field in an untagged enum), else bytes
+                match self.borrowed.and_then(|b| b.get(start..start + n)) {
+                    Some(b) => match std::str::from_utf8(b) {
                         Ok(s) => visitor.visit_borrowed_str(s),
                         Err(_) => visitor.visit_borrowed_bytes(b),
                     },
-                    (Ok(s), None) => visitor.visit_str(s),
-                    (Err(_), Some(b)) => visitor.visit_borrowed_bytes(b),
-                    (Err(_), None) => visitor.visit_bytes(bytes),
+                    None => match std::str::from_utf8(bytes) {
+                        Ok(s) => visitor.visit_str(s),
+                        Err(_) => visitor.visit_bytes(bytes),
+                    },
                 }
             }
             NIL_EXT | STRING_EXT | LIST_EXT => self.visit_list(visitor, "a proper list"),

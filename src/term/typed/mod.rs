@@ -58,6 +58,9 @@
 //!   differently; every other term is written byte for byte as `term_to_binary` writes it;
 //! - a list of integers `0..=255` is written as `STRING_EXT`, as BEAM does (so a `Vec<u8>`
 //!   without `serde_bytes` is a charlist-like list, not a binary);
+//! - [`Term`] and the other term types travel through serde as their encoding, so they cannot
+//!   sit inside `#[serde(flatten)]` or an untagged enum (serde buffers those in its own data
+//!   model, which has no such bytes); [`Atom`] can;
 //! - a `COMPRESSED` input is inflated first (up to [`crate::term::MAX_DECOMPRESSED_SIZE`]);
 //!   strings cannot then be borrowed from it, and error offsets count from the inflated bytes.
 //!

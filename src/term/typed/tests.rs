@@ -378,3 +378,16 @@ fn depth_is_limited_like_the_term_decoder() {
     // and decode agrees that the deepest accepted one is a term
     assert!(decode(&to_vec(&deep(crate::term::MAX_TERM_DEPTH / 2)).unwrap()).is_ok());
 }
+
+#[test]
+fn atoms_work_in_untagged_enums() {
+    // serde buffers untagged content in its own data model: atoms arrive there as text
+    #[derive(Deserialize, Debug, PartialEq)]
+    #[serde(untagged)]
+    enum Either {
+        Num(i64),
+        Name(Atom),
+    }
+    reads::<Either>("foo", Either::Name(Atom::new("foo")));
+    reads::<Either>("5", Either::Num(5));
+}
