@@ -73,15 +73,18 @@ fn strings() -> Vec<String> {
     (0..1000).map(|i| format!("short string {i}")).collect()
 }
 
+/// One operation on a workload's bytes.
+type OnBytes = Box<dyn Fn(&[u8])>;
+
 struct Workload {
     name: &'static str,
     bytes: Vec<u8>,
     path: PathBuf,
     /// One typed decode and one typed encode of the workload.
-    decode: Box<dyn Fn(&[u8])>,
+    decode: OnBytes,
     encode: Box<dyn Fn()>,
     /// `from_slice` borrowing its strings, where the type allows.
-    decode_borrowed: Option<Box<dyn Fn(&[u8])>>,
+    decode_borrowed: Option<OnBytes>,
 }
 
 fn workloads() -> Vec<Workload> {
