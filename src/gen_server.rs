@@ -9,6 +9,24 @@
 //!
 //! [`TypedGenServer`], [`call_typed`] and [`Node::call_typed`] take and give Rust types instead
 //! of terms (serde, with the conventions of [`crate::term::typed`]).
+//!
+//! **System messages** (STDLIB `sys.erl`, `handle_system_msg/6` and `do_cmd/6`; `gen_server.erl`,
+//! `system_get_state/1` and `format_status/2`): `sys` sends `{system, {From, Tag}, Request}`
+//! and waits for `{Tag, Reply}` like a call. A Rust server answers them as `gen_server` does:
+//!
+//! | request                      | reply                                                   |
+//! |------------------------------|---------------------------------------------------------|
+//! | `get_state`                  | `{ok, State}` ([`GenServer::format_state`]); the bare state to a caller on OTP 25 or older, whose `sys` reads that (asked once per node) |
+//! | `get_status`                 | `{status, Pid, {module, gen_server}, [PDict, running \| suspended, Parent, [], Misc]}`, `Misc` as `gen_server:format_status/2` builds it |
+//! | `suspend` / `resume`         | `ok`; while suspended only system messages are taken, calls wait in the mailbox |
+//! | `{replace_state, Fun}`       | [`GenServer::replace_state`]'s new state (shaped as for `get_state`), or `{error, {callback_failed, {gen_server, system_replace_state}, {error, Reason}}}` (what BEAM replies when the fun raises; `sys` raises it) |
+//! | `{terminate, Reason}`        | `ok`, then [`GenServer::terminate`] and exit with `Reason` |
+//! | anything else (`{debug, _}`, `{change_code, ...}`) | `{error, {unknown_system_msg, Request}}` |
+//!
+//! A server started with [`start`] describes itself to `process_info/2` as a BEAM
+//! `gen_server` does: initial call `{proc_lib, init_p, 5}`, current function
+//! `{gen_server, loop, 7}`, and `'$initial_call'` `{Type, init, 1}` in its dictionary, `Type`
+//! the Rust type's path as an atom.
 
 use std::fmt;
 use std::future::Future;
@@ -17,6 +35,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::dist::Mfa;
 use crate::node::{Dest, Node, Process, normal};
 use crate::term::{Atom, Pid, Reference, Term, typed};
 
@@ -86,6 +105,29 @@ pub trait GenServer: Send + Sized + 'static {
     fn terminate(&mut self, _reason: &Term, _p: &mut Process) -> impl Future<Output = ()> + Send {
         async {}
     }
+
+    /// The state as BEAM tools show it (`sys:get_state/1`, the `"State"` of
+    /// `sys:get_status/1`). The default names the Rust type: `{rust, <<"path::Type">>}`.
+    fn format_state(&self) -> Term {
+        Term::Tuple(vec![Term::atom("rust"), Term::binary(std::any::type_name::<Self>().as_bytes())])
+    }
+
+    /// `sys:replace_state(Server, Fun)`: `fun` is the Erlang fun the caller passed, which a
+    /// Rust node cannot run; a server that gives such a fun a meaning returns its new state
+    /// (as [`GenServer::format_state`] shows it). `Err(Reason)` is replied as the fun raising
+    /// `error:Reason`; the default refuses with [`replace_state_unsupported`].
+    fn replace_state(&mut self, _fun: &Term, _p: &mut Process) -> Result<Term, Term> {
+        Err(replace_state_unsupported())
+    }
+}
+
+/// What a server that cannot replace its state answers `sys:replace_state/2` with (the reason
+/// of the `callback_failed` error `sys` raises).
+pub fn replace_state_unsupported() -> Term {
+    Term::Tuple(vec![
+        Term::atom("notsup"),
+        Term::binary(b"a Rust GenServer cannot run an Erlang fun; its state cannot be replaced"),
+    ])
 }
 
 /// Sends `reply` to a caller, as `gen:reply/2` does: through the alias when the tag is
@@ -108,6 +150,8 @@ fn alias_of(tag: &Term) -> Option<&Reference> {
 enum Incoming {
     Call(From, Term),
     Cast(Term),
+    /// `{system, From, Request}` from `sys`.
+    System(From, Term),
     Info(Term),
 }
 
@@ -115,15 +159,20 @@ enum Incoming {
 fn classify(msg: Term) -> Incoming {
     let Term::Tuple(t) = msg else { return Incoming::Info(msg) };
     match t.len() {
-        3 if t.first().is_some_and(|tag| tag.is_atom("$gen_call")) => match <[Term; 3]>::try_from(t) {
-            Ok([tag, Term::Tuple(from), req]) => match <[Term; 2]>::try_from(from) {
-                Ok([Term::Pid(pid), reply_tag]) => Incoming::Call(From { pid, tag: reply_tag }, req),
-                Ok(from) => Incoming::Info(Term::Tuple(vec![tag, Term::Tuple(from.into()), req])),
-                Err(from) => Incoming::Info(Term::Tuple(vec![tag, Term::Tuple(from), req])),
-            },
-            Ok(t) => Incoming::Info(Term::Tuple(t.into())),
-            Err(t) => Incoming::Info(Term::Tuple(t)),
-        },
+        3 if t.first().is_some_and(|tag| tag.is_atom("$gen_call") || tag.is_atom("system")) => {
+            match <[Term; 3]>::try_from(t) {
+                Ok([tag, Term::Tuple(from), req]) => match <[Term; 2]>::try_from(from) {
+                    Ok([Term::Pid(pid), reply_tag]) if tag.is_atom("system") => {
+                        Incoming::System(From { pid, tag: reply_tag }, req)
+                    }
+                    Ok([Term::Pid(pid), reply_tag]) => Incoming::Call(From { pid, tag: reply_tag }, req),
+                    Ok(from) => Incoming::Info(Term::Tuple(vec![tag, Term::Tuple(from.into()), req])),
+                    Err(from) => Incoming::Info(Term::Tuple(vec![tag, Term::Tuple(from), req])),
+                },
+                Ok(t) => Incoming::Info(Term::Tuple(t.into())),
+                Err(t) => Incoming::Info(Term::Tuple(t)),
+            }
+        }
         2 if t.first().is_some_and(|tag| tag.is_atom("$gen_cast")) => match <[Term; 2]>::try_from(t) {
             Ok([_, req]) => Incoming::Cast(req),
             Err(t) => Incoming::Info(Term::Tuple(t)),
@@ -142,11 +191,157 @@ fn reply_owned(p: &Process, from: From, reply: Term) {
     p.send(to, Term::Tuple(vec![from.tag, reply]));
 }
 
+/// The path of the Rust type `S` as an atom (a generic type whose path is longer than an atom
+/// may be is named `'gen_server'`).
+fn type_atom<S>() -> Term {
+    Atom::try_new(std::any::type_name::<S>()).map(Term::Atom).unwrap_or_else(|_| Term::atom("gen_server"))
+}
+
+/// `true` for `{system, {Pid, Tag}, Request}`.
+fn is_system(m: &Term) -> bool {
+    matches!(m.as_tuple(), Some([tag, Term::Tuple(from), _]) if tag.is_atom("system") && matches!(from.as_slice(), [Term::Pid(_), _]))
+}
+
+fn tuple(v: Vec<Term>) -> Term {
+    Term::Tuple(v)
+}
+
+/// `sys:get_status/1`'s answer, shaped as `sys:get_status/5` and `gen_server:format_status/2`
+/// build it for a `gen_server` with no `format_status` callback.
+fn status<S: GenServer>(server: &S, p: &Process, suspended: bool) -> Term {
+    let pid = Term::Pid(p.pid().clone());
+    let sys_state = Term::atom(if suspended { "suspended" } else { "running" });
+    let name = p.node().process_info(p.pid()).and_then(|i| i.registered_name);
+    let header = match name {
+        Some(n) => format!("Status for generic server {}", n.as_str()),
+        // pid_to_list(self()) on the server's own node
+        None => format!("Status for generic server <0.{}.{}>", p.pid().id, p.pid().serial),
+    };
+    let pdict = Term::List(p.dictionary().into_iter().map(|(k, v)| tuple(vec![k, v])).collect());
+    let data = |items: Vec<(&str, Term)>| {
+        tuple(vec![
+            Term::atom("data"),
+            Term::List(items.into_iter().map(|(k, v)| tuple(vec![Term::charlist(k), v])).collect()),
+        ])
+    };
+    let misc = Term::List(vec![
+        tuple(vec![Term::atom("header"), Term::charlist(&header)]),
+        data(vec![("Status", sys_state.clone()), ("Parent", pid.clone()), ("Logged events", Term::nil())]),
+        data(vec![("State", server.format_state())]),
+    ]);
+    tuple(vec![
+        Term::atom("status"),
+        pid.clone(),
+        tuple(vec![Term::atom("module"), Term::atom("gen_server")]),
+        Term::List(vec![pdict, sys_state, pid, Term::nil(), misc]),
+    ])
+}
+
+/// The OTP release whose `sys` the process `caller` runs, asked once per node incarnation
+/// (`rpc`'s `{call, erlang, system_info, [otp_release], user}` to its `rex`) and kept on the
+/// node. `None` when the caller is local or its node does not answer.
+async fn caller_release(p: &mut Process, caller: &Pid) -> Option<u32> {
+    #[derive(Default)]
+    struct Releases(std::sync::Mutex<std::collections::HashMap<(Atom, u32), Option<u32>>>);
+    if p.node().is_local(caller) || &caller.node == p.node().name() {
+        return None;
+    }
+    let key = (caller.node.clone(), caller.creation);
+    let cache = p.node().extension_or_insert_with(Releases::default);
+    if let Some(r) = cache.0.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return *r;
+    }
+    let req = Term::Tuple(vec![
+        Term::atom("call"),
+        Term::atom("erlang"),
+        Term::atom("system_info"),
+        Term::List(vec![Term::atom("otp_release")]),
+        Term::atom("user"),
+    ]);
+    let rex = Dest::Remote(Atom::new("rex"), caller.node.clone());
+    let answer = call(p, rex, req, Some(RELEASE_PROBE_TIMEOUT)).await.ok();
+    // a charlist such as "27"
+    let release = answer.and_then(|t| {
+        let digits: Option<String> =
+            t.as_list()?.iter().map(|c| c.as_int().and_then(|c| char::from_u32(c as u32))).collect();
+        digits?.parse::<u32>().ok()
+    });
+    cache.0.lock().unwrap_or_else(|e| e.into_inner()).insert(key, release);
+    release
+}
+
+/// How long [`caller_release`] waits for the caller's node.
+const RELEASE_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `sys:get_state` and `sys:replace_state` read `{ok, State}` from OTP 26.1 on (erlang/otp
+/// issue 4029: a state shaped `{error, _}` was taken for an error) and the bare state before;
+/// OTP 26.0 cannot be told from 26.1 and gets the new shape.
+async fn state_reply(p: &mut Process, caller: &Pid, state: Term) -> Term {
+    match caller_release(p, caller).await {
+        Some(r) if r < 26 => state,
+        _ => Term::Tuple(vec![Term::atom("ok"), state]),
+    }
+}
+
+/// What a system message asks of the loop after its reply.
+enum SysNext {
+    Run,
+    Suspend,
+    Terminate(Term),
+}
+
+/// Answers one system message (see the module docs).
+async fn system<S: GenServer>(server: &mut S, p: &mut Process, from: From, req: Term, suspended: bool) -> SysNext {
+    let (reply, next) = match &req {
+        r if r.is_atom("get_state") => (state_reply(p, &from.pid, server.format_state()).await, None),
+        r if r.is_atom("get_status") => (status(server, p, suspended), None),
+        r if r.is_atom("suspend") => (Term::atom("ok"), Some(SysNext::Suspend)),
+        r if r.is_atom("resume") => (Term::atom("ok"), Some(SysNext::Run)),
+        r => match r.as_tuple() {
+            Some([tag, fun]) if tag.is_atom("replace_state") => match server.replace_state(fun, p) {
+                Ok(state) => (state_reply(p, &from.pid, state).await, None),
+                Err(reason) => {
+                    let failed = tuple(vec![
+                        Term::atom("callback_failed"),
+                        tuple(vec![Term::atom("gen_server"), Term::atom("system_replace_state")]),
+                        tuple(vec![Term::atom("error"), reason]),
+                    ]);
+                    (tuple(vec![Term::atom("error"), failed]), None)
+                }
+            },
+            Some([tag, reason]) if tag.is_atom("terminate") => {
+                (Term::atom("ok"), Some(SysNext::Terminate(reason.clone())))
+            }
+            _ => {
+                let unknown = tuple(vec![Term::atom("unknown_system_msg"), req.clone()]);
+                (tuple(vec![Term::atom("error"), unknown]), None)
+            }
+        },
+    };
+    reply_owned(p, from, reply);
+    next.unwrap_or(if suspended { SysNext::Suspend } else { SysNext::Run })
+}
+
 /// Runs `server` in the calling process until it stops; returns the exit reason.
 pub async fn enter_loop<S: GenServer>(mut server: S, mut p: Process) -> Term {
     loop {
         let msg = p.receive().await;
         let reason = match classify(msg) {
+            Incoming::System(from, req) => {
+                let mut next = system(&mut server, &mut p, from, req, false).await;
+                // suspended (`sys:suspend/1`): only system messages are taken until `resume`
+                while let SysNext::Suspend = next {
+                    let Some(m) = p.receive_match(None, |m| is_system(m).then(|| m.clone())).await else { break };
+                    next = match classify(m) {
+                        Incoming::System(from, req) => system(&mut server, &mut p, from, req, true).await,
+                        _ => SysNext::Suspend,
+                    };
+                }
+                match next {
+                    SysNext::Terminate(reason) => reason,
+                    _ => continue,
+                }
+            }
             Incoming::Call(from, req) => match server.handle_call(req, &from, &mut p).await {
                 CallReply::Reply(r) => {
                     reply_owned(&p, from, r);
@@ -180,6 +375,13 @@ pub async fn start<S: GenServer>(node: &Node, server: S, name: Option<Atom>) -> 
     let (tx, rx) = tokio::sync::oneshot::channel::<Result<(), Term>>();
     let pid = node.spawn(move |mut p: Process| async move {
         let mut server = server;
+        let mfa = |m: &str, f: &str, a: u8| Mfa { module: Atom::new(m), function: Atom::new(f), arity: a };
+        let own = Term::Tuple(vec![type_atom::<S>(), Term::atom("init"), Term::Int(1)]);
+        p.set_labels(
+            Some(mfa("proc_lib", "init_p", 5)),
+            Some(mfa("gen_server", "loop", 7)),
+            vec![(Term::atom("$initial_call"), own), (Term::atom("$ancestors"), Term::nil())],
+        );
         if let Some(n) = name {
             if !p.register(n.clone()) {
                 let holder = p.node().whereis(&n).map(Term::Pid).unwrap_or_else(|| Term::atom("undefined"));

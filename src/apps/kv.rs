@@ -2,13 +2,13 @@
 //! stores and gives `true`, `:keys` lists the keys; any other request gives
 //! `:not_implemented` and the server carries on. A cast is applied the same way with the reply
 //! dropped (`GenServer.cast(kv, {:set, k, v})` stores; the article's Elixir KV has no
-//! `handle_cast` and would crash on one).
+//! `handle_cast` and would crash on one). `:sys.get_state(kv)` shows the map.
 
 use std::collections::BTreeMap;
 
 use crate::gen_server::{CallReply, From, GenServer, Next};
 use crate::node::Process;
-use crate::term::Term;
+use crate::term::{Map, Term};
 
 /// A key-value server: any term as key, any term as value.
 #[derive(Debug, Default)]
@@ -45,6 +45,11 @@ impl Kv {
 }
 
 impl GenServer for Kv {
+    /// The map, as the article's Elixir KV's state (`:sys.get_state(kv)` gives `%{foo: 123}`).
+    fn format_state(&self) -> Term {
+        Term::Map(Map::from_distinct_entries(self.map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()))
+    }
+
     async fn handle_call(&mut self, request: Term, _from: &From, _p: &mut Process) -> CallReply {
         CallReply::Reply(self.handle(request))
     }

@@ -6,12 +6,13 @@
 //! Each subscriber is monitored; on `DOWN` it is dropped from every topic and the server logs
 //! `DOWN <pid> for reason <reason>` (`:noconnection` when the subscriber's node died). One
 //! monitor per subscriber, however many topics or repeated subscriptions it has.
+//! `:sys.get_state(ps)` shows the topic → subscribers map.
 
 use std::collections::HashMap;
 
 use crate::gen_server::{CallReply, From, GenServer, Next};
 use crate::node::{Dest, Process};
-use crate::term::{Pid, Reference, Term};
+use crate::term::{Map, Pid, Reference, Term};
 
 /// A publish-subscribe server.
 #[derive(Debug, Default)]
@@ -55,6 +56,15 @@ impl PubSub {
 }
 
 impl GenServer for PubSub {
+    /// `%{topic => [subscriber, ...]}`, newest subscriber first (`:sys.get_state(ps)`).
+    fn format_state(&self) -> Term {
+        let mut topics: Vec<(&Term, &Vec<Pid>)> = self.topics.iter().collect();
+        topics.sort_by(|a, b| a.0.cmp(b.0));
+        let entries =
+            topics.into_iter().map(|(t, subs)| (t.clone(), Term::List(subs.iter().cloned().map(Term::Pid).collect())));
+        Term::Map(Map::from_distinct_entries(entries.collect()))
+    }
+
     async fn handle_call(&mut self, request: Term, from: &From, p: &mut Process) -> CallReply {
         let reply = match request.as_tuple() {
             Some([op, topic]) if op.is_atom("subscribe") => {

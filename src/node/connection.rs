@@ -55,6 +55,8 @@ struct Shared {
     /// Milliseconds since `epoch` at the last read, for the tick timer.
     last_read_ms: AtomicU64,
     epoch: Instant,
+    /// The node's byte counters (`statistics(io)`).
+    io: Arc<super::distribution::IoCounters>,
 }
 
 impl ConnHandle {
@@ -109,6 +111,7 @@ pub(crate) fn start(
         close: watch::channel(false).0,
         last_read_ms: AtomicU64::new(0),
         epoch: now,
+        io: dist.io.clone(),
     });
     let visible = outcome.flags.contains(DistFlags::PUBLISHED);
     let handle = ConnHandle { id, visible, flags: outcome.negotiated, tx, shared: shared.clone() };
@@ -206,6 +209,7 @@ impl Writer {
                     }
                     if !buf.is_empty() {
                         sock.write_all(&buf).await.map_err(|e| e.to_string())?;
+                        self.shared.io.output.fetch_add(buf.len() as u64, Ordering::Relaxed);
                         self.ticker.on_wrote(Instant::now());
                         buf.clear();
                         if buf.capacity() > 4 * WRITE_BATCH_BYTES {
@@ -287,6 +291,7 @@ impl Reader {
                         return Err("connection_closed".into());
                     }
                     since_yield += n;
+                    self.shared.io.input.fetch_add(n as u64, Ordering::Relaxed);
                     let ms = self.shared.epoch.elapsed().as_millis() as u64;
                     self.shared.last_read_ms.store(ms, Ordering::Release);
                 }

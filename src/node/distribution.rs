@@ -135,6 +135,15 @@ pub(crate) struct Distribution {
     /// Processes subscribed with [`Node::monitor_nodes_messages`]: they get `{nodeup, ...}` and
     /// `{nodedown, ...}` in their mailbox, ordered with the messages of that connection.
     node_watchers: Mutex<Vec<crate::term::Pid>>,
+    /// Bytes read and written on all connections (`statistics(io)`).
+    pub(crate) io: Arc<IoCounters>,
+}
+
+/// Bytes through the distribution sockets, counted once per read or write call.
+#[derive(Debug, Default)]
+pub(crate) struct IoCounters {
+    pub input: AtomicU64,
+    pub output: AtomicU64,
 }
 
 impl std::fmt::Debug for Distribution {
@@ -152,7 +161,12 @@ impl Distribution {
             next_attempt: AtomicU64::new(1),
             events: broadcast::channel(1024).0,
             node_watchers: Mutex::new(Vec::new()),
+            io: Arc::default(),
         })
+    }
+
+    pub(crate) fn io(&self) -> (u64, u64) {
+        (self.io.input.load(Ordering::Relaxed), self.io.output.load(Ordering::Relaxed))
     }
 
     pub(crate) fn is_hidden(&self) -> bool {

@@ -11,6 +11,7 @@ mod connection;
 mod distribution;
 mod ids;
 mod inbound;
+mod introspect;
 pub mod name;
 mod outbound;
 mod process;
@@ -20,8 +21,9 @@ mod wire;
 
 pub use distribution::{ConnectError, NodeEvent, default_cookie};
 pub use inbound::ProcRef;
+pub use introspect::{ProcessInfo, ProcessStatus};
 pub use outbound::Outbound;
-pub use process::{MonitorTarget, Process, normal};
+pub use process::{Labels, MonitorTarget, Process, normal};
 pub use spawn::{MAX_PROCESSES, SpawnHandler, SpawnOpts};
 pub use start::{NET_KERNEL, NodeConfig, StartError};
 
@@ -168,6 +170,10 @@ struct NodeInner {
     extensions: RwLock<HashMap<std::any::TypeId, Arc<dyn std::any::Any + Send + Sync>>>,
     /// What processes started by a peer's `SPAWN_REQUEST` run (installed by the rpc service).
     spawn_handler: RwLock<Option<Arc<dyn SpawnHandler>>>,
+    /// When the node was made (`statistics(wall_clock)`).
+    started: std::time::Instant,
+    /// Messages received by processes that have exited (`statistics(reductions)`).
+    exited_reductions: std::sync::atomic::AtomicU64,
 }
 
 /// Looks up names registered with `global`.
@@ -196,6 +202,8 @@ impl Node {
                 global_names: std::sync::OnceLock::new(),
                 extensions: RwLock::new(HashMap::new()),
                 spawn_handler: RwLock::new(None),
+                started: std::time::Instant::now(),
+                exited_reductions: std::sync::atomic::AtomicU64::new(0),
             }),
         }
     }
@@ -343,7 +351,9 @@ impl Node {
         setup(&entry);
         let node = self.clone();
         let process = Process::new(node.clone(), entry.clone());
-        let guarded = Guarded::new(body(process), entry.clone());
+        let body = body(process);
+        entry.set_task_bytes(std::mem::size_of_val(&body));
+        let guarded = Guarded::new(body, entry.clone());
         tokio::spawn(async move {
             let reason = guarded.await;
             node.process_exited(&entry, reason);
@@ -388,6 +398,8 @@ impl Node {
             std::mem::take(&mut *st)
         };
         self.inner.processes.remove(&entry.pid);
+        let (_, received, _) = entry.figures();
+        self.inner.exited_reductions.fetch_add(received, std::sync::atomic::Ordering::Relaxed);
         if let Some(name) = &state.name {
             let mut names = self.inner.names.write().unwrap_or_else(|e| e.into_inner());
             if names.get(name).is_some_and(|e| e.pid == entry.pid) {

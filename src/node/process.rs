@@ -10,12 +10,13 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use super::{Dest, Node};
+use crate::dist::Mfa;
 use crate::hash::PeerKeys;
 use crate::term::{Atom, Pid, Reference, Term};
 
@@ -71,6 +72,20 @@ pub(crate) struct ProcState {
     pub aliases: HashSet<Reference, PeerKeys>,
     /// Spawn requests this process sent and not yet got a reply to: request id to node.
     pub spawn_requests: HashMap<Reference, Atom, PeerKeys>,
+    /// What introspection reports (`process_info/2`); set once, when the process starts, by
+    /// whoever knows (a spawn request, `gen_server`): nothing here is touched per message.
+    pub labels: Labels,
+}
+
+/// How a process describes itself to `process_info/2`.
+#[derive(Debug, Default)]
+pub struct Labels {
+    /// `initial_call`; `None` reports `{erlang, apply, 2}`, what BEAM shows for `spawn(Fun)`.
+    pub initial_call: Option<Mfa>,
+    /// `current_function` while the process waits; `None` reports the initial call.
+    pub current_function: Option<Mfa>,
+    /// The process dictionary (`proc_lib`'s `'$initial_call'` and `'$ancestors'`, ...).
+    pub dictionary: Vec<(Term, Term)>,
 }
 
 impl ProcState {
@@ -130,6 +145,9 @@ struct Mailbox {
 struct MailboxInner {
     queue: VecDeque<Term>,
     waker: Option<Waker>,
+    /// Messages ever queued: what erlnode reports as `reductions` (counted under the lock
+    /// the push takes anyway, so it costs nothing on the message path).
+    received: u64,
 }
 
 impl Mailbox {
@@ -137,6 +155,7 @@ impl Mailbox {
         let waker = {
             let mut inner = lock(&self.inner);
             inner.queue.push_back(msg);
+            inner.received += 1;
             inner.waker.take()
         };
         if let Some(w) = waker {
@@ -150,6 +169,16 @@ impl Mailbox {
 
     fn len(&self) -> usize {
         lock(&self.inner).queue.len()
+    }
+
+    /// `(queued, received so far, room in bytes)`.
+    fn stats(&self) -> (usize, u64, usize) {
+        let inner = lock(&self.inner);
+        (inner.queue.len(), inner.received, inner.queue.capacity() * std::mem::size_of::<Term>())
+    }
+
+    fn snapshot(&self) -> Vec<Term> {
+        lock(&self.inner).queue.iter().cloned().collect()
     }
 
     /// The oldest message, waiting for one if needed. Cancel-safe: a message is taken only
@@ -185,6 +214,14 @@ pub(crate) struct ProcessEntry {
     trap_exit: AtomicBool,
     state: Mutex<ProcState>,
     kill: Mutex<KillSlot>,
+    /// Messages the process passed over in a selective receive, oldest first (they are still
+    /// in its queue for `process_info`); only the process itself changes them, and only in a
+    /// selective receive: a plain receive reads `saved_len` and takes no lock.
+    saved: Mutex<VecDeque<Term>>,
+    /// `saved`'s length.
+    saved_len: AtomicUsize,
+    /// The size of the process's task (its future, which holds its locals), set at spawn.
+    task_bytes: AtomicUsize,
 }
 
 /// Locks a mutex, recovering the data if a panicking holder poisoned it: the state is kept
@@ -202,6 +239,9 @@ impl ProcessEntry {
             trap_exit: AtomicBool::new(false),
             state: Mutex::new(state),
             kill: Mutex::new(KillSlot::default()),
+            saved: Mutex::new(VecDeque::new()),
+            saved_len: AtomicUsize::new(0),
+            task_bytes: AtomicUsize::new(0),
         };
         Arc::new(entry)
     }
@@ -209,6 +249,41 @@ impl ProcessEntry {
     /// Queues a message. Messages to a process that has exited vanish, as on BEAM.
     pub(crate) fn deliver(&self, msg: Term) {
         self.mailbox.push(msg);
+    }
+
+    pub(crate) fn set_task_bytes(&self, n: usize) {
+        self.task_bytes.store(n, Ordering::Relaxed);
+    }
+
+    /// `(message_queue_len, reductions, bytes)`: the figures `process_info/2` reports.
+    pub(crate) fn figures(&self) -> (usize, u64, usize) {
+        let (queued, received, room) = self.mailbox.stats();
+        let saved = self.saved_len.load(Ordering::Relaxed);
+        let bytes = std::mem::size_of::<ProcessEntry>()
+            + self.task_bytes.load(Ordering::Relaxed)
+            + room
+            + saved * std::mem::size_of::<Term>();
+        (queued + saved, received, bytes)
+    }
+
+    /// The messages waiting, oldest first: those a selective receive passed over, then the
+    /// mailbox (a copy; only for introspection).
+    pub(crate) fn queued_messages(&self) -> Vec<Term> {
+        let mut v: Vec<Term> = lock(&self.saved).iter().cloned().collect();
+        v.extend(self.mailbox.snapshot());
+        v
+    }
+
+    /// Runs `f` on the passed-over messages and publishes their new count.
+    fn with_saved<T>(&self, f: impl FnOnce(&mut VecDeque<Term>) -> T) -> T {
+        let mut saved = lock(&self.saved);
+        let t = f(&mut saved);
+        self.saved_len.store(saved.len(), Ordering::Relaxed);
+        t
+    }
+
+    fn has_saved(&self) -> bool {
+        self.saved_len.load(Ordering::Relaxed) > 0
     }
 
     pub(crate) fn traps_exits(&self) -> bool {
@@ -292,8 +367,6 @@ pub fn normal() -> Term {
 pub struct Process {
     node: Node,
     entry: Arc<ProcessEntry>,
-    /// Messages passed over by a selective receive, oldest first.
-    saved: VecDeque<Term>,
 }
 
 impl std::fmt::Debug for Process {
@@ -304,7 +377,7 @@ impl std::fmt::Debug for Process {
 
 impl Process {
     pub(crate) fn new(node: Node, entry: Arc<ProcessEntry>) -> Process {
-        Process { node, entry, saved: VecDeque::new() }
+        Process { node, entry }
     }
 
     /// This process's pid (`self()`).
@@ -324,15 +397,23 @@ impl Process {
 
     /// The next message, waiting as long as it takes.
     pub async fn receive(&mut self) -> Term {
-        if let Some(m) = self.saved.pop_front() {
+        if let Some(m) = self.pop_saved() {
             return m;
         }
         self.entry.mailbox.pop().await
     }
 
+    /// The oldest passed-over message, if any (no lock when there is none).
+    fn pop_saved(&self) -> Option<Term> {
+        if !self.entry.has_saved() {
+            return None;
+        }
+        self.entry.with_saved(|s| s.pop_front())
+    }
+
     /// The next message, or `None` after `timeout`.
     pub async fn receive_timeout(&mut self, timeout: Duration) -> Option<Term> {
-        if let Some(m) = self.saved.pop_front() {
+        if let Some(m) = self.pop_saved() {
             return Some(m);
         }
         tokio::time::timeout(timeout, self.entry.mailbox.pop()).await.ok()
@@ -345,10 +426,18 @@ impl Process {
         timeout: Option<Duration>,
         mut select: impl FnMut(&Term) -> Option<T>,
     ) -> Option<T> {
-        for i in 0..self.saved.len() {
-            if let Some(t) = select(&self.saved[i]) {
-                self.saved.remove(i);
-                return Some(t);
+        if self.entry.has_saved() {
+            let found = self.entry.with_saved(|saved| {
+                for i in 0..saved.len() {
+                    if let Some(t) = select(&saved[i]) {
+                        saved.remove(i);
+                        return Some(t);
+                    }
+                }
+                None
+            });
+            if found.is_some() {
+                return found;
             }
         }
         let deadline = timeout.map(|d| tokio::time::Instant::now() + d);
@@ -363,13 +452,13 @@ impl Process {
             if let Some(t) = select(&msg) {
                 return Some(t);
             }
-            self.saved.push_back(msg);
+            self.entry.with_saved(|s| s.push_back(msg));
         }
     }
 
     /// Number of messages waiting (`process_info(self(), message_queue_len)`).
     pub fn message_queue_len(&self) -> usize {
-        self.saved.len() + self.entry.mailbox.len()
+        self.entry.saved_len.load(Ordering::Relaxed) + self.entry.mailbox.len()
     }
 
     /// Sets `trap_exit`; returns the previous value (`process_flag(trap_exit, On)`).
@@ -400,14 +489,18 @@ impl Process {
             Some([tag, Term::Ref(r), ..]) => tag.is_atom("DOWN") && r == reference,
             _ => false,
         };
-        self.saved.retain(|m| !is_down(m));
         let mut keep = VecDeque::new();
         while let Some(m) = self.entry.mailbox.try_pop() {
             if !is_down(&m) {
                 keep.push_back(m);
             }
         }
-        self.saved.extend(keep);
+        if self.entry.has_saved() || !keep.is_empty() {
+            self.entry.with_saved(|saved| {
+                saved.retain(|m| !is_down(m));
+                saved.extend(keep);
+            });
+        }
     }
 
     /// Sends an exit signal to `pid` (`exit/2`).
@@ -423,6 +516,17 @@ impl Process {
     /// A new unique reference (`make_ref/0`).
     pub fn make_ref(&self) -> Reference {
         self.node.make_ref()
+    }
+
+    /// Describes this process to `process_info/2` (`initial_call`, `current_function`, the
+    /// dictionary); meant to be called once, when the process starts.
+    pub fn set_labels(&self, initial_call: Option<Mfa>, current_function: Option<Mfa>, dictionary: Vec<(Term, Term)>) {
+        self.entry.state().labels = Labels { initial_call, current_function, dictionary };
+    }
+
+    /// This process's dictionary as `process_info(self(), dictionary)` reports it.
+    pub fn dictionary(&self) -> Vec<(Term, Term)> {
+        self.entry.state().labels.dictionary.clone()
     }
 
     /// A new active alias of this process (`alias/0`).

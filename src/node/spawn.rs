@@ -153,10 +153,12 @@ impl Node {
         }
         tracing::trace!(?mfa, ?o, "spawn request");
         let handler = self.spawn_handler();
+        let label = mfa.clone();
         self.spawn_with(
             |entry| {
                 {
                     let mut st = entry.state();
+                    st.labels.initial_call = Some(label);
                     if o.link {
                         st.links.insert(from.clone());
                     }

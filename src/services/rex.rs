@@ -98,10 +98,10 @@ fn system_limit() -> Term {
     Term::Tuple(vec![Term::atom("badrpc"), Term::Tuple(vec![Term::atom("EXIT"), Term::atom("system_limit")])])
 }
 
-/// Applies `M:F(A)` and gives `rpc`'s shape of the outcome.
-async fn execute(node: &Node, (m, f, a): (Term, Term, Term)) -> Term {
+/// Applies `M:F(A)` in the process `p` and gives `rpc`'s shape of the outcome.
+async fn execute(p: &Process, (m, f, a): (Term, Term, Term)) -> Term {
     let result = match (m, f, a) {
-        (Term::Atom(m), Term::Atom(f), Term::List(a)) => rpc::apply(node, &m, &f, a).await,
+        (Term::Atom(m), Term::Atom(f), Term::List(a)) => rpc::apply_in(p, &m, &f, a).await,
         (m, f, a) => Err(rpc::RpcError::badarg(&Atom::new("erlang"), &Atom::new("apply"), &[m, f, a])),
     };
     rpcify(result)
@@ -112,15 +112,15 @@ impl GenServer for Rex {
         match mfa_request(&request) {
             Some((tag, _)) if tag == "call" && !may_spawn(p.node()) => CallReply::Reply(system_limit()),
             Some((tag, mfa)) if tag == "call" => {
-                let (node, from) = (p.node().clone(), from.clone());
+                let from = from.clone();
                 p.node().spawn(move |worker: Process| async move {
-                    let result = execute(&node, mfa).await;
+                    let result = execute(&worker, mfa).await;
                     gen_server::reply(&worker, &from, result);
                     normal()
                 });
                 CallReply::NoReply
             }
-            Some((tag, mfa)) if tag == "block_call" => CallReply::Reply(execute(&p.node().clone(), mfa).await),
+            Some((tag, mfa)) if tag == "block_call" => CallReply::Reply(execute(p, mfa).await),
             // rex ignores other calls; the caller times out, as on BEAM
             _ => CallReply::NoReply,
         }
@@ -129,9 +129,8 @@ impl GenServer for Rex {
     async fn handle_cast(&mut self, request: Term, p: &mut Process) -> Next {
         if let Some((tag, mfa)) = mfa_request(&request) {
             if tag == "cast" && may_spawn(p.node()) {
-                let node = p.node().clone();
-                p.node().spawn(move |_| async move {
-                    let result = execute(&node, mfa).await;
+                p.node().spawn(move |worker: Process| async move {
+                    let result = execute(&worker, mfa).await;
                     tracing::trace!(?result, "rex cast done");
                     normal()
                 });
@@ -153,9 +152,8 @@ impl GenServer for Rex {
             if tag == "call" && !may_spawn(p.node()) {
                 p.send(Dest::Pid(from), Term::Tuple(vec![Term::atom(NAME), system_limit()]));
             } else if tag == "call" {
-                let node = p.node().clone();
                 p.node().spawn(move |worker: Process| async move {
-                    let result = execute(&node, mfa).await;
+                    let result = execute(&worker, mfa).await;
                     worker.send(Dest::Pid(from), Term::Tuple(vec![Term::atom(NAME), result]));
                     normal()
                 });

@@ -59,6 +59,7 @@ pub(super) fn install(r: &Registry) {
         };
         Ok(found.map(Term::Pid).unwrap_or_else(|| Term::atom("undefined")))
     });
+    super::introspect::install(r);
     r.register_builtin("erl_eval", "eval_str", 1, |_, _, _, _| {
         Ok(Term::Tuple(vec![Term::atom("error"), Term::charlist(EVAL_UNSUPPORTED)]))
     });
@@ -112,15 +113,33 @@ fn nodes(node: &Node, m: &Atom, f: &Atom, args: &[Term]) -> RpcResult {
     Ok(atoms(out))
 }
 
-/// `erlang:system_info(Item)` for the items that make sense on a Rust node:
-/// `otp_release` ([`OTP_RELEASE`]), `machine` ([`MACHINE`]), `version` (this crate's version),
-/// `system_version`, `process_count`, `wordsize` (8), `schedulers`/`logical_processors`
-/// (available parallelism), `creation`. Anything else raises `badarg`, as BEAM does for an
-/// unknown item.
+/// `erlang:system_info(Item)` for the items that make sense on a Rust node, and those
+/// observer's System tab reads (`observer_backend:sys_info/0`): `otp_release`
+/// ([`OTP_RELEASE`]), `machine` ([`MACHINE`]), `version` (this crate's version),
+/// `system_version`, `system_architecture`, `process_count`, `process_limit`
+/// ([`crate::node::MAX_PROCESSES`]), `wordsize` and `{wordsize, internal | external}` (8),
+/// `schedulers`, `schedulers_online`, `logical_processors`, `logical_processors_online`,
+/// `logical_processors_available` (the runtime's available parallelism), `multi_scheduling`
+/// (`enabled`), `smp_support`, `threads`, `kernel_poll` (`true`), `thread_pool_size` (0),
+/// `creation`, `atom_count`/`port_count`/`ets_count` (0: erlnode has no atom table, ports or
+/// ETS), their limits, `dist_buf_busy_limit`, `alloc_util_allocators` (`[]`). Anything else
+/// raises `badarg`, as BEAM does for an unknown item.
 pub fn system_info(node: &Node, m: &Atom, f: &Atom, args: &[Term]) -> RpcResult {
-    let [Term::Atom(item)] = args else { return Err(RpcError::badarg(m, f, args)) };
+    let item = match args {
+        [Term::Atom(item)] => Some(item.as_str()),
+        [Term::Tuple(t)] => match t.as_slice() {
+            [w, Term::Atom(k)] if w.is_atom("wordsize") && (k == "internal" || k == "external") => Some("wordsize"),
+            _ => None,
+        },
+        _ => None,
+    };
+    item.and_then(|i| system_info_item(node, i)).ok_or_else(|| RpcError::badarg(m, f, args))
+}
+
+/// One `erlang:system_info/1` item (see [`system_info`]); `None` if unknown.
+pub fn system_info_item(node: &Node, item: &str) -> Option<Term> {
     let cpus = || std::thread::available_parallelism().map(|n| n.get() as i64).unwrap_or(1);
-    Ok(match item.as_str() {
+    Some(match item {
         "otp_release" => Term::charlist(OTP_RELEASE),
         "machine" => Term::charlist(MACHINE),
         "version" => Term::charlist(env!("CARGO_PKG_VERSION")),
@@ -128,10 +147,22 @@ pub fn system_info(node: &Node, m: &Atom, f: &Atom, args: &[Term]) -> RpcResult 
             "erlnode {} (Rust node, OTP {OTP_RELEASE} distribution)\n",
             env!("CARGO_PKG_VERSION")
         )),
+        "system_architecture" => Term::charlist(&format!("{}-{}", std::env::consts::ARCH, std::env::consts::OS)),
         "process_count" => Term::Int(node.process_count() as i64),
+        "process_limit" => Term::Int(crate::node::MAX_PROCESSES as i64),
         "wordsize" => Term::Int(8),
-        "schedulers" | "schedulers_online" | "logical_processors" | "logical_processors_available" => Term::Int(cpus()),
+        "schedulers"
+        | "schedulers_online"
+        | "logical_processors"
+        | "logical_processors_online"
+        | "logical_processors_available" => Term::Int(cpus()),
+        "multi_scheduling" => Term::atom("enabled"),
+        "smp_support" | "threads" | "kernel_poll" => Term::atom("true"),
+        "thread_pool_size" | "atom_count" | "port_count" | "ets_count" => Term::Int(0),
+        "atom_limit" | "port_limit" | "ets_limit" => Term::Int(0),
+        "dist_buf_busy_limit" => Term::Int(1024 * 1024),
+        "alloc_util_allocators" => Term::nil(),
         "creation" => Term::Int(node.creation() as i64),
-        _ => return Err(RpcError::badarg(m, f, args)),
+        _ => return None,
     })
 }

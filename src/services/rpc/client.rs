@@ -124,9 +124,8 @@ impl Node {
     pub async fn rpc_cast(&self, peer: &Atom, module: &str, function: &str, args: Vec<Term>) {
         let (m, f) = (Atom::new(module), Atom::new(function));
         if peer == self.name() {
-            let node = self.clone();
-            self.spawn(move |_p| async move {
-                if let Err(e) = super::apply(&node, &m, &f, args).await {
+            self.spawn(move |p| async move {
+                if let Err(e) = super::apply_in(&p, &m, &f, args).await {
                     tracing::warn!("rpc cast failed: {e}");
                 }
                 normal()

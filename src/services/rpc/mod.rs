@@ -36,6 +36,7 @@
 
 pub mod builtins;
 pub mod client;
+pub mod introspect;
 mod server;
 
 use std::collections::HashMap;
@@ -44,8 +45,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 
-use crate::node::Node;
-use crate::term::{Atom, Term};
+use crate::node::{Node, Process};
+use crate::term::{Atom, Pid, Term};
 
 /// What a handler returns.
 pub type RpcResult = Result<Term, RpcError>;
@@ -241,7 +242,7 @@ impl fmt::Display for RpcError {
 
 impl std::error::Error for RpcError {}
 
-type BoxFuture = Pin<Box<dyn Future<Output = RpcResult> + Send>>;
+pub(crate) type BoxFuture = Pin<Box<dyn Future<Output = RpcResult> + Send>>;
 
 /// A registered function.
 #[derive(Clone)]
@@ -250,7 +251,13 @@ enum Handler {
     User(Arc<dyn Fn(Vec<Term>) -> BoxFuture + Send + Sync>),
     /// A built-in that needs the node (`erlang:nodes/0`, ...).
     Builtin(fn(&Node, &Atom, &Atom, &[Term]) -> RpcResult),
+    /// A built-in that acts as the process running the call, given the node and that
+    /// process's pid (it sends as `self()`, like `observer_backend:etop_collect/1`).
+    InProcess(InProcessFn),
 }
+
+/// A built-in run as the calling process: `(node, self(), args)`.
+pub(crate) type InProcessFn = fn(Node, Pid, Vec<Term>) -> BoxFuture;
 
 /// The functions this node runs for `rpc`/`erpc` callers, by `{Module, Function, Arity}`.
 ///
@@ -310,6 +317,10 @@ impl Registry {
         self.insert(module, function, arity, Handler::Builtin(f));
     }
 
+    pub(crate) fn register_in_process(&self, module: &str, function: &str, arity: usize, f: InProcessFn) {
+        self.insert(module, function, arity, Handler::InProcess(f));
+    }
+
     fn insert(&self, module: &str, function: &str, arity: usize, h: Handler) {
         let key = (Atom::new(module), Atom::new(function), arity);
         self.map.write().unwrap_or_else(|e| e.into_inner()).insert(key, h);
@@ -350,12 +361,23 @@ pub fn start(node: &Node) -> Arc<Registry> {
 
 /// Applies `M:F(Args)` on `node` as `erlang:apply/3` would: the registered handler's result,
 /// `undef` if there is none, and an error without a stack given the frame of the function.
+/// A built-in that acts as a process runs in a new one.
 pub async fn apply(node: &Node, module: &Atom, function: &Atom, args: Vec<Term>) -> RpcResult {
+    apply_with(node, None, module, function, args).await
+}
+
+/// [`apply`] from inside the process `p` that runs the call (`erpc:execute_call/4`, `rex`'s
+/// workers): built-ins that act as a process act as `p`.
+pub async fn apply_in(p: &Process, module: &Atom, function: &Atom, args: Vec<Term>) -> RpcResult {
+    apply_with(p.node(), Some(p), module, function, args).await
+}
+
+async fn apply_with(node: &Node, p: Option<&Process>, module: &Atom, function: &Atom, args: Vec<Term>) -> RpcResult {
     let arity = args.len();
     if module == "erlang" && function == "apply" && arity == 3 {
         if let [Term::Atom(m), Term::Atom(f), Term::List(a)] = args.as_slice() {
             let (m, f, a) = (m.clone(), f.clone(), a.clone());
-            return Box::pin(apply(node, &m, &f, a)).await;
+            return Box::pin(apply_with(node, p, &m, &f, a)).await;
         }
         return Err(RpcError::badarg(module, function, &args));
     }
@@ -363,6 +385,17 @@ pub async fn apply(node: &Node, module: &Atom, function: &Atom, args: Vec<Term>)
     let result = match handler {
         None => return Err(RpcError::undef(module, function, &args)),
         Some(Handler::Builtin(f)) => f(node, module, function, &args),
+        Some(Handler::InProcess(f)) => match p {
+            Some(p) => f(node.clone(), p.pid().clone(), args).await,
+            None => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                node.spawn(move |p: Process| async move {
+                    let _ = tx.send(f(p.node().clone(), p.pid().clone(), args).await);
+                    crate::node::normal()
+                });
+                rx.await.unwrap_or_else(|_| Err(RpcError::Signal(Term::atom("killed"))))
+            }
+        },
         Some(Handler::User(h)) => h(args).await,
     };
     result.map_err(|e| e.with_frame(module, function, arity))

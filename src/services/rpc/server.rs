@@ -14,7 +14,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use super::{Registry, RpcError, RpcResult, apply};
+use super::{Registry, RpcError, RpcResult, apply_in};
 use crate::dist::Mfa;
 use crate::node::{Node, Process, SpawnHandler, normal};
 use crate::term::{Atom, Term};
@@ -26,7 +26,7 @@ pub(super) struct ErpcSpawner;
 impl SpawnHandler for ErpcSpawner {
     fn run(&self, p: Process, mfa: Mfa, args: Vec<Term>) -> Pin<Box<dyn Future<Output = Term> + Send>> {
         let job = Job::new(mfa, args);
-        Box::pin(job.run(p.node().clone()))
+        Box::pin(job.run(p))
     }
 }
 
@@ -61,20 +61,20 @@ impl Job {
         Job::Apply { module: mfa.module, function: mfa.function, args }
     }
 
-    async fn run(self, node: Node) -> Term {
+    async fn run(self, p: Process) -> Term {
         match self {
-            Job::Call { res, module, function, args } => match apply_terms(&node, module, function, args).await {
+            Job::Call { res, module, function, args } => match apply_terms(&p, module, function, args).await {
                 Ok(v) => Term::Tuple(vec![res, Term::atom("return"), v]),
                 Err(e) => e.execute_call_reason(res),
             },
-            Job::Cast { module, function, args } => match apply_terms(&node, module, function, args).await {
+            Job::Cast { module, function, args } => match apply_terms(&p, module, function, args).await {
                 Ok(_) => normal(),
                 Err(e) => {
                     tracing::warn!("rpc cast failed: {e}");
                     e.process_exit_reason()
                 }
             },
-            Job::Apply { module, function, args } => match apply(&node, &module, &function, args).await {
+            Job::Apply { module, function, args } => match apply_in(&p, &module, &function, args).await {
                 Ok(_) => normal(),
                 Err(e) => {
                     tracing::warn!("spawned {}:{} failed: {e}", module.as_str(), function.as_str());
@@ -90,9 +90,9 @@ fn pop(v: &mut Vec<Term>) -> Term {
 }
 
 /// `apply(M, F, A)` with the types checked as `erlang:apply/3` checks them (`badarg`).
-async fn apply_terms(node: &Node, module: Term, function: Term, args: Term) -> RpcResult {
+async fn apply_terms(p: &Process, module: Term, function: Term, args: Term) -> RpcResult {
     match (module, function, args) {
-        (Term::Atom(m), Term::Atom(f), Term::List(a)) => apply(node, &m, &f, a).await,
+        (Term::Atom(m), Term::Atom(f), Term::List(a)) => apply_in(p, &m, &f, a).await,
         (m, f, a) => Err(RpcError::badarg(&Atom::new("erlang"), &Atom::new("apply"), &[m, f, a])),
     }
 }
