@@ -812,6 +812,71 @@ mod tests {
         assert!(matches!(err.as_tuple(), Some([a, Term::Pid(_)]) if a.is_atom("already_started")));
     }
 
+    /// Sends `{system, {Self, Tag}, Request}` from a short-lived process and returns the reply.
+    async fn sys(n: &Node, to: &Pid, request: Term) -> Option<Term> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let to = to.clone();
+        n.spawn(move |mut p: Process| async move {
+            let tag = Term::Ref(p.make_ref());
+            let from = Term::Tuple(vec![Term::Pid(p.pid().clone()), tag.clone()]);
+            p.send(Dest::Pid(to), Term::Tuple(vec![Term::atom("system"), from, request]));
+            let reply = p
+                .receive_match(Some(Duration::from_millis(500)), |m| match m.as_tuple() {
+                    Some([t, r]) if *t == tag => Some(r.clone()),
+                    _ => None,
+                })
+                .await;
+            let _ = tx.send(reply);
+            normal()
+        });
+        rx.await.ok().flatten()
+    }
+
+    #[tokio::test]
+    async fn system_messages() {
+        let n = node();
+        let pid = start(&n, Counter(0), Some(Atom::new("sc"))).await.unwrap();
+        let ok = |t: Term| Term::Tuple(vec![Term::atom("ok"), t]);
+        // the default state names the type; a local caller gets OTP 26.1's {ok, State}
+        let state = sys(&n, &pid, Term::atom("get_state")).await.unwrap();
+        assert_eq!(
+            state,
+            ok(Term::Tuple(vec![Term::atom("rust"), Term::binary(std::any::type_name::<Counter>().as_bytes())]))
+        );
+        // suspended: a cast waits in the mailbox, system messages are still answered
+        assert_eq!(sys(&n, &pid, Term::atom("suspend")).await, Some(Term::atom("ok")));
+        n.cast(Dest::Pid(pid.clone()), Term::Int(42));
+        let status = sys(&n, &pid, Term::atom("get_status")).await.unwrap();
+        let items = status.as_tuple().and_then(|t| t.get(3)).and_then(Term::as_list).unwrap().to_vec();
+        assert_eq!(items[1], Term::atom("suspended"));
+        assert_eq!(items[2], Term::Pid(pid.clone()));
+        assert_eq!(n.process_info(&pid).unwrap().message_queue_len, 1);
+        assert_eq!(sys(&n, &pid, Term::atom("resume")).await, Some(Term::atom("ok")));
+        let add0 = Term::Tuple(vec![Term::atom("add"), Term::Int(0)]);
+        assert_eq!(n.call(Dest::Pid(pid.clone()), add0, T).await, Ok(Term::Int(42)));
+        // replace_state is refused as a failing fun is; unknown requests are answered
+        let replace = Term::Tuple(vec![Term::atom("replace_state"), Term::atom("f")]);
+        let refused = sys(&n, &pid, replace).await.unwrap();
+        assert!(matches!(refused.as_tuple(), Some([e, _]) if e.is_atom("error")), "{refused:?}");
+        let unknown = sys(&n, &pid, Term::atom("bogus")).await.unwrap();
+        assert_eq!(
+            unknown,
+            Term::Tuple(vec![
+                Term::atom("error"),
+                Term::Tuple(vec![Term::atom("unknown_system_msg"), Term::atom("bogus")])
+            ])
+        );
+        // terminate stops it with the reason
+        let stop = Term::Tuple(vec![Term::atom("terminate"), Term::atom("normal")]);
+        assert_eq!(sys(&n, &pid, stop).await, Some(Term::atom("ok")));
+        let gone = async {
+            while n.is_alive(&pid) {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), gone).await.expect("sys:terminate stops the server");
+    }
+
     #[test]
     fn classify_moves_calls_apart_and_keeps_anything_else_whole() {
         let pid = Pid { node: Atom::new("a@h"), id: 1, serial: 0, creation: 1 };

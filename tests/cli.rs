@@ -209,6 +209,27 @@ fn one_shot_errors_are_one_clear_line_and_a_failure_status() {
     });
 }
 
+/// A TERM starting with `-` is a term, not an option (`erlnode term encode -1`), and a term
+/// nested 500 deep that `term decode` prints reads back to the same bytes.
+#[test]
+fn negative_and_deeply_nested_terms() {
+    let enc = run(Command::new(env!("CARGO_BIN_EXE_erlnode")).args(["term", "encode", "-1"]));
+    assert!(enc.status.success(), "{}", stderr(&enc));
+    assert_eq!(enc.stdout, vec![131, 98, 255, 255, 255, 255]);
+    let enc = run(Command::new(env!("CARGO_BIN_EXE_erlnode")).args(["term", "encode", "-1.5e3", "--compressed"]));
+    assert!(enc.status.success(), "{}", stderr(&enc));
+    let deep = (0..500).fold(erlnode::Term::Int(1), |t, _| erlnode::Term::List(vec![t]));
+    let bytes = erlnode::term::encode(&deep);
+    let f = std::env::temp_dir().join(format!("{}.etf", unique_name("deep")));
+    std::fs::write(&f, &bytes).unwrap();
+    let dec = run(Command::new(env!("CARGO_BIN_EXE_erlnode")).args(["term", "decode", f.to_str().unwrap()]));
+    let _ = std::fs::remove_file(&f);
+    assert!(dec.status.success(), "{}", stderr(&dec));
+    let again = run(Command::new(env!("CARGO_BIN_EXE_erlnode")).args(["term", "encode", &stdout(&dec)]));
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(again.stdout, bytes);
+}
+
 #[test]
 fn term_encode_and_decode_round_trip() {
     let enc = run(Command::new(env!("CARGO_BIN_EXE_erlnode")).args(["term", "encode", "{set, foo, 123}"]));

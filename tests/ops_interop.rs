@@ -291,3 +291,92 @@ fn etop_lists_rust_processes() {
         node.shutdown();
     });
 }
+
+/// `erl -remsh` and `iex --remsh` against the Rust node end at once with a message saying it
+/// cannot run a shell (OTP 26+ load `shell` or `iex` there first; they need no terminal). On
+/// every version, `shell:start/0` (what OTP 25's `-remsh`, which needs a terminal, calls
+/// through `rpc`) returns a process that writes the message to the caller's group leader.
+#[test]
+fn remote_shells_are_refused_at_once() {
+    for_each_otp_async(|otp| async move {
+        let epmd = Epmd::start(&otp);
+        let erl = BeamNode::start(&otp, &epmd, NodeOpts::erlang());
+        let node = rust_node(&epmd, "remsh").await;
+        let r = erlang_atom(node.name().as_str());
+        let ev = async |e: String| erl.eval_async(&e).await.unwrap_or_else(|err| panic!("{e}: {err:?}"));
+        let no_shell = erlnode::services::rpc::builtins::NO_SHELL;
+
+        assert_eq!(
+            ev(format!("rpc:call({r}, code, ensure_loaded, ['Elixir.IEx'])")).await,
+            format!("{{error,\"{no_shell}\"}}")
+        );
+        assert_eq!(
+            ev(format!("rpc:call({r}, code, ensure_loaded, [observer_backend])")).await,
+            "{module,observer_backend}"
+        );
+        assert_eq!(ev(format!("rpc:call({r}, code, ensure_loaded, [nomod])")).await, "{error,nofile}");
+        let collector = "Gl2 = spawn(fun() -> (fun Loop(Acc) -> receive \
+             {io_request, From, Ref, {put_chars, unicode, C}} -> From ! {io_reply, Ref, ok}, Loop([C | Acc]); \
+             {get, P} -> P ! {text, unicode:characters_to_list(lists:reverse(Acc))}, Loop(Acc) end end)([]) end), ok";
+        assert_eq!(ev(collector.into()).await, "ok");
+        let start = format!(
+            "Me2 = self(), spawn(fun() -> group_leader(Gl2, self()), Me2 ! {{shell, rpc:call({r}, shell, start, [])}} end), \
+             receive {{shell, Sh}} -> is_pid(Sh) andalso node(Sh) =:= {r} end"
+        );
+        assert_eq!(ev(start).await, "true");
+        let printed = wait_until_async(T, async || {
+            ev("Gl2 ! {get, self()}, receive {text, Tx2} -> Tx2 end".into()).await == format!("\"{no_shell}\\n\"")
+        })
+        .await;
+        assert!(printed, "the stand-in shell printed nothing");
+
+        if otp.version() >= 26 {
+            let name = node.name().as_str().to_string();
+            let runs: [(&str, Vec<String>); 2] = [
+                (
+                    "erl",
+                    vec![
+                        "-sname".into(),
+                        unique_name("rsh"),
+                        "-setcookie".into(),
+                        DEFAULT_COOKIE.into(),
+                        "-remsh".into(),
+                        name.clone(),
+                    ],
+                ),
+                (
+                    "iex",
+                    vec![
+                        "--sname".into(),
+                        unique_name("ish"),
+                        "--cookie".into(),
+                        DEFAULT_COOKIE.into(),
+                        "--remsh".into(),
+                        name.clone(),
+                    ],
+                ),
+            ];
+            for (tool, args) in runs {
+                let mut child = std::process::Command::new(otp.tool(tool))
+                    .args(&args)
+                    .env("ERL_EPMD_PORT", epmd.port().to_string())
+                    .env("PATH", format!("{}:{}", otp.bin_dir().display(), std::env::var("PATH").unwrap_or_default()))
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("starts");
+                let ended = wait_until_async(T, async || child.try_wait().ok().flatten().is_some()).await;
+                if !ended {
+                    let _ = child.kill();
+                }
+                let out = child.wait_with_output().expect("output");
+                let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+                assert!(ended, "{tool} --remsh still running: {text}");
+                assert_eq!(out.status.code(), Some(1), "{tool}: {text}");
+                assert!(text.contains(no_shell), "{tool}: {text}");
+            }
+        }
+        node.shutdown();
+    });
+}

@@ -15,7 +15,8 @@ use crate::term::{Atom, Term};
 pub struct CallArgs {
     /// Where: '{global, kv1}', '{kv1, foo@host}'.
     pub dest: String,
-    /// The request, e.g. '{get, foo}'.
+    /// The request, e.g. '{get, foo}' (a term starting with `-`, like `-1`, too).
+    #[arg(allow_hyphen_values = true)]
     pub request: String,
     /// Milliseconds to wait for the reply.
     #[arg(long, default_value_t = 5000)]
@@ -30,7 +31,8 @@ pub struct CallArgs {
 pub struct SendArgs {
     /// Where: '{global, kv1}', '{kv1, foo@host}'.
     pub dest: String,
-    /// The message or request.
+    /// The message or request (a term starting with `-`, like `-1`, too).
+    #[arg(allow_hyphen_values = true)]
     pub message: String,
     /// A cluster member to resolve `{global, Name}` through (repeatable).
     #[arg(long)]

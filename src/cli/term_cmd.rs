@@ -16,7 +16,8 @@ pub enum TermCmd {
     },
     /// Write the ETF bytes of TERM (an Erlang literal) to stdout.
     Encode {
-        /// The term, e.g. '{set, foo, 123}'.
+        /// The term, e.g. '{set, foo, 123}' (one starting with `-`, like `-1`, is a term too).
+        #[arg(allow_hyphen_values = true)]
         term: String,
         /// Compress (COMPRESSED_EXT, zlib level 6).
         #[arg(long)]

@@ -21,7 +21,7 @@ use super::name::NodeName;
 use super::process::lock;
 use super::{Node, Outbound};
 use crate::dist::DistFlags;
-use crate::handshake::{Handshake, HandshakeError, LocalNode, Outcome, Progress, Side, Status};
+use crate::handshake::{Handshake, HandshakeError, LocalNode, Outcome, Progress, Status};
 use crate::term::{Atom, Term};
 
 /// How long one handshake may take (`net_setuptime`, default 7 s).
@@ -476,7 +476,10 @@ impl Distribution {
                 self.establish(node, stream, outcome, attempt);
                 return Ok(());
             }
-            Ok(Err(HsEnd::Nok)) => return Ok(()),
+            Ok(Err(HsEnd::Nok)) => {
+                tracing::debug!(peer = ?peer, "simultaneous connect: this incoming attempt gave way (nok)");
+                return Ok(());
+            }
             Ok(Err(HsEnd::Failed(e))) => Err(ConnectError::Handshake(e)),
             Ok(Err(HsEnd::Superseded)) => Err(ConnectError::Handshake("superseded".into())),
             Err(_) => Err(ConnectError::Timeout),
@@ -581,7 +584,8 @@ impl Distribution {
                 if !out.is_empty() {
                     let _ = stream.write_all(&out).await;
                 }
-                if matches!(e, HandshakeError::Rejected { status: Status::Nok, by: Side::Peer }) {
+                // `nok` either way is the simultaneous-connect tie-break, not a failure
+                if matches!(e, HandshakeError::Rejected { status: Status::Nok, .. }) {
                     return Err(HsEnd::Nok);
                 }
                 Err(HsEnd::Failed(e.to_string()))

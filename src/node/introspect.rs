@@ -67,6 +67,8 @@ pub struct ProcessInfo {
     pub dictionary: Vec<(Term, Term)>,
     /// `process_flag(trap_exit, _)`.
     pub trap_exit: bool,
+    /// The group leader a peer's spawn request named; `None` for a process started from Rust.
+    pub group_leader: Option<Pid>,
 }
 
 fn mfa(m: &str, f: &str, arity: u8) -> Mfa {
@@ -80,7 +82,7 @@ impl ProcessInfo {
         if !st.alive {
             return None;
         }
-        let Labels { initial_call, current_function, dictionary } = &st.labels;
+        let Labels { initial_call, current_function, dictionary, group_leader } = &st.labels;
         let initial_call = initial_call.clone().unwrap_or_else(|| mfa("erlang", "apply", 2));
         let current_function = current_function.clone().unwrap_or_else(|| initial_call.clone());
         let tables = (st.links.capacity() + st.monitors.capacity() + st.monitored_by.capacity())
@@ -101,6 +103,7 @@ impl ProcessInfo {
             current_function,
             dictionary: dictionary.clone(),
             trap_exit: entry.traps_exits(),
+            group_leader: group_leader.clone(),
         })
     }
 }

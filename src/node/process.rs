@@ -86,6 +86,8 @@ pub struct Labels {
     pub current_function: Option<Mfa>,
     /// The process dictionary (`proc_lib`'s `'$initial_call'` and `'$ancestors'`, ...).
     pub dictionary: Vec<(Term, Term)>,
+    /// The group leader a spawn request named (where the process's I/O goes on BEAM).
+    pub group_leader: Option<Pid>,
 }
 
 impl ProcState {
@@ -521,7 +523,15 @@ impl Process {
     /// Describes this process to `process_info/2` (`initial_call`, `current_function`, the
     /// dictionary); meant to be called once, when the process starts.
     pub fn set_labels(&self, initial_call: Option<Mfa>, current_function: Option<Mfa>, dictionary: Vec<(Term, Term)>) {
-        self.entry.state().labels = Labels { initial_call, current_function, dictionary };
+        let mut st = self.entry.state();
+        let group_leader = st.labels.group_leader.take();
+        st.labels = Labels { initial_call, current_function, dictionary, group_leader };
+    }
+
+    /// The group leader of a process a peer spawned (`group_leader()`; `None` for a process
+    /// started from Rust, which has none).
+    pub fn group_leader(&self) -> Option<Pid> {
+        self.entry.state().labels.group_leader.clone()
     }
 
     /// This process's dictionary as `process_info(self(), dictionary)` reports it.

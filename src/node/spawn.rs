@@ -133,7 +133,15 @@ fn spawn_reply_msg(req_id: &Reference, ok: bool, result: Term) -> Term {
 
 impl Node {
     /// A peer's `SPAWN_REQUEST` (see the module docs).
-    pub(crate) fn handle_spawn_request(&self, req_id: Reference, from: Pid, mfa: Mfa, opts: Term, args: Term) {
+    pub(crate) fn handle_spawn_request(
+        &self,
+        req_id: Reference,
+        from: Pid,
+        group_leader: Pid,
+        mfa: Mfa,
+        opts: Term,
+        args: Term,
+    ) {
         let refuse = |why: &str| {
             tracing::debug!(?mfa, why, "spawn request refused");
             self.remote(
@@ -159,6 +167,7 @@ impl Node {
                 {
                     let mut st = entry.state();
                     st.labels.initial_call = Some(label);
+                    st.labels.group_leader = Some(group_leader);
                     if o.link {
                         st.links.insert(from.clone());
                     }

@@ -83,9 +83,9 @@ pub(crate) fn dispatch(node: &Node, peer: &Atom, msg: DistMessage) -> Result<(),
             node.remote_monitor_exit(&to, &reference, need(28, payload)?)
         }
         Control::GroupLeader { .. } => {}
-        Control::SpawnRequest { req_id, from, mfa, opts, .. }
-        | Control::SpawnRequestTt { req_id, from, mfa, opts, .. } => {
-            node.handle_spawn_request(req_id, from, mfa, opts, need(29, payload)?)
+        Control::SpawnRequest { req_id, from, group_leader, mfa, opts }
+        | Control::SpawnRequestTt { req_id, from, group_leader, mfa, opts, .. } => {
+            node.handle_spawn_request(req_id, from, group_leader, mfa, opts, need(29, payload)?)
         }
         Control::SpawnReply { req_id, to, flags, result } | Control::SpawnReplyTt { req_id, to, flags, result, .. } => {
             tracing::trace!(peer = %peer.as_str(), "spawn reply");

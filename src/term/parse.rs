@@ -11,6 +11,11 @@
 //! interpolation (`#{` in an Elixir string is an error) or calls. The input is trusted no more
 //! than network input: nesting is limited to [`MAX_PARSE_DEPTH`], integers to
 //! [`MAX_INTEGER_DIGITS`] digits, and nothing panics.
+//!
+//! The parser descends recursively, one call chain per level of nesting. A literal nested at
+//! most [`SHALLOW_PARSE_DEPTH`] deep is read on the caller's thread, whatever its stack;
+//! a deeper one is read again on a thread of its own with a [`DEEP_PARSE_STACK`] stack, ample
+//! for [`MAX_PARSE_DEPTH`] levels, so no input can overflow a stack.
 
 use std::fmt;
 
@@ -18,8 +23,17 @@ use bytes::Bytes;
 
 use super::{Atom, BigInt, BitBinary, ExportFun, Integer, Map, Term};
 
-/// Deepest nesting of tuples, lists, maps and binaries a literal may have.
-pub const MAX_PARSE_DEPTH: usize = 256;
+/// Deepest nesting of tuples, lists, maps and binaries a literal may have: as deep as the
+/// decoder reads ([`super::decode::MAX_TERM_DEPTH`]), so anything decoded and printed reads
+/// back, plus one: the parser counts a level for an empty `[]` (a leaf on the wire) before it
+/// sees that it is empty.
+pub const MAX_PARSE_DEPTH: usize = super::decode::MAX_TERM_DEPTH + 1;
+/// Nesting read on the caller's thread (a few KiB of stack per level, well inside the 2 MiB of
+/// a tokio worker).
+pub const SHALLOW_PARSE_DEPTH: usize = 64;
+/// The stack of the thread that reads a literal nested deeper than [`SHALLOW_PARSE_DEPTH`]:
+/// 128 KiB per level at [`MAX_PARSE_DEPTH`] (reserved, not touched, beyond what is used).
+pub const DEEP_PARSE_STACK: usize = 128 << 20;
 /// Most digits an integer literal may have (decimal conversion is quadratic in the length).
 pub const MAX_INTEGER_DIGITS: usize = 10_000;
 /// Largest size, in bits, of one binary segment (`<<X:Size>>`).
@@ -55,15 +69,19 @@ impl std::error::Error for ParseError {}
 /// assert_eq!(t.to_string(), "#{name => <<\"bob\">>,tags => [a,'B']}");
 /// ```
 pub fn parse_erlang(src: &str) -> Result<Term, ParseError> {
-    let mut p = Parser::new(src, Dialect::Erlang);
+    parse_bounded(src, Dialect::Erlang, parse_erlang_at)
+}
+
+fn parse_erlang_at(src: &str, limit: usize) -> Result<Term, Failure> {
+    let mut p = Parser::new(src, Dialect::Erlang, limit);
     p.skip_ws();
-    let t = p.erlang_term()?;
+    let t = p.erlang_term().map_err(|e| p.failure(e))?;
     p.skip_ws();
     if p.peek() == Some('.') {
         p.bump();
         p.skip_ws();
     }
-    p.expect_end()?;
+    p.expect_end().map_err(|e| p.failure(e))?;
     Ok(t)
 }
 
@@ -75,15 +93,59 @@ pub fn parse_erlang(src: &str) -> Result<Term, ParseError> {
 /// assert_eq!(t.elixir().to_string(), "%{name: \"bob\", tags: [:a, Foo.Bar]}");
 /// ```
 pub fn parse_elixir(src: &str) -> Result<Term, ParseError> {
-    let mut p = Parser::new(src, Dialect::Elixir);
+    parse_bounded(src, Dialect::Elixir, parse_elixir_at)
+}
+
+fn parse_elixir_at(src: &str, limit: usize) -> Result<Term, Failure> {
+    let mut p = Parser::new(src, Dialect::Elixir, limit);
     p.skip_ws();
-    let t = p.elixir_term()?;
+    let t = p.elixir_term().map_err(|e| p.failure(e))?;
     p.skip_ws();
-    p.expect_end()?;
+    p.expect_end().map_err(|e| p.failure(e))?;
     Ok(t)
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// Why a bounded parse stopped.
+enum Failure {
+    /// The literal is malformed (or deeper than [`MAX_PARSE_DEPTH`]).
+    Malformed(ParseError),
+    /// The literal is nested deeper than this attempt's limit allows.
+    TooDeepHere,
+}
+
+/// Reads `src` on this thread up to [`SHALLOW_PARSE_DEPTH`] levels, and again on a thread with
+/// a [`DEEP_PARSE_STACK`] stack if it is nested deeper.
+fn parse_bounded(
+    src: &str,
+    dialect: Dialect,
+    parse: fn(&str, usize) -> Result<Term, Failure>,
+) -> Result<Term, ParseError> {
+    match parse(src, SHALLOW_PARSE_DEPTH) {
+        Ok(t) => Ok(t),
+        Err(Failure::Malformed(e)) => Err(e),
+        Err(Failure::TooDeepHere) => {
+            let owned = src.to_owned();
+            let deep = std::thread::Builder::new()
+                .name(format!("erlnode-parse-{dialect:?}"))
+                .stack_size(DEEP_PARSE_STACK)
+                .spawn(move || parse(&owned, MAX_PARSE_DEPTH));
+            let result = match deep {
+                Ok(handle) => handle.join().map_err(|_| "the parsing thread panicked".to_string()),
+                Err(e) => Err(format!("cannot start a thread to read a deeply nested literal: {e}")),
+            };
+            match result {
+                Ok(Ok(t)) => Ok(t),
+                Ok(Err(Failure::Malformed(e))) => Err(e),
+                Ok(Err(Failure::TooDeepHere)) => {
+                    Err(ParseError { offset: 0, message: format!("nested deeper than {MAX_PARSE_DEPTH} levels") })
+                }
+                Err(message) => Err(ParseError { offset: 0, message }),
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Dialect {
     Erlang,
     Elixir,
@@ -199,12 +261,21 @@ struct Parser<'a> {
     src: &'a str,
     pos: usize,
     depth: usize,
+    /// Deepest nesting this attempt reads (at most [`MAX_PARSE_DEPTH`]).
+    limit: usize,
+    /// Set when the nesting went past `limit` but not past [`MAX_PARSE_DEPTH`].
+    too_deep_here: bool,
     dialect: Dialect,
 }
 
 impl<'a> Parser<'a> {
-    fn new(src: &'a str, dialect: Dialect) -> Self {
-        Parser { src, pos: 0, depth: 0, dialect }
+    fn new(src: &'a str, dialect: Dialect, limit: usize) -> Self {
+        Parser { src, pos: 0, depth: 0, limit, too_deep_here: false, dialect }
+    }
+
+    /// What a failed attempt means: malformed input, or only too deep for this attempt.
+    fn failure(&self, e: ParseError) -> Failure {
+        if self.too_deep_here { Failure::TooDeepHere } else { Failure::Malformed(e) }
     }
 
     // --- cursor -----------------------------------------------------------------------------
@@ -277,6 +348,10 @@ impl<'a> Parser<'a> {
         self.depth += 1;
         if self.depth > MAX_PARSE_DEPTH {
             return self.err(self.pos, format!("nested deeper than {MAX_PARSE_DEPTH} levels"));
+        }
+        if self.depth > self.limit {
+            self.too_deep_here = true;
+            return self.err(self.pos, "nested deeper than this thread reads");
         }
         Ok(())
     }
@@ -1317,11 +1392,45 @@ mod tests {
         assert_eq!(format!("{}", err_ex("1 2")), "at byte 2: expected end of input, found '2'");
     }
 
+    /// What the printer prints of a term the decoder read, up to the decoder's depth, reads back
+    /// (both sides of the shallow/deep switch, every container, both syntaxes) on a 2 MiB
+    /// thread, a tokio worker's stack (the term model itself drops, compares and prints
+    /// recursively: see the decoder's `max_depth_is_safe_on_a_small_stack`); a malformed deep
+    /// literal is still reported where it breaks.
+    #[test]
+    fn deep_literals_read_back_on_any_stack() {
+        fn nest(depth: usize, wrap: fn(Term) -> Term) -> Term {
+            (0..depth).fold(Term::Int(1), |t, _| wrap(t))
+        }
+        let wraps: [fn(Term) -> Term; 4] = [
+            |t| Term::Tuple(vec![t]),
+            |t| Term::List(vec![t]),
+            |t| Term::Map(Map::from_entries([(Term::atom("k"), t)])),
+            |t| Term::Tuple(vec![Term::atom("a"), Term::List(vec![t, Term::nil()])]),
+        ];
+        let small_stack = std::thread::Builder::new().stack_size(2 << 20);
+        let checked = small_stack
+            .spawn(move || {
+                for wrap in wraps {
+                    for depth in [SHALLOW_PARSE_DEPTH - 1, SHALLOW_PARSE_DEPTH + 1, 500, MAX_PARSE_DEPTH / 2] {
+                        let t = nest(depth, wrap);
+                        assert_eq!(parse_erlang(&t.to_string()).as_ref(), Ok(&t), "erlang depth {depth}");
+                        assert_eq!(parse_elixir(&t.elixir().to_string()).as_ref(), Ok(&t), "elixir depth {depth}");
+                    }
+                }
+                let deep_bad = "[".repeat(500) + "1,]" + &"]".repeat(499);
+                assert_eq!(err_erl(&deep_bad).offset, 502);
+            })
+            .and_then(|h| h.join().map_err(|_| std::io::Error::other("panicked")));
+        assert!(checked.is_ok());
+    }
+
     #[test]
     fn limits_are_enforced() {
         let deep = "[".repeat(MAX_PARSE_DEPTH + 1) + &"]".repeat(MAX_PARSE_DEPTH + 1);
         assert_eq!(err_erl(&deep).offset, MAX_PARSE_DEPTH + 1);
         assert_eq!(err_ex(&deep).offset, MAX_PARSE_DEPTH + 1);
+        assert!(err_erl(&deep).message.contains(&MAX_PARSE_DEPTH.to_string()), "{}", err_erl(&deep));
         let ok = "{".repeat(MAX_PARSE_DEPTH) + &"}".repeat(MAX_PARSE_DEPTH);
         assert!(parse_erlang(&ok).is_ok());
         let long = "9".repeat(MAX_INTEGER_DIGITS + 1);

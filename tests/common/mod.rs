@@ -145,11 +145,17 @@ impl Otp {
 
 fn find_or_provision(version: u32) -> Result<PathBuf, String> {
     let prefix = otp_dir().join(version.to_string());
-    // The script writes its manifest only after the install passed its self-test.
-    if prefix.join(".erlnode-otp").is_file() && prefix.join("bin/erl").is_file() {
+    let script = repo_root().join("scripts/provision-otp");
+    // The script writes its manifest only after the install passed its self-test; a tree made
+    // by an older version of the script (which may lack packages tests need) is redone.
+    let manifest = std::fs::read_to_string(prefix.join(".erlnode-otp")).unwrap_or_default();
+    let current = std::fs::read_to_string(&script)
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("SCRIPT_VERSION=").map(|v| format!("script={v} "))));
+    let up_to_date = current.is_some_and(|c| manifest.starts_with(&c));
+    if up_to_date && prefix.join("bin/erl").is_file() {
         return Ok(prefix.join("bin"));
     }
-    let script = repo_root().join("scripts/provision-otp");
     eprintln!("[harness] provisioning OTP {version} with {}", script.display());
     let out = Command::new("bash")
         .arg(&script)

@@ -14,13 +14,15 @@
 //! | `erlang:apply/3`           | applies another registered function                      |
 //! | `global:whereis_name/1`    | the globally registered pid, or `undefined` (a hidden node, which runs no `global`, answers for its local names) |
 //! | `erl_eval:eval_str/1`      | `{error, "..."}`: a Rust node cannot evaluate Erlang (what `erl_call -e` asks) |
+//! | `code:ensure_loaded/1`     | `{module, M}` for a module with registered functions; for `shell`, `iex` and `'Elixir.IEx'` `{error, "erlnode is a Rust node: it cannot run a shell"}`, which `erl -remsh` and `iex --remsh` (OTP 26+) print before they exit; else `{error, nofile}` |
+//! | `shell:start/0`            | what OTP 25's `erl -remsh` calls: a process that writes [`NO_SHELL`] to the caller's group leader and exits |
 //!
 //! Errors follow BEAM's: a bad argument raises `badarg` with the stack a BIF leaves,
 //! `[{erlang, F, Args, []}]`.
 
 use super::{Registry, RpcError, RpcResult};
-use crate::node::Node;
-use crate::term::{Atom, Term};
+use crate::node::{Dest, Node, Process};
+use crate::term::{Atom, Pid, Term};
 
 /// `erlang:system_info(otp_release)`: the OTP release whose distribution protocol this node
 /// implements and was checked against (OTP 25.2.3, whose MANDATORY_25_DIGEST handshake it
@@ -28,6 +30,12 @@ use crate::term::{Atom, Term};
 pub const OTP_RELEASE: &str = "25";
 /// `erlang:system_info(machine)`: BEAM answers `"BEAM"`; this node is not a BEAM.
 pub const MACHINE: &str = "erlnode";
+/// Why `erl -remsh` and `iex --remsh` cannot attach to this node.
+pub const NO_SHELL: &str = "erlnode is a Rust node: it cannot run a shell";
+/// The modules a remote shell loads first (`erl -remsh`, `iex --remsh` on Elixir 1.14 and later).
+const SHELL_MODULES: &[&str] = &["shell", "iex", "Elixir.IEx"];
+/// How long the stand-in shell waits for the caller's group leader to print [`NO_SHELL`].
+const NO_SHELL_PRINT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// What `erl_eval:eval_str/1` (`erl_call -e`) answers.
 pub const EVAL_UNSUPPORTED: &str = "erlnode is a Rust node: it cannot evaluate Erlang expressions";
 
@@ -60,9 +68,46 @@ pub(super) fn install(r: &Registry) {
         Ok(found.map(Term::Pid).unwrap_or_else(|| Term::atom("undefined")))
     });
     super::introspect::install(r);
+    r.register_builtin("code", "ensure_loaded", 1, |node, m, f, args| match args {
+        [Term::Atom(module)] if SHELL_MODULES.contains(&module.as_str()) => {
+            Ok(Term::Tuple(vec![Term::atom("error"), Term::charlist(NO_SHELL)]))
+        }
+        [Term::Atom(module)] if node.rpc().has_module(module.as_str()) => {
+            Ok(Term::Tuple(vec![Term::atom("module"), Term::Atom(module.clone())]))
+        }
+        [Term::Atom(_)] => Ok(Term::Tuple(vec![Term::atom("error"), Term::atom("nofile")])),
+        _ => Err(RpcError::badarg(m, f, args)),
+    });
+    r.register_in_process("shell", "start", 0, no_shell);
     r.register_builtin("erl_eval", "eval_str", 1, |_, _, _, _| {
         Ok(Term::Tuple(vec![Term::atom("error"), Term::charlist(EVAL_UNSUPPORTED)]))
     });
+}
+
+/// `shell:start/0`, which OTP 25's `erl -remsh` calls through `rpc` with its group as the
+/// group leader, and links to the pid it returns: a process that prints [`NO_SHELL`] there
+/// and exits, so the user reads why instead of a bare "Shell process terminated!".
+fn no_shell(node: Node, me: Pid, _args: Vec<Term>) -> super::BoxFuture {
+    Box::pin(async move {
+        let gl = node.process_info(&me).and_then(|i| i.group_leader);
+        let shell = node.spawn(move |mut p: Process| async move {
+            let Some(gl) = gl else { return crate::node::normal() };
+            let reply_as = Term::Ref(p.make_ref());
+            let text = Term::binary(format!("{NO_SHELL}\n"));
+            let req = Term::Tuple(vec![Term::atom("put_chars"), Term::atom("unicode"), text]);
+            p.send(
+                Dest::Pid(gl),
+                Term::Tuple(vec![Term::atom("io_request"), Term::Pid(p.pid().clone()), reply_as.clone(), req]),
+            );
+            p.receive_match(Some(NO_SHELL_PRINT_TIMEOUT), |m| match m.as_tuple() {
+                Some([tag, r, _]) if tag.is_atom("io_reply") && *r == reply_as => Some(()),
+                _ => None,
+            })
+            .await;
+            Term::atom("no_shell")
+        });
+        Ok(Term::Pid(shell))
+    })
 }
 
 fn atoms(v: Vec<Atom>) -> Term {

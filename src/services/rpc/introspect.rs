@@ -11,7 +11,7 @@
 //! | `memory`             | bytes of its table entry, task (future) and mailbox room           |
 //! | `status`             | `runnable` with messages queued, else `waiting`                    |
 //! | `current_function`, `initial_call`, `dictionary` | what the process set when it started (`gen_server` sets BEAM's) |
-//! | `group_leader`       | the process itself (a Rust process has no group leader)            |
+//! | `group_leader`       | the one a peer's spawn request named, else the process itself       |
 //! | `heap_size`, `total_heap_size` | `memory` in words; `stack_size` 0                        |
 //! | `erlang:memory/0`    | `total`: resident set size; `processes`: the sum above; `system`: the rest; `atom`, `binary`, `code`, `ets`: 0 (erlnode has no atom table, code or ETS) |
 //! | `statistics(runtime)` | the OS process's CPU time; `wall_clock`: time since the node was made |
@@ -179,7 +179,7 @@ fn item(node: &Node, i: &ProcessInfo, name: &str) -> Option<Term> {
         "trap_exit" => Term::atom(if i.trap_exit { "true" } else { "false" }),
         "error_handler" => Term::atom("error_handler"),
         "priority" => Term::atom("normal"),
-        "group_leader" => Term::Pid(i.pid.clone()),
+        "group_leader" => Term::Pid(i.group_leader.clone().unwrap_or_else(|| i.pid.clone())),
         "total_heap_size" | "heap_size" => words,
         "stack_size" => Term::Int(0),
         "reductions" => int(i.reductions),

@@ -338,6 +338,11 @@ impl Registry {
         self.map.read().unwrap_or_else(|e| e.into_inner()).contains_key(&key)
     }
 
+    /// `true` if any function of `module` is registered.
+    pub fn has_module(&self, module: &str) -> bool {
+        self.map.read().unwrap_or_else(|e| e.into_inner()).keys().any(|(m, _, _)| m == module)
+    }
+
     fn lookup(&self, module: &Atom, function: &Atom, arity: usize) -> Option<Handler> {
         let key = (module.clone(), function.clone(), arity);
         self.map.read().unwrap_or_else(|e| e.into_inner()).get(&key).cloned()
