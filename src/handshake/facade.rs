@@ -5,7 +5,7 @@ use std::mem;
 use super::acceptor::{self, AfterStatus, Challenged};
 use super::error::HandshakeError;
 use super::initiator::{self, StatusReceived};
-use super::message::{self, HANDSHAKE_FRAME_HEADER_LEN};
+use super::message::{self, Framing};
 use super::{LocalNode, MAX_HANDSHAKE_MESSAGE_LEN, Outcome, Status};
 use crate::dist::DistFlags;
 use crate::term::Atom;
@@ -68,7 +68,9 @@ enum State {
 pub struct Handshake {
     role: Role,
     state: State,
+    framing: Framing,
     input: Vec<u8>,
+    /// 2-byte frames as the typed states write them; [`Handshake::take_output`] reframes.
     output: Vec<u8>,
 }
 
@@ -78,13 +80,32 @@ impl Handshake {
     pub fn initiator(local: LocalNode, peer: Atom, our_challenge: u32) -> Result<Handshake, HandshakeError> {
         let mut output = Vec::new();
         let s = initiator::start(local, peer, our_challenge, &mut output)?;
-        Ok(Handshake { role: Role::Initiator, state: State::InitAwaitStatus(s), input: Vec::new(), output })
+        Ok(Handshake {
+            role: Role::Initiator,
+            state: State::InitAwaitStatus(s),
+            framing: Framing::Tcp,
+            input: Vec::new(),
+            output,
+        })
     }
 
     /// Waits for a handshake from a peer that dialled us.
     pub fn acceptor(local: LocalNode, our_challenge: u32) -> Result<Handshake, HandshakeError> {
         let s = acceptor::AwaitName::new(local, our_challenge)?;
-        Ok(Handshake { role: Role::Acceptor, state: State::AccAwaitName(s), input: Vec::new(), output: Vec::new() })
+        Ok(Handshake {
+            role: Role::Acceptor,
+            state: State::AccAwaitName(s),
+            framing: Framing::Tcp,
+            input: Vec::new(),
+            output: Vec::new(),
+        })
+    }
+
+    /// Delimits messages with `framing` instead of plain TCP's 2-byte lengths (call before any
+    /// input or [`Handshake::take_output`]).
+    pub fn with_framing(mut self, framing: Framing) -> Handshake {
+        self.framing = framing;
+        self
     }
 
     /// Our role.
@@ -94,7 +115,13 @@ impl Handshake {
 
     /// Bytes to write to the peer (taken: a second call returns nothing new).
     pub fn take_output(&mut self) -> Vec<u8> {
-        mem::take(&mut self.output)
+        let frames = mem::take(&mut self.output);
+        if self.framing == Framing::Tcp {
+            return frames;
+        }
+        let mut out = Vec::with_capacity(frames.len() + 8);
+        message::reframe(&frames, self.framing, &mut out);
+        out
     }
 
     /// `true` once the handshake completed or failed.
@@ -158,7 +185,7 @@ impl Handshake {
                 }
                 _ => {}
             }
-            let (msg, used) = match message::decode_frame(&self.input) {
+            let (msg, used) = match message::decode_frame_with(&self.input, self.framing) {
                 Ok(Some((msg, used))) => (msg.to_vec(), used),
                 Ok(None) => return Ok(Progress::NeedInput),
                 Err(e) => {
@@ -197,7 +224,7 @@ impl Handshake {
 
     /// While waiting on the caller the peer has nothing legitimate to send; bound what we keep.
     fn check_buffered(&mut self) -> Result<(), HandshakeError> {
-        let limit = HANDSHAKE_FRAME_HEADER_LEN + MAX_HANDSHAKE_MESSAGE_LEN;
+        let limit = self.framing.header_len() + MAX_HANDSHAKE_MESSAGE_LEN;
         if self.input.len() > limit {
             self.state = State::Finished;
             return Err(HandshakeError::TooLong { what: "unread handshake input", len: self.input.len(), limit });

@@ -1,5 +1,10 @@
-//! The handshake messages and their 2-byte length framing (`erl_dist_protocol`, "Distribution
+//! The handshake messages and their length framing (`erl_dist_protocol`, "Distribution
 //! Handshake"; `dist_util:send_name/recv_name`, `send_challenge/recv_challenge`, ...).
+//!
+//! On plain TCP every message has a 2-byte length prefix (`inet_tcp_dist` opens its sockets with
+//! `{packet, 2}`); inside TLS the prefix is 4 bytes (`inet_tls_dist:fam_listen/3` and
+//! `do_setup/7` pass `{packet, 4}` to `ssl`), see [`Framing`]. The encoders here always write
+//! 2-byte frames; [`reframe`] turns a sequence of them into the other framing.
 //!
 //! Decoders take one message *without* its length prefix; [`decode_frame`] splits a byte stream
 //! into messages. Decoding never panics and never allocates more than the bytes present.
@@ -9,8 +14,30 @@ use super::{MAX_HANDSHAKE_MESSAGE_LEN, MAX_NODE_NAME_LEN, MAX_STATUS_TEXT_LEN, S
 use crate::dist::DistFlags;
 use crate::term::Atom;
 
-/// Length of the frame header in front of every handshake message.
+/// Length of the frame header in front of every handshake message on plain TCP.
 pub const HANDSHAKE_FRAME_HEADER_LEN: usize = 2;
+/// Length of the frame header in front of every handshake message inside TLS.
+pub const TLS_HANDSHAKE_FRAME_HEADER_LEN: usize = 4;
+
+/// How handshake messages are delimited on the byte stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Framing {
+    /// Plain TCP (`inet_tcp_dist`): a 2-byte big-endian length.
+    #[default]
+    Tcp,
+    /// Inside TLS (`inet_tls_dist`): a 4-byte big-endian length.
+    Tls,
+}
+
+impl Framing {
+    /// Bytes in front of every message.
+    pub const fn header_len(self) -> usize {
+        match self {
+            Framing::Tcp => HANDSHAKE_FRAME_HEADER_LEN,
+            Framing::Tls => TLS_HANDSHAKE_FRAME_HEADER_LEN,
+        }
+    }
+}
 /// Length of an MD5 digest in `'r'` and `'a'`.
 pub const DIGEST_LEN: usize = 16;
 
@@ -33,15 +60,39 @@ pub const TAG_CHALLENGE_ACK: u8 = b'a';
 /// message is present, and an error when the announced length exceeds
 /// [`MAX_HANDSHAKE_MESSAGE_LEN`].
 pub fn decode_frame(buf: &[u8]) -> Result<Option<(&[u8], usize)>, HandshakeError> {
-    let Some(header) = buf.get(..HANDSHAKE_FRAME_HEADER_LEN) else {
+    decode_frame_with(buf, Framing::Tcp)
+}
+
+/// [`decode_frame`] for either framing.
+pub fn decode_frame_with(buf: &[u8], framing: Framing) -> Result<Option<(&[u8], usize)>, HandshakeError> {
+    let header_len = framing.header_len();
+    let Some(header) = buf.get(..header_len) else {
         return Ok(None);
     };
-    let len = usize::from(u16::from_be_bytes([header[0], header[1]]));
-    if len > MAX_HANDSHAKE_MESSAGE_LEN {
+    let len = header.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+    if len > MAX_HANDSHAKE_MESSAGE_LEN as u64 {
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
         return Err(HandshakeError::TooLong { what: "handshake message", len, limit: MAX_HANDSHAKE_MESSAGE_LEN });
     }
-    let end = HANDSHAKE_FRAME_HEADER_LEN + len;
-    Ok(buf.get(HANDSHAKE_FRAME_HEADER_LEN..end).map(|msg| (msg, end)))
+    // within MAX_HANDSHAKE_MESSAGE_LEN, so it fits
+    let end = header_len + len as usize;
+    Ok(buf.get(header_len..end).map(|msg| (msg, end)))
+}
+
+/// Appends the 2-byte frames in `frames` (as the encoders here write them) to `out` in
+/// `framing`. `frames` is our own output, so a malformed tail cannot occur; it would be dropped.
+pub fn reframe(frames: &[u8], framing: Framing, out: &mut Vec<u8>) {
+    if framing == Framing::Tcp {
+        out.extend_from_slice(frames);
+        return;
+    }
+    let mut rest = frames;
+    while let Ok(Some((msg, used))) = decode_frame(rest) {
+        out.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+        out.extend_from_slice(msg);
+        rest = &rest[used..];
+    }
+    debug_assert!(rest.is_empty(), "our own handshake output is whole 2-byte frames");
 }
 
 /// Appends `parts` as one length-framed message to `out`.

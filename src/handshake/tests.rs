@@ -209,6 +209,44 @@ fn success_both_ways_in_random_splits() {
     }
 }
 
+/// Inside TLS (`inet_tls_dist`, `{packet, 4}`) the same exchange runs with 4-byte lengths.
+#[test]
+fn tls_framing_both_ways_in_random_splits() {
+    run_seeds(
+        |seed| {
+            let mut p = Pair::new(node("a@vm", "c", full()), node("b@vm", "c", full()), seed);
+            p.init = Handshake::initiator(node("a@vm", "c", full()), Atom::new("b@vm"), 0x1111_2222)
+                .unwrap()
+                .with_framing(message::Framing::Tls);
+            p.acc = Handshake::acceptor(node("b@vm", "c", full()), 0xfedc_ba98)
+                .unwrap()
+                .with_framing(message::Framing::Tls);
+            p
+        },
+        |ends| {
+            assert_eq!(ends.init.done().name, Atom::new("b@vm"));
+            assert_eq!(ends.acc.done().name, Atom::new("a@vm"));
+        },
+    );
+}
+
+#[test]
+fn tls_framing_puts_four_length_bytes_in_front() {
+    let mut hs = Handshake::initiator(node("a@vm", "c", full()), Atom::new("b@vm"), 1)
+        .unwrap()
+        .with_framing(message::Framing::Tls);
+    let out = hs.take_output();
+    let mut plain = Vec::new();
+    message::encode_name(&mut plain, full(), 0x6b00_0000 + 4, b"a@vm");
+    assert_eq!(&out[..4], &((plain.len() - 2) as u32).to_be_bytes());
+    assert_eq!(&out[4..], &plain[2..]);
+    // a plain-TCP peer's 2-byte frame read as a 4-byte length is far over the limit
+    let mut acc = Handshake::acceptor(node("b@vm", "c", full()), 7).unwrap().with_framing(message::Framing::Tls);
+    let mut tcp = Vec::new();
+    message::encode_name(&mut tcp, full(), 9, b"a@vm");
+    assert!(matches!(acc.handle_input(&tcp), Err(HandshakeError::TooLong { .. })));
+}
+
 #[test]
 fn leftover_bytes_after_the_ack_are_delivered() {
     // a tick and a small frame, sent by the acceptor right behind 'a'
