@@ -72,6 +72,7 @@ pub mod node;
 mod ratelimit;
 pub mod services;
 pub mod term;
+pub mod tls;
 
 pub use node::{Dest, Node, Process};
 pub use term::{Atom, Term};

@@ -9,7 +9,7 @@ mod term_cmd;
 
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::node::name::NameMode;
 
@@ -40,6 +40,24 @@ pub struct NodeOpts {
     /// Elixir syntax for terms typed and printed (default: Erlang syntax).
     #[arg(long, global = true)]
     pub elixir: bool,
+    /// How connections are carried (`erl -proto_dist`): inet_tcp (default) or inet_tls.
+    #[arg(long, value_enum, global = true, value_name = "PROTO")]
+    pub proto_dist: Option<ProtoDist>,
+    /// TLS options for inet_tls, in OTP's `-ssl_dist_optfile` format (the same file the BEAM
+    /// nodes use).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ssl_dist_optfile: Option<std::path::PathBuf>,
+}
+
+/// `-proto_dist`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtoDist {
+    /// Plain TCP.
+    #[value(name = "inet_tcp")]
+    InetTcp,
+    /// TLS over TCP; needs --ssl-dist-optfile.
+    #[value(name = "inet_tls")]
+    InetTls,
 }
 
 impl NodeOpts {
@@ -49,6 +67,20 @@ impl NodeOpts {
             (Some(s), _) => Some((s.clone(), NameMode::Short)),
             (None, Some(n)) => Some((n.clone(), NameMode::Long)),
             (None, None) => None,
+        }
+    }
+
+    /// `config` with the transport these options ask for: TLS reads the optfile now, so every
+    /// problem with it stops the command before it starts a node.
+    pub fn with_transport(&self, config: crate::node::NodeConfig) -> Result<crate::node::NodeConfig, String> {
+        match (self.proto_dist.unwrap_or(ProtoDist::InetTcp), &self.ssl_dist_optfile) {
+            (ProtoDist::InetTcp, None) => Ok(config),
+            (ProtoDist::InetTcp, Some(_)) => Err("--ssl-dist-optfile needs --proto-dist inet_tls".into()),
+            (ProtoDist::InetTls, None) => Err("--proto-dist inet_tls needs --ssl-dist-optfile FILE".into()),
+            (ProtoDist::InetTls, Some(file)) => {
+                let tls = crate::tls::TlsDist::from_optfile(file).map_err(|e| e.to_string())?;
+                Ok(config.tls(tls))
+            }
         }
     }
 

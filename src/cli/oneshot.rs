@@ -101,7 +101,7 @@ pub(super) async fn start_node(opts: &NodeOpts, toward: &str, hidden: bool) -> R
             (alive, if long { NameMode::Long } else { NameMode::Short })
         }
     };
-    let mut config = NodeConfig::new(name, opts.cookie()?).hidden(hidden);
+    let mut config = opts.with_transport(NodeConfig::new(name, opts.cookie()?).hidden(hidden))?;
     config.mode = mode;
     crate::services::start_node(config).await.map_err(|e| e.to_string())
 }

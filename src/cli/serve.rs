@@ -58,7 +58,7 @@ pub struct GossipArgs {
 
 pub(super) async fn run(args: ServeArgs, opts: NodeOpts) -> Result<(), String> {
     let (name, mode) = opts.given_name().unwrap_or_else(|| ("erlnode".to_string(), NameMode::Short));
-    let mut config = NodeConfig::new(name, opts.cookie()?).hidden(args.hidden);
+    let mut config = opts.with_transport(NodeConfig::new(name, opts.cookie()?).hidden(args.hidden))?;
     config.mode = mode;
     if let Some(p) = args.port {
         config = config.port(p);

@@ -13,12 +13,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 use super::distribution::Distribution;
+use super::transport::{DistRead, DistStream, DistWrite};
 use super::{Node, Outbound};
 use crate::dist::DistFlags;
 use crate::dist::pool::{BLOCK_SIZE, BufferPool};
@@ -98,7 +97,7 @@ impl Shared {
 pub(crate) fn start(
     node: Node,
     dist: Arc<Distribution>,
-    stream: TcpStream,
+    stream: DistStream,
     outcome: &Outcome,
     id: u64,
     ticktime: Duration,
@@ -165,7 +164,7 @@ struct Writer {
 }
 
 impl Writer {
-    async fn run(mut self, mut sock: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Outbound>) -> Result<(), String> {
+    async fn run(mut self, mut sock: DistWrite, mut rx: mpsc::UnboundedReceiver<Outbound>) -> Result<(), String> {
         let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
         loop {
             let now = Instant::now();
@@ -176,6 +175,7 @@ impl Writer {
             let wake = match self.ticker.poll(now) {
                 crate::dist::TickAction::SendTick => {
                     sock.write_all(&crate::dist::frame::TICK).await.map_err(|e| e.to_string())?;
+                    sock.flush().await.map_err(|e| e.to_string())?;
                     continue;
                 }
                 crate::dist::TickAction::PeerTimedOut => return Err("net_tick_timeout".into()),
@@ -209,6 +209,8 @@ impl Writer {
                     }
                     if !buf.is_empty() {
                         sock.write_all(&buf).await.map_err(|e| e.to_string())?;
+                        // TLS may hold records back until flushed (a no-op on TCP)
+                        sock.flush().await.map_err(|e| e.to_string())?;
                         self.shared.io.output.fetch_add(buf.len() as u64, Ordering::Relaxed);
                         self.ticker.on_wrote(Instant::now());
                         buf.clear();
@@ -247,7 +249,7 @@ struct Reader {
 }
 
 impl Reader {
-    async fn run(self, mut sock: OwnedReadHalf, leftover: Vec<u8>) -> Result<(), String> {
+    async fn run(self, mut sock: DistRead, leftover: Vec<u8>) -> Result<(), String> {
         // frames are zero-copy slices of the read buffer, and so are the binaries decoded from
         // them: the buffer's memory lives until the last message read into it is dropped, so
         // it comes from a pool that reuses it after that (see `dist::pool`)

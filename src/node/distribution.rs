@@ -19,6 +19,7 @@ use tracing::Instrument;
 use super::connection::{self, ConnHandle};
 use super::name::NodeName;
 use super::process::lock;
+use super::transport::{DistStream, Transport};
 use super::{Node, Outbound};
 use crate::dist::DistFlags;
 use crate::handshake::{Handshake, HandshakeError, LocalNode, Outcome, Progress, Status};
@@ -64,6 +65,8 @@ pub enum ConnectError {
     NotRegistered,
     /// TCP connect failed.
     Io(std::io::Error),
+    /// The TLS handshake failed or was refused (`-proto_dist inet_tls`).
+    Tls(String),
     /// The handshake failed (wrong cookie, rejected, incompatible).
     Handshake(String),
     /// Nothing finished in time.
@@ -77,6 +80,7 @@ impl std::fmt::Display for ConnectError {
             ConnectError::Epmd(e) => write!(f, "EPMD lookup failed: {e}"),
             ConnectError::NotRegistered => write!(f, "the node is not registered with EPMD"),
             ConnectError::Io(e) => write!(f, "{e}"),
+            ConnectError::Tls(e) => write!(f, "{e}"),
             ConnectError::Handshake(e) => write!(f, "handshake failed: {e}"),
             ConnectError::Timeout => write!(f, "timed out"),
         }
@@ -123,6 +127,8 @@ pub(crate) struct DistConfig {
     pub local: LocalNode,
     pub epmd_port: u16,
     pub net_ticktime: Duration,
+    /// `-proto_dist`.
+    pub transport: Transport,
 }
 
 /// The connection table and its tasks.
@@ -403,8 +409,13 @@ impl Distribution {
             .map_err(|_| ConnectError::Timeout)?
             .map_err(ConnectError::Io)?;
         let _ = stream.set_nodelay(true);
+        let stream = tokio::time::timeout(NET_SETUPTIME, self.config.transport.connect(stream, &name.host))
+            .await
+            .map_err(|_| ConnectError::Timeout)?
+            .map_err(ConnectError::Tls)?;
         let hs = Handshake::initiator(self.config.local.clone(), peer.clone(), rand::random())
-            .map_err(|e| ConnectError::Handshake(e.to_string()))?;
+            .map_err(|e| ConnectError::Handshake(e.to_string()))?
+            .with_framing(self.config.transport.framing());
         let (stream, outcome) = match self.run_handshake(stream, hs, attempt, &mut None).await {
             Ok(done) => done,
             Err(HsEnd::Nok) => {
@@ -419,6 +430,7 @@ impl Distribution {
                 return self.await_incoming(peer).await;
             }
             Err(HsEnd::Failed(e)) => return Err(ConnectError::Handshake(e)),
+            Err(HsEnd::Tls(e)) => return Err(ConnectError::Tls(e)),
         };
         if self.establish(node, stream, outcome, attempt) { Ok(()) } else { self.await_incoming(peer).await }
     }
@@ -468,10 +480,17 @@ impl Distribution {
 
     async fn accept(self: &Arc<Self>, node: &Node, stream: TcpStream) -> Result<(), ConnectError> {
         let hs = Handshake::acceptor(self.config.local.clone(), rand::random())
-            .map_err(|e| ConnectError::Handshake(e.to_string()))?;
+            .map_err(|e| ConnectError::Handshake(e.to_string()))?
+            .with_framing(self.config.transport.framing());
         let attempt = self.new_attempt(false);
         let mut peer = None;
-        let r = match tokio::time::timeout(NET_SETUPTIME, self.run_handshake(stream, hs, attempt, &mut peer)).await {
+        // the TLS handshake (if any) and the distribution handshake share one deadline, so a
+        // peer that stalls in either is dropped after NET_SETUPTIME
+        let setup = async {
+            let stream = self.config.transport.accept(stream).await.map_err(HsEnd::Tls)?;
+            self.run_handshake(stream, hs, attempt, &mut peer).await
+        };
+        let r = match tokio::time::timeout(NET_SETUPTIME, setup).await {
             Ok(Ok((stream, outcome))) => {
                 self.establish(node, stream, outcome, attempt);
                 return Ok(());
@@ -481,6 +500,7 @@ impl Distribution {
                 return Ok(());
             }
             Ok(Err(HsEnd::Failed(e))) => Err(ConnectError::Handshake(e)),
+            Ok(Err(HsEnd::Tls(e))) => Err(ConnectError::Tls(e)),
             Ok(Err(HsEnd::Superseded)) => Err(ConnectError::Handshake("superseded".into())),
             Err(_) => Err(ConnectError::Timeout),
         };
@@ -520,17 +540,18 @@ impl Distribution {
     /// handshake can release the setup.
     async fn run_handshake(
         &self,
-        mut stream: TcpStream,
+        mut stream: DistStream,
         mut hs: Handshake,
         attempt: Attempt,
         registered: &mut Option<Atom>,
-    ) -> Result<(TcpStream, Outcome), HsEnd> {
+    ) -> Result<(DistStream, Outcome), HsEnd> {
         let mut buf = vec![0u8; 4096];
         let mut progress = Progress::NeedInput;
+        let mut first_read = true;
         loop {
             let out = hs.take_output();
             if !out.is_empty() {
-                stream.write_all(&out).await.map_err(|e| HsEnd::Failed(e.to_string()))?;
+                write_flush(&mut stream, &out).await.map_err(|e| HsEnd::Failed(e.to_string()))?;
             }
             match progress {
                 Progress::Complete(outcome) => return Ok((stream, outcome)),
@@ -565,6 +586,16 @@ impl Distribution {
             if n == 0 {
                 return Err(HsEnd::Failed("connection closed during handshake".into()));
             }
+            if std::mem::take(&mut first_read)
+                && matches!(stream, DistStream::Tcp(_))
+                && super::transport::looks_like_tls(&buf[..n])
+            {
+                return Err(HsEnd::Failed(
+                    "the peer answered with TLS: it runs -proto_dist inet_tls (start erlnode with --proto-dist \
+                     inet_tls --ssl-dist-optfile FILE)"
+                        .into(),
+                ));
+            }
             progress = self.hs_step(&mut stream, &mut hs, |hs| hs.handle_input(&buf[..n])).await?;
         }
     }
@@ -573,7 +604,7 @@ impl Distribution {
     /// status) before reporting.
     async fn hs_step(
         &self,
-        stream: &mut TcpStream,
+        stream: &mut DistStream,
         hs: &mut Handshake,
         step: impl FnOnce(&mut Handshake) -> Result<Progress, HandshakeError>,
     ) -> Result<Progress, HsEnd> {
@@ -582,7 +613,7 @@ impl Distribution {
             Err(e) => {
                 let out = hs.take_output();
                 if !out.is_empty() {
-                    let _ = stream.write_all(&out).await;
+                    let _ = write_flush(stream, &out).await;
                 }
                 // `nok` either way is the simultaneous-connect tie-break, not a failure
                 if matches!(e, HandshakeError::Rejected { status: Status::Nok, .. }) {
@@ -596,7 +627,7 @@ impl Distribution {
     /// A handshake completed: start the connection and release what waited for it. `false`
     /// (and the stream is dropped) if `attempt` no longer owns the setup: another attempt
     /// took it over, and only one connection may come up.
-    fn establish(self: &Arc<Self>, node: &Node, stream: TcpStream, outcome: Outcome, attempt: Attempt) -> bool {
+    fn establish(self: &Arc<Self>, node: &Node, stream: DistStream, outcome: Outcome, attempt: Attempt) -> bool {
         let peer = outcome.name.clone();
         let visible = outcome.flags.contains(DistFlags::PUBLISHED);
         // a reconnect over a connection we still held (we answered `alive` and the peer
@@ -617,6 +648,7 @@ impl Distribution {
         }
         // watchers learn of the node before any message that arrives over the connection
         self.tell_watchers(node, true, &peer, visible, "");
+        let tls = stream.tls_version().map(|v| format!("{v:?}"));
         let handle = connection::start(
             node.clone(),
             self.clone(),
@@ -639,7 +671,7 @@ impl Distribution {
             Some(Slot::Up(old)) => old.close("replaced"),
             None => {}
         }
-        tracing::info!(peer = %peer.as_str(), visible, flags = ?outcome.negotiated, "connection up");
+        tracing::info!(peer = %peer.as_str(), visible, flags = ?outcome.negotiated, tls = tls.as_deref().unwrap_or("no"), "connection up");
         let _ = self.events.send(NodeEvent::Up { node: peer, visible });
         true
     }
@@ -677,6 +709,14 @@ enum HsEnd {
     /// attempt: it answered `false` and gave up.
     Superseded,
     Failed(String),
+    /// The TLS handshake before the distribution handshake failed (logged where it failed).
+    Tls(String),
+}
+
+/// Writes and flushes (TLS holds records back until flushed).
+async fn write_flush(stream: &mut DistStream, bytes: &[u8]) -> std::io::Result<()> {
+    stream.write_all(bytes).await?;
+    stream.flush().await
 }
 
 /// Reads the cookie as `erl` does: `$HOME/.erlang.cookie`, created with 20 random upper-case

@@ -17,6 +17,7 @@ mod outbound;
 mod process;
 mod spawn;
 mod start;
+mod transport;
 mod wire;
 
 pub use distribution::{ConnectError, NodeEvent, default_cookie};
@@ -26,6 +27,7 @@ pub use outbound::Outbound;
 pub use process::{Labels, MonitorTarget, Process, normal};
 pub use spawn::{MAX_PROCESSES, SpawnHandler, SpawnOpts};
 pub use start::{NET_KERNEL, NodeConfig, StartError};
+pub use transport::Transport;
 
 use std::collections::HashMap;
 use std::future::Future;

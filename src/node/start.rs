@@ -15,10 +15,12 @@ use tokio::sync::broadcast;
 
 use super::distribution::{DistConfig, Distribution, NodeEvent};
 use super::name::{BadNodeName, NameMode, NodeName};
+use super::transport::Transport;
 use super::{Dest, Node};
 use crate::dist::DistFlags;
 use crate::handshake::{Cookie, FlagOptions, LocalNode};
 use crate::term::{Atom, Term};
+use crate::tls::TlsDist;
 
 /// The name under which every node answers `net_adm:ping/1` (`{net_kernel, Node}`).
 pub const NET_KERNEL: &str = "net_kernel";
@@ -40,6 +42,8 @@ pub struct NodeConfig {
     pub epmd_port: u16,
     /// `net_ticktime`.
     pub net_ticktime: Duration,
+    /// `-proto_dist`: plain TCP (the default) or TLS ([`NodeConfig::tls`]).
+    pub transport: Transport,
 }
 
 impl NodeConfig {
@@ -53,7 +57,15 @@ impl NodeConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 0)),
             epmd_port: crate::epmd::client::epmd_port(),
             net_ticktime: crate::dist::tick::DEFAULT_NET_TICKTIME,
+            transport: Transport::Tcp,
         }
+    }
+
+    /// Distribution over TLS (`-proto_dist inet_tls`), configured as by `-ssl_dist_optfile`
+    /// ([`TlsDist::from_optfile`]).
+    pub fn tls(mut self, tls: TlsDist) -> NodeConfig {
+        self.transport = Transport::Tls(std::sync::Arc::new(tls));
+        self
     }
 
     /// Long names (`-name`).
@@ -144,12 +156,16 @@ impl Node {
             creation,
             cookie: Cookie::new(config.cookie.as_bytes().to_vec()),
         };
-        let dist =
-            Distribution::new(DistConfig { local, epmd_port: config.epmd_port, net_ticktime: config.net_ticktime });
+        let dist = Distribution::new(DistConfig {
+            local,
+            epmd_port: config.epmd_port,
+            net_ticktime: config.net_ticktime,
+            transport: config.transport.clone(),
+        });
         node.set_distribution(dist.clone());
         let accept = tokio::spawn(dist.accept_loop(node.clone(), listener));
         node.keep_alive(Box::new(AbortOnDrop(accept)));
-        tracing::info!(node = %node.name().as_str(), port, creation, "node started");
+        tracing::info!(node = %node.name().as_str(), port, creation, proto_dist = config.transport.name(), "node started");
         Ok(node)
     }
 
