@@ -2,21 +2,17 @@
 //! subcommands, `term`, and the errors (one clear line, non-zero exit).
 
 mod common;
+#[path = "common/served.rs"]
+mod served;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use common::*;
+use served::{Served, erlnode};
 
 const T: Duration = Duration::from_secs(20);
-
-fn erlnode(epmd_port: u16) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_erlnode"));
-    c.env("ERL_EPMD_PORT", epmd_port.to_string()).env_remove("ERLANG_COOKIE").env("RUST_LOG", "info");
-    c
-}
 
 fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("erlnode runs")
@@ -28,76 +24,6 @@ fn stdout(o: &Output) -> String {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).trim().to_string()
-}
-
-/// `erlnode serve` in the background; killed on drop. Collects its stdout and stderr lines.
-struct Served {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-    name: String,
-}
-
-impl Served {
-    fn start(epmd_port: u16, extra: &[&str]) -> Served {
-        let alive = unique_name("zed");
-        let mut child = erlnode(epmd_port)
-            .args(["serve", "--sname", &alive, "--cookie", DEFAULT_COOKIE])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("serve starts");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        for pipe in [
-            child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-            child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let lines = lines.clone();
-            std::thread::spawn(move || {
-                for l in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    lines.lock().unwrap().push(l);
-                }
-            });
-        }
-        let name = format!("{alive}@{}", hostname_short());
-        let s = Served { child, lines, name };
-        assert!(
-            wait_until(T, || s.has_line(&format!("erlnode: {} is up; serving", s.name))),
-            "serve did not come up: {:?}",
-            s.lines()
-        );
-        s
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
-    }
-
-    fn has_line(&self, needle: &str) -> bool {
-        self.lines().iter().any(|l| l.contains(needle))
-    }
-
-    fn stop(&mut self) -> std::process::ExitStatus {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = std::time::Instant::now() + T;
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st;
-            }
-            assert!(std::time::Instant::now() < deadline, "serve ignored SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

@@ -360,7 +360,10 @@ impl Distribution {
                 match tokio::time::timeout(NET_SETUPTIME * 2, dist.dial(&node, &peer, attempt)).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => {
-                        tracing::info!("connection to {} failed: {e}", peer.as_str());
+                        // TLS refusals were logged (as warnings) where they were detected
+                        if !matches!(e, ConnectError::Tls(_)) {
+                            tracing::info!("connection to {} failed: {e}", peer.as_str());
+                        }
                         dist.fail_pending(&node, &peer, attempt);
                     }
                     Err(_) => {
@@ -469,8 +472,13 @@ impl Distribution {
             let span = tracing::info_span!("accept", %addr);
             tokio::spawn(
                 async move {
-                    if let Err(e) = dist.accept(&node, stream).await {
-                        tracing::info!("incoming connection from {addr} failed: {e}");
+                    match dist.accept(&node, stream).await {
+                        Ok(()) | Err(ConnectError::Tls(_)) => {} // TLS refusals are logged where detected
+                        Err(ConnectError::Timeout) => tracing::warn!(
+                            "connection from {addr} dropped: its {} setup did not finish within {NET_SETUPTIME:?}",
+                            dist.config.transport.name()
+                        ),
+                        Err(e) => tracing::info!("incoming connection from {addr} failed: {e}"),
                     }
                 }
                 .instrument(span),
@@ -590,11 +598,10 @@ impl Distribution {
                 && matches!(stream, DistStream::Tcp(_))
                 && super::transport::looks_like_tls(&buf[..n])
             {
-                return Err(HsEnd::Failed(
-                    "the peer answered with TLS: it runs -proto_dist inet_tls (start erlnode with --proto-dist \
-                     inet_tls --ssl-dist-optfile FILE)"
-                        .into(),
-                ));
+                let why = "the peer answered with TLS: it runs -proto_dist inet_tls (start erlnode with \
+                           --proto-dist inet_tls --ssl-dist-optfile FILE)";
+                super::transport::refusal(why);
+                return Err(HsEnd::Tls(why.into()));
             }
             progress = self.hs_step(&mut stream, &mut hs, |hs| hs.handle_input(&buf[..n])).await?;
         }
@@ -671,7 +678,7 @@ impl Distribution {
             Some(Slot::Up(old)) => old.close("replaced"),
             None => {}
         }
-        tracing::info!(peer = %peer.as_str(), visible, flags = ?outcome.negotiated, tls = tls.as_deref().unwrap_or("no"), "connection up");
+        tracing::info!(peer = %peer.as_str(), visible, flags = ?outcome.negotiated, tls = %tls.as_deref().unwrap_or("no"), "connection up");
         let _ = self.events.send(NodeEvent::Up { node: peer, visible });
         true
     }

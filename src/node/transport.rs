@@ -118,8 +118,8 @@ pub(crate) fn looks_like_tls(first: &[u8]) -> bool {
     matches!(first, [TLS_ALERT_RECORD | TLS_HANDSHAKE_RECORD, 3, ..])
 }
 
-/// Logs a refusal, rate-limited.
-fn refusal(why: &str) {
+/// Logs a refusal (a TLS failure, or a peer on the other transport), rate-limited.
+pub(crate) fn refusal(why: &str) {
     static LIMIT: Mutex<Option<(Instant, u32, u64)>> = Mutex::new(None);
     let mut g = LIMIT.lock().unwrap_or_else(|e| e.into_inner());
     let now = Instant::now();
