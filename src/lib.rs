@@ -11,6 +11,7 @@
 //!   dist:      framing, ticks, distribution header + atom cache,        (sans-IO)
 //!              fragments, control messages
 //!   handshake: name / status / challenge / digest                        (sans-IO)
+//!   tls:       -proto_dist inet_tls: the -ssl_dist_optfile format, rustls configuration
 //!   epmd:      ALIVE2, PORT_PLEASE2, NAMES; client and embedded server
 //!   term:      External Term Format                                      (pure)
 //! ```

@@ -215,6 +215,11 @@ fn beam_and_erlnode_talk_over_tls_both_ways() {
         let address = a.eval(&format!("net_kernel:node_info({z}, address)")).unwrap();
         assert!(address.contains(",tls,"), "{address}");
 
+        // iex with the same optfile, as the README shows it
+        let ex = BeamNode::start(otp, &epmd, NodeOpts::elixir().prefix("tls_iex").args(tls_args(&setup.good)));
+        let ez = elixir_atom(&zed.name);
+        assert_eq!(ex.eval(&format!("GenServer.call({{:kv1, {ez}}}, {{:get, :foo}})")).unwrap(), "123");
+
         // erlnode dials a TLS BEAM node: one-shot ping and rpc (data both ways after the handshake)
         let (ok, out, err, _) = oneshot(&epmd, Some(&setup.good), &["ping", a.name()]);
         assert!(ok && out == "pong", "{out} / {err}");
