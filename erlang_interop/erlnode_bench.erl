@@ -4,7 +4,8 @@
 %% Every BEAM node of a benchmark run loads this module (`-pa`). It holds:
 %%
 %% - the load generators a client node runs (`kv_pass/6`, `ingest/4`, `burst_from/5`, `pubsub/6`,
-%%   `idle_cost/2`), each bounded in count and in time and returning plain figures;
+%%   `idle_cost/2`, `connect_times/2`), each bounded in count and in time and returning plain
+%%   figures;
 %% - the pieces a server node runs next to the Elixir KV and PubSub: `bench_sink` (a counting
 %%   process) and `bench_ctl` (starts and stops servers, sends bursts, reports its RSS). The
 %%   Rust host (`erlnode-bench host`) answers the same `bench_ctl` requests, so one driver
@@ -26,7 +27,7 @@
 
 -export([start_server_side/0, start_sink/0, sink/1, ctl_loop/0, burst/5, idle/0]).
 -export([kv/6, kv_pass/6, kv_caller/6, ingest/4, burst_from/5, pubsub/6, sub_spawner/6, subscriber/4,
-         idle_cost/2, rss/0]).
+         idle_cost/2, rss/0, connect_times/2]).
 
 -define(CALL_TIMEOUT, 10000).
 
@@ -149,6 +150,18 @@ kv(Server, Nodes, CallersPerNode, Keys, MaxPerCaller, DurMs) ->
     Elapsed = lists:max([D || {_, _, D, _} <- Results]),
     Lats = lists:sort(lists:append([L || {_, _, _, L} <- Results])),
     {Calls, Elapsed, percentile(Lats, 50), percentile(Lats, 99), Errors}.
+
+%% Sets up a connection to Node K times (net_kernel:connect_node/1, then
+%% erlang:disconnect_node/1), each bounded by net_setuptime.
+%% -> {P50Us, P99Us, Failures}
+connect_times(Node, K) ->
+    Ts = [begin
+              {T, Up} = timer:tc(net_kernel, connect_node, [Node]),
+              erlang:disconnect_node(Node),
+              {T, Up}
+          end || _ <- lists:seq(1, K)],
+    Lats = lists:sort([T || {T, true} <- Ts]),
+    {percentile(Lats, 50), percentile(Lats, 99), length([x || {_, false} <- Ts])}.
 
 %% kv/6 against a fresh KV from bench_ctl Ctl, stopped afterwards.
 %% -> {Calls, ElapsedUs, P50Us, P99Us, Errors, ServerRssAfter}

@@ -44,6 +44,7 @@ impl Host {
         let mut cmd = Command::new(exe);
         cmd.args(["host", "--sname", &sname, "--cookie", DEFAULT_COOKIE, "--epmd-port", &epmd_port.to_string()])
             .args(["--threads", &host_threads().to_string()])
+            .args(tls_optfile().map(|f| format!("--ssl-dist-optfile={}", f.display())))
             .env("RUST_LOG", "warn")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -264,9 +265,55 @@ pub fn client_args() -> Vec<String> {
     std::env::var("ERLNODE_BENCH_CLIENT_ARGS").unwrap_or_default().split_whitespace().map(String::from).collect()
 }
 
-/// Starts a BEAM node with the bench module on its code path.
+static TLS_OPTFILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// The optfile every node of the run uses under `--tls`.
+pub fn tls_optfile() -> Option<&'static Path> {
+    TLS_OPTFILE.get().map(PathBuf::as_path)
+}
+
+/// `--tls`: makes a CA and one node certificate (SAN `DNS:<short host name>`, for server and
+/// client use) with the `openssl` command, and an optfile with mutual authentication, in
+/// `target/bench-cluster/tls`; every node started afterwards uses them.
+pub fn enable_tls() -> Result<(), String> {
+    let dir = crate::harness::repo_root().join("target/bench-cluster/tls");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let p = |f: &str| dir.join(f).to_string_lossy().into_owned();
+    let ext =
+        format!("subjectAltName=DNS:{}\nextendedKeyUsage=serverAuth,clientAuth\n", crate::harness::hostname_short());
+    std::fs::write(dir.join("node.ext"), ext).map_err(|e| e.to_string())?;
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    let (ca_key, ca, key, csr, cert, ext) =
+        (p("ca.key"), p("ca.pem"), p("node.key"), p("node.csr"), p("node.pem"), p("node.ext"));
+    openssl(&format!("req -x509 {ec} -keyout {ca_key} -out {ca} -days 30 -subj /CN=erlnode-bench-CA"))?;
+    openssl(&format!("req {ec} -keyout {key} -out {csr} -subj /CN=erlnode-bench-node"))?;
+    openssl(&format!(
+        "x509 -req -in {csr} -CA {ca} -CAkey {ca_key} -CAcreateserial -out {cert} -days 30 -extfile {ext}"
+    ))?;
+    let s = |f: &str| crate::harness::erlang_string(&p(f));
+    let own =
+        format!("{{certfile, {}}}, {{keyfile, {}}}, {{cacertfile, {}}}", s("node.pem"), s("node.key"), s("ca.pem"));
+    let conf = format!(
+        "[{{server, [{own}, {{verify, verify_peer}}, {{fail_if_no_peer_cert, true}}]}},\n \
+         {{client, [{own}, {{verify, verify_peer}}]}}].\n"
+    );
+    let file = dir.join("dist.conf");
+    std::fs::write(&file, conf).map_err(|e| e.to_string())?;
+    TLS_OPTFILE.set(file).map_err(|_| "TLS enabled twice".to_string())
+}
+
+/// Runs `openssl` with `args` (split at spaces: the paths under target/ have none).
+fn openssl(args: &str) -> Result<(), String> {
+    let out = Command::new("openssl").args(args.split(' ')).output().map_err(|e| format!("openssl: {e}"))?;
+    if out.status.success() { Ok(()) } else { Err(format!("openssl {args}: {}", String::from_utf8_lossy(&out.stderr))) }
+}
+
+/// Starts a BEAM node with the bench module on its code path (and TLS under `--tls`).
 pub fn start_beam(otp: &Otp, epmd: &Epmd, ebin: &Path, opts: NodeOpts) -> Result<BeamNode, String> {
-    let opts = opts.args(["-pa", path_str(ebin)?]);
+    let mut opts = opts.args(["-pa", path_str(ebin)?]);
+    if let Some(f) = tls_optfile() {
+        opts = opts.args(["-proto_dist", "inet_tls", "-ssl_dist_optfile", path_str(f)?]);
+    }
     BeamNode::try_start(otp, epmd, opts).map_err(|e| e.to_string())
 }
 

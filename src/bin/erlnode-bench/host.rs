@@ -17,10 +17,20 @@ use erlnode::{Atom, Dest, Process, Term};
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs the host until stdin closes.
-pub fn run(sname: &str, cookie: &str, epmd_port: u16, hidden: bool, threads: usize) -> Result<(), String> {
+pub fn run(
+    sname: &str,
+    cookie: &str,
+    epmd_port: u16,
+    hidden: bool,
+    threads: usize,
+    ssl_dist_optfile: Option<&std::path::Path>,
+) -> Result<(), String> {
     let rt = erlnode::cli::runtime(threads).map_err(|e| e.to_string())?;
     rt.block_on(async {
-        let config = NodeConfig::new(sname, cookie).epmd_port(epmd_port).hidden(hidden);
+        let mut config = NodeConfig::new(sname, cookie).epmd_port(epmd_port).hidden(hidden);
+        if let Some(f) = ssl_dist_optfile {
+            config = config.tls(erlnode::tls::TlsDist::from_optfile(f).map_err(|e| e.to_string())?);
+        }
         let node = erlnode::services::start_node(config).await.map_err(|e| format!("cannot start: {e}"))?;
         let sink = node.spawn(sink);
         node.register(Atom::new("bench_sink"), &sink);

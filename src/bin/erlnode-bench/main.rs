@@ -52,6 +52,10 @@ struct Cli {
     /// Where the Markdown table goes.
     #[arg(long, default_value = "target/bench-cluster.md")]
     out: std::path::PathBuf,
+    /// Every node, BEAM and erlnode, runs `-proto_dist inet_tls` with certificates made for the
+    /// run by the `openssl` command (`target/bench-cluster/tls`).
+    #[arg(long)]
+    tls: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -70,6 +74,9 @@ enum HostCmd {
         /// Runtime worker threads, as `erlnode serve --threads`.
         #[arg(long, default_value_t = 0)]
         threads: usize,
+        /// `-proto_dist inet_tls` with this `-ssl_dist_optfile`.
+        #[arg(long)]
+        ssl_dist_optfile: Option<std::path::PathBuf>,
     },
 }
 
@@ -90,6 +97,8 @@ enum Scenario {
     Scale,
     /// 7. Phoenix.PubSub: broadcasts into 1000 Elixir subscribers, delivery to 1000 subscribers.
     Phoenix,
+    /// 8. Connection setup: connect + disconnect from a hidden client, over and over.
+    Connect,
 }
 
 /// Sizes and durations of one run.
@@ -137,12 +146,12 @@ struct Run {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(HostCmd::Host { sname, cookie, epmd_port, hidden, threads }) = &cli.host {
+    if let Some(HostCmd::Host { sname, cookie, epmd_port, hidden, threads, ssl_dist_optfile }) = &cli.host {
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_writer(std::io::stderr)
             .init();
-        return match host::run(sname, cookie, *epmd_port, *hidden, *threads) {
+        return match host::run(sname, cookie, *epmd_port, *hidden, *threads, ssl_dist_optfile.as_deref()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("erlnode-bench host: {e}");
@@ -158,6 +167,12 @@ fn main() -> ExitCode {
     if scenarios.contains(&Scenario::Scale) {
         // scale runs the PubSub sizes of scenario 4 too
         scenarios.retain(|s| *s != Scenario::Pubsub);
+    }
+    if cli.tls {
+        if let Err(e) = cluster::enable_tls() {
+            eprintln!("erlnode-bench: --tls: {e}");
+            return ExitCode::FAILURE;
+        }
     }
     let started = Instant::now();
     let load_before = loadavg();
@@ -194,6 +209,7 @@ fn run_all(
             Scenario::Cost => cost(&cluster, run),
             Scenario::Scale => scale(&mut cluster, run),
             Scenario::Phoenix => phoenix::phoenix(&cluster, run),
+            Scenario::Connect => connect(&cluster, run),
             Scenario::All => Ok(()),
         };
         eprintln!("[bench] {s:?} done in {:.1} s", t.elapsed().as_secs_f64());
@@ -228,6 +244,9 @@ fn write_report(
     let host_threads = cluster::host_threads();
     if host_threads != 0 {
         header.push(format!("erlnode hosts with {host_threads} runtime thread(s) (ERLNODE_BENCH_HOST_THREADS)"));
+    }
+    if let Some(f) = cluster::tls_optfile() {
+        header.push(format!("every node runs -proto_dist inet_tls -ssl_dist_optfile {} (--tls)", f.display()));
     }
     let client_args = cluster::client_args();
     if !client_args.is_empty() {
@@ -348,6 +367,36 @@ fn kv(c: &Cluster, run: &mut Run) -> Result<(), String> {
         run.rows.push(row(&name, "server CPU per call", Unit::MicrosF, &s, 4, Goal::None));
         run.rows.push(row(&name, "client node CPU per call", Unit::MicrosF, &s, 5, Goal::None));
     }
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------------
+// 8. Connection setup
+// ------------------------------------------------------------------------------------------
+
+/// Connections set up per pass (each: EPMD lookup, TCP connect, TLS handshake under `--tls`,
+/// distribution handshake; then `erlang:disconnect_node/1`).
+const CONNECTS_PER_PASS: [u32; 2] = [20, 100];
+
+/// `net_kernel:connect_node/1` from a fresh hidden client node (no `global` traffic on the
+/// connection), as the client measures it: p50 and p99 of `CONNECTS_PER_PASS` setups.
+fn connect(c: &Cluster, run: &mut Run) -> Result<(), String> {
+    let opts = harness::NodeOpts::erlang().prefix("bconn").hidden();
+    let client = cluster::start_beam(&c.otp, &c.epmd, &c.ebin, opts)?;
+    let k = CONNECTS_PER_PASS[usize::from(!run.p.quick)];
+    let s = interleave(run.p.passes, |side, warm| {
+        let k = if warm { 5 } else { k };
+        let n = erlang_atom(c.server(side));
+        let r = eval(&client, &format!("erlnode_bench:connect_times({n}, {k})"), 120)?;
+        let v = ints(&r).filter(|v| v.len() == 3).ok_or_else(|| format!("connect gave {r}"))?;
+        if v[2] > 0 {
+            return Err(format!("{} of {k} connections to {} failed", v[2], side_name(side)));
+        }
+        Ok(vec![v[0] as f64, v[1] as f64])
+    })?;
+    let name = format!("8. connection setup{}", if cluster::tls_optfile().is_some() { " (TLS)" } else { "" });
+    run.rows.push(row(&name, "p50 connect", Unit::Micros, &s, 0, Goal::None));
+    run.rows.push(row(&name, "p99 connect", Unit::Micros, &s, 1, Goal::None));
     Ok(())
 }
 
