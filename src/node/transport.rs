@@ -232,3 +232,20 @@ pub(crate) enum DistWrite {
 }
 
 delegate_write!(DistWrite);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tls_record_is_told_from_a_handshake_frame() {
+        // an alert (what OTP's ssl answers a plain 'N' with) and a ClientHello
+        assert!(looks_like_tls(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x0a]));
+        assert!(looks_like_tls(&[0x16, 0x03, 0x01, 0x02, 0x00]));
+        // plain distribution: a 2-byte length, then 's' (status) or 'N'
+        assert!(!looks_like_tls(&[0x00, 0x03, b's', b'o', b'k']));
+        assert!(!looks_like_tls(&[0x15]));
+        assert_eq!(Transport::Tcp.framing(), Framing::Tcp);
+        assert_eq!(Transport::Tcp.name(), "inet_tcp");
+    }
+}

@@ -252,3 +252,41 @@ impl ServerCertVerifier for AnyServer {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        TlsDist::from_options(&optfile::parse(text).unwrap()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn incomplete_configurations_are_refused_at_start() {
+        // checked before any file is read
+        assert_eq!(err("[]."), "server: certfile is required");
+        let server = "{server, [{certfile, \"/nonexistent/node.pem\"}]}";
+        let missing = err(&format!("[{server}]."));
+        assert!(missing.starts_with("server: /nonexistent/node.pem: "), "{missing}");
+        // a client verifies by default, so it needs a CA
+        assert_eq!(
+            client_config(&SideOptions::default()).unwrap_err().to_string(),
+            "client: verify_peer needs cacertfile"
+        );
+        let keyless =
+            SideOptions { verify: Some(Verify::None), keyfile: Some(PathBuf::from("/k")), ..SideOptions::default() };
+        assert_eq!(client_config(&keyless).unwrap_err().to_string(), "client: keyfile without certfile");
+        let no_verify = SideOptions { verify: Some(Verify::None), ..SideOptions::default() };
+        assert!(client_config(&no_verify).is_ok());
+    }
+
+    #[test]
+    fn versions_are_offered_as_asked() {
+        let o = |v: Option<Vec<TlsVersion>>| SideOptions { versions: v, ..SideOptions::default() };
+        let got = |v| versions(&o(v)).iter().map(|x| x.version).collect::<Vec<_>>();
+        use rustls::ProtocolVersion::{TLSv1_2, TLSv1_3};
+        assert_eq!(got(None), vec![TLSv1_3, TLSv1_2]);
+        assert_eq!(got(Some(vec![TlsVersion::Tls12])), vec![TLSv1_2]);
+        assert_eq!(got(Some(vec![TlsVersion::Tls13, TlsVersion::Tls13])), vec![TLSv1_3]);
+    }
+}

@@ -353,7 +353,7 @@ type SpawnRequest = (Command, mpsc::Sender<io::Result<Child>>);
 /// Spawns `cmd` in its own process group with `PR_SET_PDEATHSIG = SIGKILL`. The death
 /// signal fires when the *thread* that forked exits, so all children are forked by one
 /// spawner thread that lives as long as the process.
-fn spawn_guarded(mut cmd: Command) -> io::Result<Child> {
+pub fn spawn_guarded(mut cmd: Command) -> io::Result<Child> {
     static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
     let tx = SPAWNER.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<SpawnRequest>();

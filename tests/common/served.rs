@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::common::{DEFAULT_COOKIE, hostname_short, unique_name, wait_until};
+use crate::common::{DEFAULT_COOKIE, hostname_short, spawn_guarded, unique_name, wait_until};
 
 /// How long `serve` may take to come up or to stop.
 const T: Duration = Duration::from_secs(20);
@@ -25,7 +25,8 @@ pub fn erlnode(epmd_port: u16) -> Command {
     c
 }
 
-/// `erlnode serve` in the background; killed on drop. Collects its stdout and stderr lines.
+/// `erlnode serve` in the background; killed on drop, and with the test process. Collects its
+/// stdout and stderr lines.
 pub struct Served {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
@@ -36,13 +37,13 @@ pub struct Served {
 impl Served {
     pub fn start(epmd_port: u16, extra: &[&str]) -> Served {
         let alive = unique_name("zed");
-        let mut child = erlnode(epmd_port)
-            .args(["serve", "--sname", &alive, "--cookie", DEFAULT_COOKIE])
+        let mut cmd = erlnode(epmd_port);
+        cmd.args(["serve", "--sname", &alive, "--cookie", DEFAULT_COOKIE])
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("serve starts");
+            .stderr(Stdio::piped());
+        // killed with the test process even if it is SIGKILLed (no Drop then)
+        let mut child = spawn_guarded(cmd).expect("serve starts");
         let lines = Arc::new(Mutex::new(Vec::new()));
         for pipe in [
             child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),

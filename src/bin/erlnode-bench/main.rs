@@ -1,7 +1,7 @@
 //! `erlnode-bench`: erlnode against BEAM itself, side by side, in one run.
 //!
 //! ```text
-//! scripts/bench [--quick] [all|kv|ingest|sends|pubsub|cost|scale|phoenix]...
+//! scripts/bench [--quick] [--tls] [all|kv|ingest|sends|pubsub|cost|scale|phoenix|connect]...
 //! cargo run --release --bin erlnode-bench -- --quick all     (build erlnode too: scripts/bench does)
 //! ```
 //!
