@@ -319,6 +319,33 @@ fn refusals_are_logged_and_leave_other_connections_alone() {
     });
 }
 
+/// A "node" registered in EPMD that accepts connections and never answers: erlnode's TLS
+/// client gives up at the setup deadline, says so, and the one-shot command fails.
+#[test]
+fn a_stalled_tls_server_is_given_up_on() {
+    let setup = Setup::new();
+    // no BEAM node takes part: one OTP's EPMD will do
+    let otp = otp_versions().into_iter().next().expect("an OTP version");
+    let epmd = Epmd::start(&otp);
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let alive = unique_name("silent");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let _registration = rt
+        .block_on(erlnode::epmd::client::register(("127.0.0.1", epmd.port()), &alive, port, false))
+        .expect("registered");
+    // hold every connection open, saying nothing
+    std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().map_while(Result::ok).collect();
+        drop(held);
+    });
+    let silent = format!("{alive}@{}", hostname_short());
+    let (ok, out, err, took) = oneshot(&epmd, Some(&setup.good), &["ping", &silent]);
+    assert!(!ok && out == "pang", "{out} / {err}");
+    assert!(err.contains("WARN") && err.contains("did not finish within 7s"), "{err}");
+    assert!(took < REFUSAL_BOUND, "{took:?}");
+}
+
 /// The port `name` listens on, from EPMD.
 fn erlnode_port(epmd: &Epmd, name: &str) -> u16 {
     let alive = name.split('@').next().unwrap();

@@ -412,10 +412,15 @@ impl Distribution {
             .map_err(|_| ConnectError::Timeout)?
             .map_err(ConnectError::Io)?;
         let _ = stream.set_nodelay(true);
-        let stream = tokio::time::timeout(NET_SETUPTIME, self.config.transport.connect(stream, &name.host))
-            .await
-            .map_err(|_| ConnectError::Timeout)?
-            .map_err(ConnectError::Tls)?;
+        let stream = match tokio::time::timeout(NET_SETUPTIME, self.config.transport.connect(stream, &name.host)).await
+        {
+            Ok(s) => s.map_err(ConnectError::Tls)?,
+            Err(_) => {
+                let why = format!("TLS handshake with {} ({addr}) did not finish within {NET_SETUPTIME:?}", name.host);
+                super::transport::refusal(&why);
+                return Err(ConnectError::Tls(why));
+            }
+        };
         let hs = Handshake::initiator(self.config.local.clone(), peer.clone(), rand::random())
             .map_err(|e| ConnectError::Handshake(e.to_string()))?
             .with_framing(self.config.transport.framing());
