@@ -340,8 +340,11 @@ fn a_stalled_tls_server_is_given_up_on() {
         drop(held);
     });
     let silent = format!("{alive}@{}", hostname_short());
-    let (ok, out, err, took) = oneshot(&epmd, Some(&setup.good), &["ping", &silent]);
-    assert!(!ok && out == "pang", "{out} / {err}");
+    // `call` waits for the connection attempt to end (ping's own 7 s reply timeout would race
+    // the 7 s setup deadline)
+    let (ok, out, err, took) = oneshot(&epmd, Some(&setup.good), &["call", &format!("{{kv1, '{silent}'}}"), "keys"]);
+    assert!(!ok && out.is_empty(), "{out} / {err}");
+    assert!(err.contains(&format!("cannot connect to {silent}")), "{err}");
     assert!(err.contains("WARN") && err.contains("did not finish within 7s"), "{err}");
     assert!(took < REFUSAL_BOUND, "{took:?}");
 }
