@@ -137,10 +137,11 @@ defmodule ErlnodePeer.Cluster do
     ErlnodePeer.start_cluster(topologies)
   end
 
-  @doc "The connect MFA: records the dial, then connects as libcluster's default does."
+  @doc "The connect MFA: connects as libcluster's default does, then records the dial."
   def record_connect(node) do
+    connected = :net_kernel.connect_node(node)
     :ets.insert(:erlnode_dials, {node})
-    :net_kernel.connect_node(node)
+    connected
   end
 
   @doc "A connect MFA that dials nobody (and says it did)."
