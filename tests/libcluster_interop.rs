@@ -7,6 +7,8 @@
 //! its own per test.
 
 mod common;
+#[path = "common/served.rs"]
+mod served;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
@@ -18,6 +20,7 @@ use erlnode::ecosystem::libcluster::packet::{self, Secret};
 use erlnode::ecosystem::libcluster::{self, DEFAULT_MULTICAST_ADDR, Gossip, GossipConfig};
 use erlnode::node::NodeConfig;
 use erlnode::term::Atom;
+use served::Served;
 
 const T: Duration = Duration::from_secs(30);
 const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
@@ -228,21 +231,15 @@ fn serve_gossip_joins_a_libcluster_cluster() {
         let port = free_udp_port();
         let a = libs.start_elixir(&otp, &epmd, libs.elixir_node().prefix("serve_a"));
         assert_eq!(eval(&a, &format!("ErlnodePeer.Cluster.gossip({})", ex_gossip(port, Some("s")))), ":ok");
-        let alive = unique_name("zed");
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_erlnode"))
-            .args(["serve", "--sname", &alive, "--cookie", DEFAULT_COOKIE, "--gossip"])
-            .args(["--gossip-port", &port.to_string(), "--gossip-if", "127.0.0.1", "--gossip-secret", "s"])
-            .env("ERL_EPMD_PORT", epmd.port().to_string())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("erlnode serve starts");
-        let zed = elixir_atom(&format!("{alive}@{}", hostname_short()));
+        let port = port.to_string();
+        let zed = Served::start(
+            epmd.port(),
+            &["--gossip", "--gossip-port", &port, "--gossip-if", "127.0.0.1", "--gossip-secret", "s"],
+        );
+        let zed = elixir_atom(&zed.name);
         let joined = wait_until_async(T, async || eval(&a, &format!("{zed} in Node.list()")) == "true").await;
-        let set = joined.then(|| eval(&a, &format!("GenServer.call({{:kv1, {zed}}}, {{:set, :k, 1}})")));
-        let _ = child.kill();
-        let _ = child.wait();
         assert!(joined, "erlnode serve --gossip joined A's cluster");
+        let set = Some(eval(&a, &format!("GenServer.call({{:kv1, {zed}}}, {{:set, :k, 1}})")));
         assert_eq!(set.as_deref(), Some("true"), "A calls the KV of the node it found");
     });
 }

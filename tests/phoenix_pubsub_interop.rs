@@ -276,6 +276,16 @@ fn nodes_join_leave_and_die_and_the_pool_follows_the_cluster() {
     });
 }
 
+/// Kills a child process (by pid) when the test ends, however it ends.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on a pid; at worst the child is gone already (ESRCH).
+        unsafe { libc::kill(self.0 as libc::pid_t, libc::SIGKILL) };
+    }
+}
+
 /// `erlnode` with the test's EPMD, cookie and no log noise.
 fn erlnode_cmd(epmd: &Epmd) -> std::process::Command {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_erlnode"));
@@ -294,13 +304,14 @@ fn the_cli_tails_a_topic_and_broadcasts_into_it() {
         assert_eq!(eval(&b, &format!("Node.connect({})", elixir_atom(a.name()))), "true");
         eval(&b, "cb = ErlnodePeer.collector(MyApp.PubSub, \"room:cli\")");
 
-        let mut tail = erlnode_cmd(&epmd)
-            .args(["--elixir", "pubsub", "subscribe", "--server", "MyApp.PubSub", "--connect", a.name()])
+        let mut tail = erlnode_cmd(&epmd);
+        tail.args(["--elixir", "pubsub", "subscribe", "--server", "MyApp.PubSub", "--connect", a.name()])
             .args(["--count", "4", "room:cli"])
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("erlnode pubsub subscribe starts");
+            .stderr(std::process::Stdio::piped());
+        // killed with the test process, even one that panics before the tailer is done
+        let mut tail = spawn_guarded(tail).expect("erlnode pubsub subscribe starts");
+        let reap = KillOnDrop(tail.id());
         let mut err = BufReader::new(tail.stderr.take().expect("stderr"));
         let mut line = String::new();
         err.read_line(&mut line).expect("a line on stderr");
@@ -325,6 +336,7 @@ fn the_cli_tails_a_topic_and_broadcasts_into_it() {
         assert!(sent.status.success(), "broadcast failed: {}", String::from_utf8_lossy(&sent.stderr));
         eval(&b, "Phoenix.PubSub.broadcast(MyApp.PubSub, \"room:cli\", :bye)");
         let out = tail.wait_with_output().expect("the tailer exits");
+        std::mem::forget(reap); // reaped: its pid is no longer ours to kill
         assert!(out.status.success(), "the tailer exits 0 after 4 messages");
         let lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
         assert_eq!(lines, ["%{from: :b, n: 1}", "{:from_a, \"hi\"}", "-1", ":bye"]);
