@@ -236,6 +236,17 @@ fn introspection_through_rpc() {
             .await,
             "{\"25\",true,true,true}"
         );
+        // observer's System tab shows each count as a percentage of its limit
+        let limits = "[atom_limit, process_limit, port_limit, ets_limit]";
+        assert_eq!(
+            ev(format!(
+                "SL = rpc:call({r}, observer_backend, sys_info, []), \
+                 [K || K <- {limits}, not (proplists:get_value(K, SL) > 0)]"
+            ))
+            .await,
+            "[]",
+            "a limit observer divides by is not positive"
+        );
         let procs = "begin Me = self(), B = spawn_link(R, observer_backend, procs_info, [Me]), \
                      receive {procs_info, B, L} -> lists:keyfind(kv1, 5, L) end end"
             .replace("R,", &format!("{r},"));

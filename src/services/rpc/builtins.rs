@@ -204,7 +204,12 @@ pub fn system_info_item(node: &Node, item: &str) -> Option<Term> {
         "multi_scheduling" => Term::atom("enabled"),
         "smp_support" | "threads" | "kernel_poll" => Term::atom("true"),
         "thread_pool_size" | "atom_count" | "port_count" | "ets_count" => Term::Int(0),
-        "atom_limit" | "port_limit" | "ets_limit" => Term::Int(0),
+        // erlnode has no ports or ETS tables and takes any atom a peer sends; the limits are
+        // BEAM's defaults, since observer's System tab divides each count by its limit (a 0
+        // crashed it: `badarith` in `observer_sys_wx:get_limit_count_info/2`, OTP 25)
+        "atom_limit" => Term::Int(1_048_576),
+        "port_limit" => Term::Int(65_536),
+        "ets_limit" => Term::Int(8_192),
         "dist_buf_busy_limit" => Term::Int(1024 * 1024),
         "alloc_util_allocators" => Term::nil(),
         "creation" => Term::Int(node.creation() as i64),
