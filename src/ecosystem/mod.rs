@@ -6,6 +6,7 @@
 //!   ──────────────────────────────────────────────────────────────────────────────
 //!   ecosystem:  phoenix_pubsub (Phoenix.PubSub 2.x, PG2 adapter, over pg)
 //!               libcluster     (Cluster.Strategy.Gossip: UDP multicast discovery)
+//!               syn            (syn 3.4.1 scopes: registry and process groups)
 //!   ──────────────────────────────────────────────────────────────────────────────
 //!   services:   net_kernel, global, pg, rex          gen_server behaviour
 //!   node:       processes, names, links, monitors, routing
@@ -18,3 +19,4 @@
 
 pub mod libcluster;
 pub mod phoenix_pubsub;
+pub mod syn;
