@@ -23,17 +23,15 @@ const T: Duration = Duration::from_secs(30);
 
 async fn rust_node(epmd: &Epmd) -> Node {
     let config = NodeConfig::new(unique_name("rusty"), DEFAULT_COOKIE).epmd_port(epmd.port());
-    Node::start(config).await.expect("rust node starts")
+    erlnode::services::start_node(config).await.expect("rust node starts")
 }
 
 /// An Elixir node with syn running the scope `users`.
 fn ex_node(otp: &Otp, epmd: &Epmd, libs: &PeerLibs, prefix: &str) -> BeamNode {
-    let n = BeamNode::start(otp, epmd, libs.elixir_node().prefix(prefix));
-    for helper in ["erlang_interop/ecosystem_peer.ex", "erlang_interop/syn_peer.ex"] {
-        let helper = repo_root().join(helper);
-        let helper = elixir_string(helper.to_str().expect("UTF-8 path"));
-        eval(&n, &format!("Code.compile_file({helper}) |> length()"));
-    }
+    let n = libs.start_elixir(otp, epmd, libs.elixir_node().prefix(prefix));
+    let helper = repo_root().join("erlang_interop/syn_peer.ex");
+    let helper = elixir_string(helper.to_str().expect("UTF-8 path"));
+    eval(&n, &format!("Code.compile_file({helper}) |> length()"));
     assert_eq!(eval(&n, "SynPeer.start([:users])"), ":ok");
     n
 }
@@ -306,5 +304,82 @@ fn a_name_registered_on_both_sides_of_a_partition_is_resolved_as_syn_does() {
         })
         .await;
         assert!(node.is_alive(&r_wins));
+    });
+}
+
+/// `erlnode ARGS...` against `epmd`, with the test cookie; (stdout, stderr, success).
+fn erlnode_cmd(epmd: &Epmd, args: &[&str]) -> (String, String, bool) {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_erlnode"))
+        .args(["--cookie", DEFAULT_COOKIE])
+        .args(args)
+        .env("ERL_EPMD_PORT", epmd.port().to_string())
+        .output()
+        .expect("erlnode runs");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
+    (text(&o.stdout), text(&o.stderr), o.status.success())
+}
+
+#[test]
+fn serve_syn_registers_the_served_names_and_one_shots_call_via_syn() {
+    for_each_otp_async(|otp| async move {
+        let libs = PeerLibs::get(&otp);
+        let epmd = Epmd::start(&otp);
+        let a = ex_node(&otp, &epmd, &libs, "syn_s");
+        let alive = unique_name("zed");
+        let zed_name = format!("{alive}@{}", hostname_short());
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_erlnode"))
+            .args(["serve", "--sname", &alive, "--cookie", DEFAULT_COOKIE, "--syn", "users", "--syn", "other"])
+            .args(["--connect", a.name()])
+            .env("ERL_EPMD_PORT", epmd.port().to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("erlnode serve starts");
+        let zed = elixir_atom(&zed_name);
+        let seen = wait_until_async(T, async || {
+            eval(&a, ":syn.lookup(:users, :kv1) |> then(fn {pid, :undefined} -> node(pid); x -> x end)") == zed
+                && eval(&a, ":syn.lookup(:users, :ps1) != :undefined") == "true"
+        })
+        .await;
+        if !seen {
+            let _ = child.kill();
+            panic!("A never saw kv1 and ps1 of erlnode serve --syn users");
+        }
+        // iex: the served KV through syn
+        assert_eq!(eval(&a, "GenServer.call({:via, :syn, {:users, :kv1}}, {:set, :k, 1})"), "true");
+        // one-shots: resolved through A (syn's own whereis_name) or through erlnode serve
+        for via in [a.name(), zed_name.as_str()] {
+            let (out, err, ok) =
+                erlnode_cmd(&epmd, &["call", "{via, syn, {users, kv1}}", "{get, k}", "--connect", via]);
+            assert_eq!((out.as_str(), ok), ("1", true), "through {via}: {err}");
+        }
+        let (_, err, ok) =
+            erlnode_cmd(&epmd, &["cast", "{via, syn, {users, kv1}}", "{set, j, 2}", "--connect", a.name()]);
+        assert!(ok, "{err}");
+        let (out, _, _) = erlnode_cmd(&epmd, &["call", "{via, syn, {users, kv1}}", "{get, j}", "--connect", &zed_name]);
+        assert_eq!(out, "2");
+        eval(&a, "SynPeer.echo(:users, :ex_echo, nil)");
+        let (out, err, _) = erlnode_cmd(
+            &epmd,
+            &["--elixir", "call", "{:via, :syn, {:users, :ex_echo}}", ":hi", "--connect", &zed_name],
+        );
+        assert_eq!(out, format!("{{:echo, {}, :hi}}", elixir_atom(a.name())), "{err}");
+        eval(&a, "Process.register(self(), :inbox); :syn.register(:users, :inbox, self())");
+        let (_, err, ok) =
+            erlnode_cmd(&epmd, &["send", "{via, syn, {users, inbox}}", "{msg, yo}", "--connect", a.name()]);
+        assert!(ok, "{err}");
+        assert_eq!(eval(&a, "receive do m -> m after 5000 -> :timeout end"), "{:msg, :yo}");
+        let (_, err, ok) = erlnode_cmd(&epmd, &["call", "{via, syn, {users, nobody}}", "x", "--connect", a.name()]);
+        assert!(!ok && err.contains("no process is registered in syn as {users,nobody}"), "{err}");
+        let (_, err, ok) = erlnode_cmd(&epmd, &["call", "{via, syn, {nosuchscope, kv1}}", "x", "--connect", &zed_name]);
+        assert!(!ok && err.contains("invalid_scope"), "{err}");
+        let (out, err, _) =
+            erlnode_cmd(&epmd, &["call", "{via, syn, {other, kv1}}", "{get, k}", "--connect", &zed_name]);
+        assert_eq!(out, "1", "kv1 is in the second scope too: {err}");
+        // killed: A purges erlnode's names
+        let _ = child.kill();
+        let _ = child.wait();
+        eventually("A purged the killed erlnode's names", || eval(&a, ":syn.lookup(:users, :kv1)") == ":undefined")
+            .await;
     });
 }

@@ -21,6 +21,9 @@ pub struct ServeArgs {
     /// Start a PubSub server registered globally under NAME (repeatable).
     #[arg(long = "pubsub", value_name = "NAME")]
     pub pubsub: Vec<String>,
+    /// Join this syn scope and register the served names in it too (repeatable).
+    #[arg(long = "syn", value_name = "SCOPE")]
+    pub syn: Vec<String>,
     /// Run as a hidden node.
     #[arg(long)]
     pub hidden: bool,
@@ -79,6 +82,20 @@ pub(super) async fn run(args: ServeArgs, opts: NodeOpts) -> Result<(), String> {
     let kvs: Vec<&str> = kvs.iter().map(String::as_str).collect();
     let pss: Vec<&str> = pss.iter().map(String::as_str).collect();
     let names = crate::apps::start_servers(&node, &kvs, &pss).await?;
+    let mut scopes = Vec::new();
+    for scope in &args.syn {
+        let syn =
+            crate::ecosystem::syn::Syn::join(&node, scope).await.map_err(|e| format!("syn scope {scope}: {e}"))?;
+        for (name, pid) in &names {
+            syn.register(crate::term::Term::Atom(name.clone()), pid, crate::term::Term::atom("undefined"))
+                .await
+                .map_err(|e| format!("registering {} in syn scope {scope}: {e}", name.as_str()))?;
+        }
+        scopes.push(syn);
+    }
+    if !scopes.is_empty() {
+        crate::ecosystem::syn::serve_rpc(&node);
+    }
     let _gossip = match args.gossip.gossip {
         false => None,
         true => {

@@ -457,6 +457,43 @@ async fn collect_multi_call(
     (replies, bad)
 }
 
+/// Answers `syn:whereis_name/1` and `syn:lookup/2` over rpc for the scopes this node has
+/// joined (as a BEAM node running syn does), so that a caller can resolve
+/// `{via, syn, {Scope, Name}}` through an erlnode (`erlnode call --connect`). A scope this node
+/// has not joined raises `{invalid_scope, Scope}`, as syn does.
+pub fn serve_rpc(node: &Node) {
+    fn scope_and_name(args: &[Term]) -> Option<(Atom, Term)> {
+        match args {
+            [Term::Tuple(t)] => match t.as_slice() {
+                [Term::Atom(s), name] | [Term::Atom(s), name, _] => Some((s.clone(), name.clone())),
+                _ => None,
+            },
+            [Term::Atom(s), name] => Some((s.clone(), name.clone())),
+            _ => None,
+        }
+    }
+    for (function, arity) in [("whereis_name", 1), ("lookup", 2)] {
+        let joined = node.extension_or_insert_with(Joined::default);
+        node.rpc().register("syn", function, arity, move |args| {
+            let joined = joined.clone();
+            async move {
+                let Some((scope, name)) = scope_and_name(&args) else {
+                    return Err(crate::services::rpc::RpcError::error(Term::atom("function_clause")));
+                };
+                let Some(syn) = joined.0.lock().await.get(&scope).cloned() else {
+                    let reason = Term::Tuple(vec![Term::atom("invalid_scope"), Term::Atom(scope)]);
+                    return Err(crate::services::rpc::RpcError::error(reason));
+                };
+                Ok(match (arity, syn.lookup(&name)) {
+                    (_, None) => Term::atom("undefined"),
+                    (1, Some((pid, _))) => Term::Pid(pid),
+                    (_, Some((pid, meta))) => Term::Tuple(vec![Term::Pid(pid), meta]),
+                })
+            }
+        });
+    }
+}
+
 /// Answers a `syn:multi_call/4` from a member process (`syn:multi_call_reply/2`).
 pub fn multi_call_reply(p: &Process, call: &MultiCall, reply: Term) {
     let (to, msg) = call.reply(reply);
