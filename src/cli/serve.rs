@@ -24,6 +24,10 @@ pub struct ServeArgs {
     /// Join this syn scope and register the served names in it too (repeatable).
     #[arg(long = "syn", value_name = "SCOPE")]
     pub syn: Vec<String>,
+    /// Start a GenStage producer registered as NAME that emits 0, 1, 2, ... strictly on
+    /// demand (the Counter of GenStage's docs).
+    #[arg(long = "counter-stage", value_name = "NAME")]
+    pub counter_stage: Option<String>,
     /// Run as a hidden node.
     #[arg(long)]
     pub hidden: bool,
@@ -95,6 +99,16 @@ pub(super) async fn run(args: ServeArgs, opts: NodeOpts) -> Result<(), String> {
     }
     if !scopes.is_empty() {
         crate::ecosystem::syn::serve_rpc(&node);
+    }
+    if let Some(name) = &args.counter_stage {
+        let atom = Atom::try_new(name).map_err(|e| e.to_string())?;
+        let mut next = 0i64;
+        crate::ecosystem::gen_stage::Producer::start(&node, Some(atom), move |demand| {
+            let events = (next..next.saturating_add(demand as i64)).map(crate::term::Term::Int).collect();
+            next = next.saturating_add(demand as i64);
+            events
+        })
+        .map_err(|e| format!("--counter-stage {name}: {e}"))?;
     }
     let _gossip = match args.gossip.gossip {
         false => None,
