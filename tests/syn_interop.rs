@@ -167,7 +167,7 @@ fn rust_names_and_groups_are_seen_and_called_from_two_beam_nodes() {
         assert_eq!(parse_elixir(&mc).unwrap(), Term::Tuple(vec![Term::List(want_mc), Term::nil()]), "{mc}");
         // Rust publishes and multi-calls the group
         assert_eq!(syn.publish(&Term::binary("room"), Term::atom("from_rust")), 2);
-        assert_eq!(eval(&a, "ErlnodePeer.got(ma)"), "[:hello_room, :from_rust]");
+        assert_eq!(eval(&a, "ErlnodePeer.wait_got(ma, 2)"), "[:hello_room, :from_rust]");
         let (mut replies, bad) = syn.multi_call(&Term::binary("room"), Term::atom("ping"), T).await;
         replies.sort_by(|x, y| x.1.cmp(&y.1));
         assert!(bad.is_empty());
