@@ -1,7 +1,8 @@
 //! GenStage between erlnode and real Elixir nodes running gen_stage 1.3.2 (from `../shared/peers`,
 //! built per OTP by the harness): a Rust producer feeding an Elixir GenStage consumer 10,000
 //! events in order and never more than asked; a Rust consumer draining an Elixir producer with
-//! max_demand/min_demand; either side dying mid-stream; hostile asks.
+//! max_demand/min_demand; either side dying mid-stream; hostile asks; messages pushed into a
+//! Broadway pipeline (broadway 1.3.0, `Broadway.DummyProducer`) and their acknowledgements.
 
 mod common;
 
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use common::peers::PeerLibs;
 use common::*;
+use erlnode::ecosystem::broadway;
 use erlnode::ecosystem::gen_stage::{self, CancelMode, ConsumerOpts, Producer};
 use erlnode::node::NodeConfig;
 use erlnode::term::{Atom, Term, parse_elixir};
@@ -130,5 +132,35 @@ fn a_rust_consumer_drains_an_elixir_producer_and_follows_its_death() {
         while tokio::time::timeout(T, c2.events.recv()).await.expect("the consumer ends").is_some() {}
         let reason = tokio::time::timeout(T, c2.exit).await.unwrap().unwrap();
         assert_eq!(reason, Term::atom("normal"));
+    });
+}
+
+#[test]
+fn rust_pushes_messages_into_a_broadway_pipeline_and_gets_the_acks() {
+    for_each_otp_async(|otp| async move {
+        let libs = PeerLibs::get(&otp);
+        let epmd = Epmd::start(&otp);
+        let a = ex_node(&otp, &epmd, &libs);
+        let helper = repo_root().join("erlang_interop/broadway_peer.ex");
+        eval(&a, &format!("Code.compile_file({}) |> length()", elixir_string(helper.to_str().unwrap())));
+        assert_eq!(eval(&a, "BroadwayPeer.start()"), ":ok");
+        let node = rust_node(&epmd).await;
+        let ea = Atom::new(a.name());
+        assert!(node.connect(&ea).await);
+        let data: Vec<Term> = (0..100)
+            .map(|i| if i % 10 == 3 { Term::Tuple(vec![Term::atom("fail"), Term::Int(i)]) } else { Term::Int(i) })
+            .collect();
+        let acks = broadway::push(&node, &ea, "BroadwayPeer", data, T).await.unwrap();
+        let mut ok: Vec<Term> = acks.successful.iter().map(|m| m.data.clone()).collect();
+        ok.sort();
+        let want: Vec<Term> =
+            (0..100).filter(|i| i % 10 != 3).map(|i| Term::Tuple(vec![Term::atom("done"), Term::Int(i)])).collect();
+        assert_eq!(ok, want, "every successful message, processed");
+        assert!(acks.successful.iter().all(|m| m.status.is_atom("ok")));
+        assert_eq!(acks.failed.len(), 10);
+        assert!(acks.failed.iter().all(|m| m.status == parse_elixir("{:failed, :boom}").unwrap()), "{:?}", acks.failed);
+        // no such pipeline: the call fails as GenServer.call would
+        let err = broadway::push(&node, &ea, "NoSuchPipeline", vec![Term::Int(1)], T).await.unwrap_err();
+        assert!(matches!(err, broadway::BroadwayError::Call(_)), "{err:?}");
     });
 }

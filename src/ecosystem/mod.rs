@@ -8,6 +8,7 @@
 //!               libcluster     (Cluster.Strategy.Gossip: UDP multicast discovery)
 //!               syn            (syn 3.4.1 scopes: registry and process groups)
 //!               gen_stage      (GenStage 1.3 producers and consumers, demand-driven)
+//!               broadway       (Broadway 1.3: push messages, receive acknowledgements)
 //!   ──────────────────────────────────────────────────────────────────────────────
 //!   services:   net_kernel, global, pg, rex          gen_server behaviour
 //!   node:       processes, names, links, monitors, routing
@@ -18,6 +19,7 @@
 //! The libraries themselves run only on the BEAM nodes; erlnode implements their protocol,
 //! not their code.
 
+pub mod broadway;
 pub mod gen_stage;
 pub mod libcluster;
 pub mod phoenix_pubsub;
