@@ -320,7 +320,7 @@ fn erlnode_cmd(epmd: &Epmd, args: &[&str]) -> (String, String, bool) {
 }
 
 #[test]
-fn serve_syn_registers_the_served_names_and_one_shots_call_via_syn() {
+fn serve_syn_registers_the_served_names_and_one_shots_call_via_syn_and_serves_a_counter_stage() {
     for_each_otp_async(|otp| async move {
         let libs = PeerLibs::get(&otp);
         let epmd = Epmd::start(&otp);
@@ -329,6 +329,7 @@ fn serve_syn_registers_the_served_names_and_one_shots_call_via_syn() {
         let zed_name = format!("{alive}@{}", hostname_short());
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_erlnode"))
             .args(["serve", "--sname", &alive, "--cookie", DEFAULT_COOKIE, "--syn", "users", "--syn", "other"])
+            .args(["--counter-stage", "counter"])
             .args(["--connect", a.name()])
             .env("ERL_EPMD_PORT", epmd.port().to_string())
             .stdout(std::process::Stdio::null())
@@ -376,6 +377,11 @@ fn serve_syn_registers_the_served_names_and_one_shots_call_via_syn() {
         let (out, err, _) =
             erlnode_cmd(&epmd, &["call", "{via, syn, {other, kv1}}", "{get, k}", "--connect", &zed_name]);
         assert_eq!(out, "1", "kv1 is in the second scope too: {err}");
+        // --counter-stage: the Counter of GenStage's docs, streamed from iex
+        let stream = format!(
+            "{{:ok, _}} = Application.ensure_all_started(:gen_stage); GenStage.stream([{{{{:counter, {zed}}}, max_demand: 10}}]) |> Enum.take(5)"
+        );
+        assert_eq!(eval(&a, &stream), "[0, 1, 2, 3, 4]");
         // killed: A purges erlnode's names
         let _ = child.kill();
         let _ = child.wait();
