@@ -22,11 +22,11 @@ defmodule GenStagePeer do
     pid
   end
 
-  @doc "Starts (unlinked) a Collector subscribed to `to` with `opts`; watched for `exit_reason/1`."
+  @doc "Starts (unlinked) a Collector subscribed to `to` with `opts`; watched (`ExitWatch.exit_reason/1`)."
   def collector(to, opts) do
     {:ok, c} = GenStage.start(GenStagePeer.Collector, [])
     {:ok, _} = GenStage.sync_subscribe(c, [to: to] ++ opts)
-    watch(c)
+    ExitWatch.watch(c)
     c
   end
 
@@ -39,33 +39,6 @@ defmodule GenStagePeer do
       length(got) >= n -> Enum.take(got, n)
       System.monotonic_time(:millisecond) > deadline -> {:timeout, length(got)}
       true -> Process.sleep(10) && events(c, n, deadline)
-    end
-  end
-
-  defp watch(pid) do
-    w = spawn(fn ->
-      ref = Process.monitor(pid)
-      receive do
-        {:DOWN, ^ref, :process, ^pid, reason} -> answer(reason)
-      end
-    end)
-    :persistent_term.put({GenStagePeer, pid}, w)
-  end
-
-  defp answer(reason) do
-    receive do
-      {:reason, from} -> send(from, {:reason, reason}) && answer(reason)
-    end
-  end
-
-  @doc "How a watched process ended (waits up to 20 s, else :still_alive)."
-  def exit_reason(pid) do
-    send(:persistent_term.get({GenStagePeer, pid}), {:reason, self()})
-
-    receive do
-      {:reason, reason} -> reason
-    after
-      20000 -> :still_alive
     end
   end
 

@@ -31,36 +31,11 @@ defmodule SynPeer do
     end
   end
 
-  @doc "A process registered as `name` that just waits, watched so that `exit_reason/1` can tell how it ended."
+  @doc "A process registered as `name` that just waits, watched (`ExitWatch.exit_reason/1`)."
   def holder(scope, name, meta) do
-    pid = spawn(fn -> keep([]) end)
-    watcher = spawn(fn -> watch(Process.monitor(pid), pid) end)
-    :persistent_term.put({SynPeer, pid}, watcher)
+    pid = ExitWatch.watch(spawn(fn -> keep([]) end))
     :ok = :syn.register(scope, name, pid, meta)
     pid
-  end
-
-  defp watch(ref, pid) do
-    receive do
-      {:DOWN, ^ref, :process, ^pid, reason} -> answer(reason)
-    end
-  end
-
-  defp answer(reason) do
-    receive do
-      {:reason, from} -> send(from, {:reason, reason}) && answer(reason)
-    end
-  end
-
-  @doc "The exit reason of a `holder` once it is dead (waits up to 20 s, else :still_alive)."
-  def exit_reason(pid) do
-    send(:persistent_term.get({SynPeer, pid}), {:reason, self()})
-
-    receive do
-      {:reason, reason} -> reason
-    after
-      20000 -> :still_alive
-    end
   end
 
   defp keep(acc) do

@@ -25,9 +25,11 @@ async fn rust_node(epmd: &Epmd) -> Node {
 
 fn ex_node(otp: &Otp, epmd: &Epmd, libs: &PeerLibs) -> BeamNode {
     let n = libs.start_elixir(otp, epmd, libs.elixir_node().prefix("gs"));
-    let helper = repo_root().join("erlang_interop/gen_stage_peer.ex");
-    let helper = elixir_string(helper.to_str().expect("UTF-8 path"));
-    eval(&n, &format!("Code.compile_file({helper}) |> length()"));
+    for helper in ["exit_watch.ex", "gen_stage_peer.ex"] {
+        let helper = repo_root().join("erlang_interop").join(helper);
+        let helper = elixir_string(helper.to_str().expect("UTF-8 path"));
+        eval(&n, &format!("Code.compile_file({helper}) |> length()"));
+    }
     eval(&n, "{:ok, _} = Application.ensure_all_started(:gen_stage)");
     n
 }
@@ -70,7 +72,7 @@ fn a_rust_producer_feeds_elixir_consumers_in_order_and_never_more_than_asked() {
         assert_eq!(got, "true", "the first 10,000 events, in order");
         // the consumer dies mid-stream: the producer drops it and goes on serving others
         eval(&a, "Process.exit(c, :kill)");
-        assert_eq!(eval(&a, "GenStagePeer.exit_reason(c)"), ":killed");
+        assert_eq!(eval(&a, "ExitWatch.exit_reason(c)"), ":killed");
         // a consumer speaking the protocol by hand: never more than outstanding demand
         let raw = eval(
             &a,
@@ -93,7 +95,7 @@ fn a_rust_producer_feeds_elixir_consumers_in_order_and_never_more_than_asked() {
         eval(&a, &format!("c2 = GenStagePeer.collector({{:rust_counter, {rust}}}, max_demand: 10)"));
         assert_eq!(eval(&a, "GenStagePeer.events(c2, 100) |> length()"), "100");
         node.exit2(node.system_pid(), &producer.pid, Term::atom("kill"));
-        assert_eq!(eval(&a, "GenStagePeer.exit_reason(c2)"), ":killed");
+        assert_eq!(eval(&a, "ExitWatch.exit_reason(c2)"), ":killed");
     });
 }
 

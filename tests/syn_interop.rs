@@ -29,9 +29,11 @@ async fn rust_node(epmd: &Epmd) -> Node {
 /// An Elixir node with syn running the scope `users`.
 fn ex_node(otp: &Otp, epmd: &Epmd, libs: &PeerLibs, prefix: &str) -> BeamNode {
     let n = libs.start_elixir(otp, epmd, libs.elixir_node().prefix(prefix));
-    let helper = repo_root().join("erlang_interop/syn_peer.ex");
-    let helper = elixir_string(helper.to_str().expect("UTF-8 path"));
-    eval(&n, &format!("Code.compile_file({helper}) |> length()"));
+    for helper in ["exit_watch.ex", "syn_peer.ex"] {
+        let helper = repo_root().join("erlang_interop").join(helper);
+        let helper = elixir_string(helper.to_str().expect("UTF-8 path"));
+        eval(&n, &format!("Code.compile_file({helper}) |> length()"));
+    }
     assert_eq!(eval(&n, "SynPeer.start([:users])"), ":ok");
     n
 }
@@ -279,7 +281,7 @@ fn a_name_registered_on_both_sides_of_a_partition_is_resolved_as_syn_does() {
         // heal
         assert!(node.connect(&ea).await);
         assert!(syn.wait_for_nodes(std::slice::from_ref(&ea), T).await);
-        let reason = eval(&a, "SynPeer.exit_reason(older)");
+        let reason = eval(&a, "ExitWatch.exit_reason(older)");
         assert_eq!(reason, "{:syn_resolve_kill, \"older\", :a_meta}", "A killed its older process");
         let reason = tokio::time::timeout(T, down.recv()).await.unwrap().unwrap().unwrap();
         assert_eq!(
