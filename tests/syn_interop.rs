@@ -137,6 +137,16 @@ fn rust_names_and_groups_are_seen_and_called_from_two_beam_nodes() {
         })
         .await;
 
+        // an Elixir node joining a Rust process to a group and making it leave: join_or_update_on_node
+        // and leave_on_node answered by Rust's pg scope process
+        assert_eq!(eval(&b, &format!(":syn.join(:users, \"by_beam_g\", {echo2_term}, :gm)")), ":ok");
+        assert_eq!(syn.members(&Term::binary("by_beam_g")), vec![(echo2.clone(), Term::atom("gm"))]);
+        eventually("A sees the member B added", || eval(&a, ":syn.member_count(:users, \"by_beam_g\")") == "1").await;
+        assert_eq!(eval(&b, &format!(":syn.leave(:users, \"by_beam_g\", {echo2_term})")), ":ok");
+        assert_eq!(eval(&b, &format!(":syn.leave(:users, \"by_beam_g\", {echo2_term})")), "{:error, :not_in_group}");
+        eventually("A sees it leave", || eval(&a, ":syn.member_count(:users, \"by_beam_g\")") == "0").await;
+        assert!(syn.members(&Term::binary("by_beam_g")).is_empty());
+
         // groups: a Rust member and an Elixir member
         let (m1, mut rx1) = rust_member(&node, 1);
         syn.join_group(Term::binary("room"), &m1, Term::atom("rust_m")).await.unwrap();
