@@ -256,10 +256,12 @@ fn a_name_registered_on_both_sides_of_a_partition_is_resolved_as_syn_does() {
         assert!(node.connect(&ea).await);
         let syn = Syn::join(&node, "users").await.unwrap();
         assert!(syn.wait_for_nodes(std::slice::from_ref(&ea), T).await);
-        // partition
+        // partition: A takes another cookie for Rust, so that nothing sent on either side in
+        // the meantime reconnects them
+        let rust = elixir_atom(node.name().as_str());
+        eval(&a, &format!(":erlang.set_cookie({rust}, :partitioned)"));
         assert!(node.disconnect(&ea));
         eventually("both sides dropped each other", || syn.nodes().is_empty()).await;
-        let rust = elixir_atom(node.name().as_str());
         eventually("A dropped Rust", || {
             eval(&a, &format!("{rust} in :syn.subcluster_nodes(:registry, :users)")) == "false"
         })
@@ -289,6 +291,7 @@ fn a_name_registered_on_both_sides_of_a_partition_is_resolved_as_syn_does() {
             normal()
         });
         // heal
+        eval(&a, &format!(":erlang.set_cookie({rust}, {})", elixir_atom(DEFAULT_COOKIE)));
         assert!(node.connect(&ea).await);
         assert!(syn.wait_for_nodes(std::slice::from_ref(&ea), T).await);
         let reason = eval(&a, "ExitWatch.exit_reason(older)");
