@@ -13,7 +13,7 @@ use crate::term::{Atom, Term};
 /// `erlnode call DEST REQUEST`
 #[derive(Args, Debug)]
 pub struct CallArgs {
-    /// Where: '{global, kv1}', '{kv1, foo@host}'.
+    /// Where: '{global, kv1}', '{kv1, foo@host}', '{via, syn, {users, kv1}}'.
     pub dest: String,
     /// The request, e.g. '{get, foo}' (a term starting with `-`, like `-1`, too).
     #[arg(allow_hyphen_values = true)]
@@ -21,7 +21,7 @@ pub struct CallArgs {
     /// Milliseconds to wait for the reply.
     #[arg(long, default_value_t = 5000)]
     pub timeout: u64,
-    /// A cluster member to resolve `{global, Name}` through (repeatable).
+    /// A cluster member to resolve `{global, Name}` or `{via, syn, ...}` through (repeatable).
     #[arg(long)]
     pub connect: Vec<String>,
 }
@@ -29,12 +29,12 @@ pub struct CallArgs {
 /// `erlnode send|cast DEST MESSAGE`
 #[derive(Args, Debug)]
 pub struct SendArgs {
-    /// Where: '{global, kv1}', '{kv1, foo@host}'.
+    /// Where: '{global, kv1}', '{kv1, foo@host}', '{via, syn, {users, kv1}}'.
     pub dest: String,
     /// The message or request (a term starting with `-`, like `-1`, too).
     #[arg(allow_hyphen_values = true)]
     pub message: String,
-    /// A cluster member to resolve `{global, Name}` through (repeatable).
+    /// A cluster member to resolve `{global, Name}` or `{via, syn, ...}` through (repeatable).
     #[arg(long)]
     pub connect: Vec<String>,
 }
@@ -68,10 +68,12 @@ fn name_atom(text: &str, elixir: bool) -> Result<Atom, String> {
     Atom::try_new(text).map_err(|e| e.to_string())
 }
 
-/// A destination as typed: `{global, Name}` or `{Name, Node}`.
+/// A destination as typed: `{global, Name}`, `{Name, Node}` or `{via, syn, {Scope, Name}}`.
 enum Target {
     Global(Atom),
     Remote(Atom, Atom),
+    /// `{via, syn, {Scope, Name}}` (or `{Scope, Name, Meta}`): the argument of `syn:whereis_name/1`.
+    Syn(Term),
 }
 
 fn target(text: &str, elixir: bool) -> Result<Target, String> {
@@ -81,7 +83,14 @@ fn target(text: &str, elixir: bool) -> Result<Target, String> {
         Some([Term::Atom(name), Term::Atom(node)]) if node.as_str().contains('@') => {
             Ok(Target::Remote(name.clone(), node.clone()))
         }
-        _ => Err(format!("bad destination {text}: expected {{global, Name}} or {{Name, Node}}")),
+        Some([v, s, key @ Term::Tuple(k)])
+            if v.is_atom("via") && s.is_atom("syn") && matches!(k.first(), Some(Term::Atom(_))) =>
+        {
+            Ok(Target::Syn(key.clone()))
+        }
+        _ => Err(format!(
+            "bad destination {text}: expected {{global, Name}}, {{Name, Node}} or {{via, syn, {{Scope, Name}}}}"
+        )),
     }
 }
 
@@ -123,31 +132,43 @@ async fn resolve(node: &Node, t: Target, via: &[String]) -> Result<(Dest, Atom),
             Ok((Dest::Remote(name, peer.clone()), peer))
         }
         Target::Global(name) => {
-            let Some(first) = via.first() else {
-                return Err("{global, Name} needs --connect NODE (a cluster member to ask)".into());
-            };
-            let peer = connect(node, first).await?;
-            let reply = crate::services::rex::call(
-                node,
-                &peer,
-                "global",
-                "whereis_name",
-                vec![Term::Atom(name.clone())],
-                Some(Duration::from_secs(5)),
-            )
-            .await
-            .map_err(|e| format!("asking {} for {}: {e}", peer.as_str(), name.as_str()))?;
-            match reply {
-                Term::Pid(pid) => {
-                    let owner = pid.node.clone();
-                    if owner != peer {
-                        connect(node, owner.as_str()).await?;
-                    }
-                    Ok((Dest::Pid(pid), owner))
-                }
-                _ => Err(format!("no process is registered globally as {}", name.as_str())),
-            }
+            let what = format!("registered globally as {}", name.as_str());
+            whereis_by_rpc(node, via, "global", vec![Term::Atom(name)], &what).await
         }
+        Target::Syn(key) => {
+            let what = format!("registered in syn as {key}");
+            whereis_by_rpc(node, via, "syn", vec![key], &what).await
+        }
+    }
+}
+
+/// `Module:whereis_name(Args...)` on the first `via` node; connects to the owner of the pid.
+async fn whereis_by_rpc(
+    node: &Node,
+    via: &[String],
+    module: &str,
+    args: Vec<Term>,
+    what: &str,
+) -> Result<(Dest, Atom), String> {
+    let Some(first) = via.first() else {
+        return Err(format!("{{{module}, ...}} needs --connect NODE (a cluster member to ask)"));
+    };
+    let peer = connect(node, first).await?;
+    let reply = crate::services::rex::call(node, &peer, module, "whereis_name", args, Some(Duration::from_secs(5)))
+        .await
+        .map_err(|e| format!("asking {} for the process {what}: {e}", peer.as_str()))?;
+    match reply {
+        Term::Pid(pid) => {
+            let owner = pid.node.clone();
+            if owner != peer {
+                connect(node, owner.as_str()).await?;
+            }
+            Ok((Dest::Pid(pid), owner))
+        }
+        Term::Tuple(t) if t.first().is_some_and(|b| b.is_atom("badrpc")) => {
+            Err(format!("asking {} for the process {what}: {}", peer.as_str(), Term::Tuple(t)))
+        }
+        _ => Err(format!("no process is {what}")),
     }
 }
 
@@ -170,7 +191,7 @@ pub(super) async fn call(args: CallArgs, opts: &NodeOpts) -> Result<(), String> 
     let request = parse(&args.request, opts.elixir)?;
     let toward = match &t {
         Target::Remote(_, n) => n.as_str().to_string(),
-        Target::Global(_) => args.connect.first().cloned().unwrap_or_default(),
+        Target::Global(_) | Target::Syn(_) => args.connect.first().cloned().unwrap_or_default(),
     };
     let node = start(opts, &toward).await?;
     let (dest, _) = resolve(&node, t, &args.connect).await?;
@@ -193,7 +214,7 @@ pub(super) async fn send(args: SendArgs, opts: &NodeOpts, cast: bool) -> Result<
     }
     let toward = match &t {
         Target::Remote(_, n) => n.as_str().to_string(),
-        Target::Global(_) => args.connect.first().cloned().unwrap_or_default(),
+        Target::Global(_) | Target::Syn(_) => args.connect.first().cloned().unwrap_or_default(),
     };
     let node = start(opts, &toward).await?;
     let (dest, peer) = resolve(&node, t, &args.connect).await?;

@@ -21,6 +21,13 @@ pub struct ServeArgs {
     /// Start a PubSub server registered globally under NAME (repeatable).
     #[arg(long = "pubsub", value_name = "NAME")]
     pub pubsub: Vec<String>,
+    /// Join this syn scope and register the served names in it too (repeatable).
+    #[arg(long = "syn", value_name = "SCOPE")]
+    pub syn: Vec<String>,
+    /// Start a GenStage producer registered as NAME that emits 0, 1, 2, ... strictly on
+    /// demand (the Counter of GenStage's docs).
+    #[arg(long = "counter-stage", value_name = "NAME")]
+    pub counter_stage: Option<String>,
     /// Run as a hidden node.
     #[arg(long)]
     pub hidden: bool,
@@ -79,6 +86,30 @@ pub(super) async fn run(args: ServeArgs, opts: NodeOpts) -> Result<(), String> {
     let kvs: Vec<&str> = kvs.iter().map(String::as_str).collect();
     let pss: Vec<&str> = pss.iter().map(String::as_str).collect();
     let names = crate::apps::start_servers(&node, &kvs, &pss).await?;
+    let mut scopes = Vec::new();
+    for scope in &args.syn {
+        let syn =
+            crate::ecosystem::syn::Syn::join(&node, scope).await.map_err(|e| format!("syn scope {scope}: {e}"))?;
+        for (name, pid) in &names {
+            syn.register(crate::term::Term::Atom(name.clone()), pid, crate::term::Term::atom("undefined"))
+                .await
+                .map_err(|e| format!("registering {} in syn scope {scope}: {e}", name.as_str()))?;
+        }
+        scopes.push(syn);
+    }
+    if !scopes.is_empty() {
+        crate::ecosystem::syn::serve_rpc(&node);
+    }
+    if let Some(name) = &args.counter_stage {
+        let atom = Atom::try_new(name).map_err(|e| e.to_string())?;
+        let mut next = 0i64;
+        crate::ecosystem::gen_stage::Producer::start(&node, Some(atom), move |demand| {
+            let events = (next..next.saturating_add(demand as i64)).map(crate::term::Term::Int).collect();
+            next = next.saturating_add(demand as i64);
+            events
+        })
+        .map_err(|e| format!("--counter-stage {name}: {e}"))?;
+    }
     let _gossip = match args.gossip.gossip {
         false => None,
         true => {

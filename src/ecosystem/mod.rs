@@ -6,6 +6,9 @@
 //!   ──────────────────────────────────────────────────────────────────────────────
 //!   ecosystem:  phoenix_pubsub (Phoenix.PubSub 2.x, PG2 adapter, over pg)
 //!               libcluster     (Cluster.Strategy.Gossip: UDP multicast discovery)
+//!               syn            (syn 3.4.1 scopes: registry and process groups)
+//!               gen_stage      (GenStage 1.3 producers and consumers, demand-driven)
+//!               broadway       (Broadway 1.3: push messages, receive acknowledgements)
 //!   ──────────────────────────────────────────────────────────────────────────────
 //!   services:   net_kernel, global, pg, rex          gen_server behaviour
 //!   node:       processes, names, links, monitors, routing
@@ -16,5 +19,8 @@
 //! The libraries themselves run only on the BEAM nodes; erlnode implements their protocol,
 //! not their code.
 
+pub mod broadway;
+pub mod gen_stage;
 pub mod libcluster;
 pub mod phoenix_pubsub;
+pub mod syn;
