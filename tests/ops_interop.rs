@@ -236,6 +236,15 @@ fn introspection_through_rpc() {
             .await,
             "{\"25\",true,true,true}"
         );
+        // observer's Processes tab switches to a node only if it exports procs_info/1
+        assert_eq!(
+            ev(format!(
+                "{{rpc:call({r}, erlang, function_exported, [observer_backend, procs_info, 1]), \
+                  rpc:call({r}, erlang, function_exported, [observer_backend, nope, 1])}}"
+            ))
+            .await,
+            "{true,false}"
+        );
         // observer's System tab shows each count as a percentage of its limit
         let limits = "[atom_limit, process_limit, port_limit, ets_limit]";
         assert_eq!(

@@ -15,6 +15,7 @@
 //! | `global:whereis_name/1`    | the globally registered pid, or `undefined` (a hidden node, which runs no `global`, answers for its local names) |
 //! | `erl_eval:eval_str/1`      | `{error, "..."}`: a Rust node cannot evaluate Erlang (what `erl_call -e` asks) |
 //! | `code:ensure_loaded/1`     | `{module, M}` for a module with registered functions; for `shell`, `iex` and `'Elixir.IEx'` `{error, "erlnode is a Rust node: it cannot run a shell"}`, which `erl -remsh` and `iex --remsh` (OTP 26+) print before they exit; else `{error, nofile}` |
+//! | `erlang:function_exported/3` | `true` for a function this node serves through rpc or spawn (observer asks it before it lists a node's processes with `observer_backend:procs_info/1`) |
 //! | `shell:start/0`            | what OTP 25's `erl -remsh` calls: a process that writes [`NO_SHELL`] to the caller's group leader and exits |
 //!
 //! Errors follow BEAM's: a bad argument raises `badarg` with the stack a BIF leaves,
@@ -68,6 +69,16 @@ pub(super) fn install(r: &Registry) {
         Ok(found.map(Term::Pid).unwrap_or_else(|| Term::atom("undefined")))
     });
     super::introspect::install(r);
+    r.register_builtin("erlang", "function_exported", 3, |node, m, f, args| match args {
+        [Term::Atom(module), Term::Atom(function), Term::Int(arity)] => Ok(Term::atom(
+            if usize::try_from(*arity).is_ok_and(|a| node.rpc().is_registered(module.as_str(), function.as_str(), a)) {
+                "true"
+            } else {
+                "false"
+            },
+        )),
+        _ => Err(RpcError::badarg(m, f, args)),
+    });
     r.register_builtin("code", "ensure_loaded", 1, |node, m, f, args| match args {
         [Term::Atom(module)] if SHELL_MODULES.contains(&module.as_str()) => {
             Ok(Term::Tuple(vec![Term::atom("error"), Term::charlist(NO_SHELL)]))
