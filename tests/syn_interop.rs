@@ -6,6 +6,8 @@
 //! partition resolved as syn resolves it.
 
 mod common;
+#[path = "common/served.rs"]
+mod served;
 
 use std::time::Duration;
 
@@ -17,6 +19,7 @@ use erlnode::gen_server::{self, CallReply, From, GenServer};
 use erlnode::node::{NodeConfig, normal};
 use erlnode::term::{Atom, Pid, Term, parse_elixir};
 use erlnode::{Dest, Node, Process};
+use served::Served;
 use tokio::sync::mpsc;
 
 const T: Duration = Duration::from_secs(30);
@@ -340,27 +343,19 @@ fn serve_syn_registers_the_served_names_and_one_shots_call_via_syn_and_serves_a_
         let libs = PeerLibs::get(&otp);
         let epmd = Epmd::start(&otp);
         let a = ex_node(&otp, &epmd, &libs, "syn_s");
-        let alive = unique_name("zed");
-        let zed_name = format!("{alive}@{}", hostname_short());
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_erlnode"))
-            .args(["serve", "--sname", &alive, "--cookie", DEFAULT_COOKIE, "--syn", "users", "--syn", "other"])
-            .args(["--counter-stage", "counter"])
-            .args(["--connect", a.name()])
-            .env("ERL_EPMD_PORT", epmd.port().to_string())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("erlnode serve starts");
+        // killed with the test process however the test ends (Served runs it through spawn_guarded)
+        let served = Served::start(
+            epmd.port(),
+            &["--syn", "users", "--syn", "other", "--counter-stage", "counter", "--connect", a.name()],
+        );
+        let zed_name = served.name.clone();
         let zed = elixir_atom(&zed_name);
         let seen = wait_until_async(T, async || {
             eval(&a, ":syn.lookup(:users, :kv1) |> then(fn {pid, :undefined} -> node(pid); x -> x end)") == zed
                 && eval(&a, ":syn.lookup(:users, :ps1) != :undefined") == "true"
         })
         .await;
-        if !seen {
-            let _ = child.kill();
-            panic!("A never saw kv1 and ps1 of erlnode serve --syn users");
-        }
+        assert!(seen, "A never saw kv1 and ps1 of erlnode serve --syn users");
         // iex: the served KV through syn
         assert_eq!(eval(&a, "GenServer.call({:via, :syn, {:users, :kv1}}, {:set, :k, 1})"), "true");
         // one-shots: resolved through A (syn's own whereis_name) or through erlnode serve
@@ -397,9 +392,8 @@ fn serve_syn_registers_the_served_names_and_one_shots_call_via_syn_and_serves_a_
             "{{:ok, _}} = Application.ensure_all_started(:gen_stage); GenStage.stream([{{{{:counter, {zed}}}, max_demand: 10}}]) |> Enum.take(5)"
         );
         assert_eq!(eval(&a, &stream), "[0, 1, 2, 3, 4]");
-        // killed: A purges erlnode's names
-        let _ = child.kill();
-        let _ = child.wait();
+        // killed (SIGKILL, on drop): A purges erlnode's names
+        drop(served);
         eventually("A purged the killed erlnode's names", || eval(&a, ":syn.lookup(:users, :kv1)") == ":undefined")
             .await;
     });
