@@ -4,7 +4,11 @@
 //! visible member of a BEAM cluster.
 //!
 //! ```text
-//!   apps (KV, PubSub)      services (net_kernel, global, pg, rex)      your processes
+//!   apps:      the article's KV and PubSub                                your processes
+//!   ──────────────────────────────────────────────────────────────────────────────────
+//!   ecosystem: Phoenix.PubSub, libcluster's Gossip, syn, GenStage, Broadway
+//!   ──────────────────────────────────────────────────────────────────────────────────
+//!   services:  net_kernel, global, pg, rex/erpc; the gen_server behaviour
 //!   ──────────────────────────────────────────────────────────────────────────────────
 //!   node:      processes, mailboxes, links, monitors, registry, routing   (tokio)
 //!   ──────────────────────────────────────────────────────────────────────────────────
