@@ -40,6 +40,11 @@ pub struct Host {
 impl Host {
     pub fn start(epmd_port: u16, prefix: &str) -> Result<Host, String> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        Host::start_exe(&exe, epmd_port, prefix)
+    }
+
+    /// A host run by another `erlnode-bench` build (see [`baseline_exe`]).
+    pub fn start_exe(exe: &Path, epmd_port: u16, prefix: &str) -> Result<Host, String> {
         let sname = unique_name(prefix);
         let mut cmd = Command::new(exe);
         cmd.args(["host", "--sname", &sname, "--cookie", DEFAULT_COOKIE, "--epmd-port", &epmd_port.to_string()])
@@ -129,7 +134,10 @@ impl Cluster {
         let epmd = Epmd::try_start(&otp).map_err(|e| e.to_string())?;
         let ebin = compile_bench_module(&otp)?;
         let t = Instant::now();
-        let host2 = Host::start(epmd.port(), "ehost2")?;
+        let host2 = match baseline_exe() {
+            Some(exe) => Host::start_exe(&exe, epmd.port(), "ebase")?,
+            None => Host::start(epmd.port(), "ehost2")?,
+        };
         let (srv, host) = start_servers(&otp, &epmd, &ebin, &host2)?;
         let mut cluster = Cluster { otp, epmd, ebin, srv, clients: Vec::new(), host, host2 };
         cluster.ensure_clients(2)?;
@@ -162,7 +170,7 @@ impl Cluster {
             eval(&c, "erlnode_bench:start_sink()", 10)?;
             let mut peers = vec![self.srv.name(), self.host.name(), self.host2.name()];
             peers.extend(self.clients.iter().map(|c| c.name()));
-            connect_and_ping(&c, &peers, &[self.srv.name(), self.host.name()])?;
+            connect_and_ping(&c, &peers, &[self.srv.name(), self.host.name(), self.host2.name()])?;
             self.clients.push(c);
         }
         Ok(())
@@ -173,10 +181,12 @@ impl Cluster {
         &self.clients[0]
     }
 
-    /// The node name of a side's server.
+    /// The node name of a side's server (with [`baseline_exe`], the BEAM side is the
+    /// baseline erlnode host).
     pub fn server(&self, side: Side) -> &str {
         match side {
             Side::Erlnode => self.host.name(),
+            Side::Beam if baseline_exe().is_some() => self.host2.name(),
             Side::Beam => self.srv.name(),
         }
     }
@@ -185,6 +195,7 @@ impl Cluster {
     pub fn server_pid(&self, side: Side) -> u32 {
         match side {
             Side::Erlnode => self.host.os_pid(),
+            Side::Beam if baseline_exe().is_some() => self.host2.os_pid(),
             Side::Beam => self.srv.os_pid(),
         }
     }
@@ -249,6 +260,13 @@ fn connect_and_ping(c: &BeamNode, peers: &[&str], ctls: &[&str]) -> Result<(), S
         }
     }
     Ok(())
+}
+
+/// `ERLNODE_BENCH_BASELINE`: another build's `erlnode-bench` executable. When set, the second
+/// erlnode host runs that build and takes the BEAM server's place in the comparisons (for
+/// `kv` and `ingest`): a before/after of erlnode itself, interleaved in one run.
+pub fn baseline_exe() -> Option<PathBuf> {
+    std::env::var_os("ERLNODE_BENCH_BASELINE").filter(|v| !v.is_empty()).map(PathBuf::from)
 }
 
 /// Runtime worker threads of the erlnode hosts (`erlnode serve --threads`), from

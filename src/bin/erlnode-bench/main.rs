@@ -241,6 +241,12 @@ fn write_report(
         format!("machine: {} CPUs; load average {load_before} at start, {} at end", cpus(), loadavg()),
         format!("wall time: {:.0} s", started.elapsed().as_secs_f64()),
     ];
+    if let Some(exe) = cluster::baseline_exe() {
+        header.push(format!(
+            "**the BEAM column is erlnode built as {} (ERLNODE_BENCH_BASELINE)**: a before/after in one run",
+            exe.display()
+        ));
+    }
     let host_threads = cluster::host_threads();
     if host_threads != 0 {
         header.push(format!("erlnode hosts with {host_threads} runtime thread(s) (ERLNODE_BENCH_HOST_THREADS)"));
