@@ -1,14 +1,17 @@
 //! `erlnode-bench host`: the erlnode side of the benchmarks, one OS process like the BEAM
 //! server node it is compared with. It runs the library's [`Kv`] and [`PubSub`] (started on
 //! demand), a counting `bench_sink` and a `bench_ctl` answering the same requests as
-//! `erlang_interop/erlnode_bench.erl`'s (see there). It prints `ready NODE` once registered
+//! `erlang_interop/erlnode_bench.erl`'s (see there), plus the erlnode side of the Phoenix,
+//! GenStage and syn scenarios (`phoenix.rs`, `synstage.rs`). It prints `ready NODE` once registered
 //! and exits when its stdin closes (so it cannot outlive the driver).
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use erlnode::apps::{Kv, PubSub};
+use erlnode::ecosystem::gen_stage::Producer;
 use erlnode::ecosystem::phoenix_pubsub as phoenix;
+use erlnode::ecosystem::syn::Syn;
 use erlnode::gen_server::{self, CallReply, From, GenServer};
 use erlnode::node::{NodeConfig, normal};
 use erlnode::{Atom, Dest, Process, Term};
@@ -145,6 +148,32 @@ impl GenServer for Ctl {
                     Err(e) => Term::binary(e.to_string()),
                 }
             }
+            Some([op, Term::Atom(name)]) if op.is_atom("stage_counter") => stage_counter(&node, name),
+            Some([op, Term::Atom(scope), Term::List(nodes)]) if op.is_atom("syn_join") => {
+                let nodes: Vec<Atom> = nodes.iter().filter_map(|n| n.as_atom().cloned()).collect();
+                erlnode::ecosystem::syn::serve_rpc(&node);
+                match Syn::join(&node, scope.as_str()).await {
+                    Ok(syn) if syn.wait_for_nodes(&nodes, Duration::from_secs(30)).await => Term::atom("ok"),
+                    Ok(_) => Term::atom("timeout"),
+                    Err(e) => Term::binary(e.to_string()),
+                }
+            }
+            Some([op, Term::Atom(scope)]) if op.is_atom("syn_count") => match Syn::join(&node, scope.as_str()).await {
+                Ok(syn) => Term::Int(syn.registry_count() as i64),
+                Err(e) => Term::binary(e.to_string()),
+            },
+            Some([op, Term::Atom(scope), tag, Term::Int(n)]) if op.is_atom("syn_register") => {
+                match Syn::join(&node, scope.as_str()).await {
+                    Ok(syn) => syn_register(&node, &syn, tag, *n).await,
+                    Err(e) => Term::binary(e.to_string()),
+                }
+            }
+            Some([op, Term::Atom(scope), tag, Term::Int(keys), Term::Int(dur_ms)]) if op.is_atom("syn_lookup_loop") => {
+                match Syn::join(&node, scope.as_str()).await {
+                    Ok(syn) => syn_lookup_loop(&syn, tag, *keys, Duration::from_millis(*dur_ms as u64)).await,
+                    Err(e) => Term::binary(e.to_string()),
+                }
+            }
             _ if req.is_atom("phx_count") => Term::Int(PHX_DELIVERED.load(Ordering::Relaxed)),
             _ if req.is_atom("heap") => Term::Int(heap_bytes() as i64),
             _ if req.is_atom("rss") => Term::Int(rss_bytes(std::process::id()).unwrap_or(0) as i64),
@@ -178,6 +207,67 @@ async fn phx_broadcast(ps: &phoenix::PubSub, topic: &[u8], n: i64, dur: Duration
         }
     }
     (i, t0.elapsed().as_micros() as i64)
+}
+
+/// `{stage_counter, Name}`: the Counter of GenStage's docs (what `erlnode serve --counter-stage`
+/// runs) registered as `Name`; `ok` if it runs already.
+fn stage_counter(node: &erlnode::Node, name: &Atom) -> Term {
+    if node.whereis(name).is_some() {
+        return Term::atom("ok");
+    }
+    let mut next = 0i64;
+    let started = Producer::start(node, Some(name.clone()), move |demand| {
+        let events = (next..next + demand as i64).map(Term::Int).collect();
+        next += demand as i64;
+        events
+    });
+    match started {
+        Ok(_) => Term::atom("ok"),
+        Err(e) => Term::binary(e.to_string()),
+    }
+}
+
+/// `{syn_register, Scope, Tag, N}`, as `ErlnodeBenchSyn.register_loop/3`: starts N processes
+/// linked to a holder and registers each as `{Tag, I}` (meta `I`), one after the other.
+/// Killing the holder unregisters them all. -> `{Holder, µs}`
+async fn syn_register(node: &erlnode::Node, syn: &Syn, tag: &Term, n: i64) -> Term {
+    async fn wait(mut p: Process) -> Term {
+        let _ = p.receive().await;
+        normal()
+    }
+    let holder = node.spawn(wait);
+    let t0 = Instant::now();
+    for i in 1..=n {
+        let pid = node.spawn_link(&holder, wait);
+        let name = Term::Tuple(vec![tag.clone(), Term::Int(i)]);
+        if let Err(e) = syn.register(name, &pid, Term::Int(i)).await {
+            return Term::binary(format!("register {i}: {e}"));
+        }
+    }
+    Term::Tuple(vec![Term::Pid(holder), Term::Int(t0.elapsed().as_micros() as i64)])
+}
+
+/// `{syn_lookup_loop, Scope, Tag, Keys, DurMs}`, as `ErlnodeBenchSyn.lookup_loop/4`: local
+/// lookups of `{Tag, 1..Keys}` for `DurMs`. -> `{Lookups, µs, Misses}`
+async fn syn_lookup_loop(syn: &Syn, tag: &Term, keys: i64, dur: Duration) -> Term {
+    let keys = keys.max(1);
+    let names: Vec<Term> = (1..=keys).map(|i| Term::Tuple(vec![tag.clone(), Term::Int(i)])).collect();
+    let t0 = Instant::now();
+    let deadline = t0 + dur;
+    let (mut n, mut misses) = (0i64, 0i64);
+    loop {
+        if n % 256 == 0 {
+            if Instant::now() >= deadline {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        if syn.lookup(&names[(n % keys) as usize]).is_none() {
+            misses += 1;
+        }
+        n += 1;
+    }
+    Term::Tuple(vec![Term::Int(n), Term::Int(t0.elapsed().as_micros() as i64), Term::Int(misses)])
 }
 
 fn dest_of(t: &Term) -> Option<Dest> {

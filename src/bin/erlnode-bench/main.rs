@@ -1,7 +1,7 @@
 //! `erlnode-bench`: erlnode against BEAM itself, side by side, in one run.
 //!
 //! ```text
-//! scripts/bench [--quick] [--tls] [all|kv|ingest|sends|pubsub|cost|scale|phoenix|connect]...
+//! scripts/bench [--quick] [--tls] [all|kv|ingest|sends|pubsub|cost|scale|phoenix|connect|genstage|syn]...
 //! cargo run --release --bin erlnode-bench -- --quick all     (build erlnode too: scripts/bench does)
 //! ```
 //!
@@ -21,6 +21,7 @@ mod cluster;
 mod host;
 mod phoenix;
 mod report;
+mod synstage;
 
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -99,6 +100,10 @@ enum Scenario {
     Phoenix,
     /// 8. Connection setup: connect + disconnect from a hidden client, over and over.
     Connect,
+    /// 9. GenStage: events/s from a Counter producer into an Elixir consumer on another node.
+    Genstage,
+    /// 10. syn: registrations/s, local lookups/s, lookups/s served over erpc.
+    Syn,
 }
 
 /// Sizes and durations of one run.
@@ -161,8 +166,16 @@ fn main() -> ExitCode {
     }
     let mut scenarios = cli.scenarios.clone();
     if scenarios.is_empty() || scenarios.contains(&Scenario::All) {
-        scenarios =
-            vec![Scenario::Cost, Scenario::Kv, Scenario::Ingest, Scenario::Sends, Scenario::Scale, Scenario::Phoenix];
+        scenarios = vec![
+            Scenario::Cost,
+            Scenario::Kv,
+            Scenario::Ingest,
+            Scenario::Sends,
+            Scenario::Scale,
+            Scenario::Phoenix,
+            Scenario::Genstage,
+            Scenario::Syn,
+        ];
     }
     if scenarios.contains(&Scenario::Scale) {
         // scale runs the PubSub sizes of scenario 4 too
@@ -210,6 +223,8 @@ fn run_all(
             Scenario::Scale => scale(&mut cluster, run),
             Scenario::Phoenix => phoenix::phoenix(&cluster, run),
             Scenario::Connect => connect(&cluster, run),
+            Scenario::Genstage => synstage::genstage(&cluster, run),
+            Scenario::Syn => synstage::syn(&cluster, run),
             Scenario::All => Ok(()),
         };
         eprintln!("[bench] {s:?} done in {:.1} s", t.elapsed().as_secs_f64());
