@@ -89,6 +89,30 @@ fn a_rust_producer_feeds_elixir_consumers_in_order_and_never_more_than_asked() {
             "{hostile}"
         );
         assert!(node.is_alive(&producer.pid), "the producer survived it all");
+        // unbounded demand from a node that stops reading: the producer keeps to the socket's
+        // pace (busy_dist_port on BEAM), nothing queues up without bound on the Rust side
+        let ea = Atom::new(a.name());
+        eval(
+            &a,
+            &format!(
+                "flood = spawn(fn -> ref = make_ref(); p = {{:rust_counter, {rust}}}; \
+                 send(p, {{:\"$gen_producer\", {{self(), ref}}, {{:subscribe, nil, []}}}}); \
+                 send(p, {{:\"$gen_producer\", {{self(), ref}}, {{:ask, 4_611_686_018_427_387_904}}}}); \
+                 receive do :never -> :ok end end)"
+            ),
+        );
+        let stopped = std::process::Command::new("kill").args(["-STOP", &a.os_pid().to_string()]).status();
+        assert!(stopped.unwrap().success());
+        let mut most = 0;
+        for _ in 0..15 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            most = most.max(node.dist_queue_len(&ea).unwrap_or(0));
+        }
+        let resumed = std::process::Command::new("kill").args(["-CONT", &a.os_pid().to_string()]).status();
+        assert!(resumed.unwrap().success());
+        assert!(most <= gen_stage::BUSY_DIST_SIGNALS + 1, "{most} signals queued for a node that stopped reading");
+        assert!(node.is_alive(&producer.pid));
+        eval(&a, "Process.exit(flood, :kill)");
         assert!(!a.log_contains("in excess"), "GenStage saw no excess: {:?}", a.logs());
 
         // the Rust producer dies mid-stream: a permanent Elixir consumer exits with its reason

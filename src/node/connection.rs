@@ -9,11 +9,11 @@
 //! after every [`YIELD_AFTER_BYTES`] read.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tracing::Instrument;
 
 use super::distribution::Distribution;
@@ -56,6 +56,11 @@ struct Shared {
     epoch: Instant,
     /// The node's byte counters (`statistics(io)`).
     io: Arc<super::distribution::IoCounters>,
+    /// Signals queued and not yet encoded by the writer (the dist port's queue, as
+    /// `busy_dist_port` sees it on BEAM).
+    queued: AtomicUsize,
+    /// Woken after every write, and when the connection closes.
+    written: Notify,
 }
 
 impl ConnHandle {
@@ -65,7 +70,30 @@ impl ConnHandle {
         if self.shared.closing.load(Ordering::Acquire) {
             return Err(signal);
         }
-        self.tx.send(signal).map_err(|e| e.0)
+        self.shared.queued.fetch_add(1, Ordering::AcqRel);
+        self.tx.send(signal).map_err(|e| {
+            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+            e.0
+        })
+    }
+
+    /// Signals queued and not yet encoded by the writer.
+    pub(crate) fn queued(&self) -> usize {
+        self.shared.queued.load(Ordering::Acquire)
+    }
+
+    /// Waits until at most `max` signals are queued for the writer, or the connection closes:
+    /// the back-pressure a BEAM process meets as `busy_dist_port` (a sender that produces
+    /// without bound, such as a producer serving unbounded demand, keeps to the pace of the
+    /// socket).
+    pub(crate) async fn until_queued_at_most(&self, max: usize) {
+        loop {
+            let written = self.shared.written.notified();
+            if self.shared.queued.load(Ordering::Acquire) <= max || self.shared.closing.load(Ordering::Acquire) {
+                return;
+            }
+            written.await;
+        }
     }
 
     /// Asks both tasks to stop.
@@ -80,6 +108,7 @@ impl Shared {
             *self.close_reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason.to_string());
         }
         self.close.send_replace(true);
+        self.written.notify_waiters();
     }
 
     /// Resolves once the connection is to close (at once if it already is).
@@ -111,6 +140,8 @@ pub(crate) fn start(
         last_read_ms: AtomicU64::new(0),
         epoch: now,
         io: dist.io.clone(),
+        queued: AtomicUsize::new(0),
+        written: Notify::new(),
     });
     let visible = outcome.flags.contains(DistFlags::PUBLISHED);
     let handle = ConnHandle { id, visible, flags: outcome.negotiated, tx, shared: shared.clone() };
@@ -218,6 +249,7 @@ impl Writer {
                             buf.shrink_to(64 * 1024);
                         }
                     }
+                    self.shared.written.notify_waiters();
                 }
                 _ = tokio::time::sleep_until(wake.into()) => {}
             }
@@ -235,6 +267,7 @@ impl Writer {
     }
 
     fn encode(&self, sig: Outbound, buf: &mut Vec<u8>) {
+        self.shared.queued.fetch_sub(1, Ordering::AcqRel);
         if let Err(e) = super::wire::encode_outbound(sig, self.negotiated, buf) {
             tracing::debug!("signal not sent: {e}");
         }

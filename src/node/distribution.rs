@@ -248,6 +248,14 @@ impl Distribution {
         matches!(lock(&self.slots).get(peer), Some(Slot::Up(_)))
     }
 
+    /// The connection to `peer`, if up.
+    pub(crate) fn up(&self, peer: &Atom) -> Option<ConnHandle> {
+        match lock(&self.slots).get(peer) {
+            Some(Slot::Up(h)) => Some(h.clone()),
+            _ => None,
+        }
+    }
+
     /// The flags negotiated with `peer`, if connected.
     pub(crate) fn peer_flags(&self, peer: &Atom) -> Option<DistFlags> {
         match lock(&self.slots).get(peer) {

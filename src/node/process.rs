@@ -413,6 +413,11 @@ impl Process {
         self.entry.with_saved(|s| s.pop_front())
     }
 
+    /// The next message if one is waiting, without waiting (`receive ... after 0`).
+    pub fn try_receive(&mut self) -> Option<Term> {
+        self.pop_saved().or_else(|| self.entry.mailbox.try_pop())
+    }
+
     /// The next message, or `None` after `timeout`.
     pub async fn receive_timeout(&mut self, timeout: Duration) -> Option<Term> {
         if let Some(m) = self.pop_saved() {

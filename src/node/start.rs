@@ -198,6 +198,21 @@ impl Node {
         }
     }
 
+    /// Signals waiting to be written to `node` (`PendingSend` of `erlang:dist_get_stat/1`, as a
+    /// count); `None` when not connected.
+    pub fn dist_queue_len(&self, node: &Atom) -> Option<usize> {
+        self.distribution().and_then(|d| d.up(node)).map(|h| h.queued())
+    }
+
+    /// Waits while more than `max` signals wait to be written to `node` (BEAM suspends a
+    /// sender on `busy_dist_port`; erlnode's sends never block, so a sender that could
+    /// outrun the socket calls this between batches). Returns at once when not connected.
+    pub async fn dist_backpressure(&self, node: &Atom, max: usize) {
+        if let Some(h) = self.distribution().and_then(|d| d.up(node)) {
+            h.until_queued_at_most(max).await;
+        }
+    }
+
     /// `true` if a connection to `node` is up.
     pub fn is_connected(&self, node: &Atom) -> bool {
         self.distribution().is_some_and(|d| d.is_up(node))

@@ -25,6 +25,8 @@ pub enum Unit {
     /// Microseconds with decimals.
     MicrosF,
     Millis,
+    /// Nanoseconds.
+    Nanos,
     MiB,
     Bytes,
 }
@@ -39,6 +41,7 @@ impl Unit {
             Unit::Micros => format!("{v:.0} µs"),
             Unit::MicrosF => format!("{v:.1} µs"),
             Unit::Millis => format!("{v:.1} ms"),
+            Unit::Nanos => format!("{v:.0} ns"),
             Unit::MiB => format!("{:.1} MiB", v / (1024.0 * 1024.0)),
             Unit::Bytes => format!("{v:.0} B"),
         }

@@ -8,7 +8,7 @@
 //!   `min_demand` 500) subscribes to a Counter producer (the one of GenStage's docs) on the
 //!   erlnode host (`erlnode::ecosystem::gen_stage::Producer`, what `erlnode serve
 //!   --counter-stage` runs) or on B (`GenStage` in Elixir) and runs until it got N events.
-//!   events/s to the consumer; the producer node's CPU per event.
+//!   events/s to the consumer; the producer node's and the consumer node's CPU per event.
 //! - **10. syn registrations**: a loop on the host (Rust, `Syn::register`) or on B
 //!   (`:syn.register/4`) starts N processes and registers each under its own name, one after
 //!   the other, as an application registering its processes does (one process per name: syn
@@ -112,9 +112,10 @@ pub(crate) fn genstage(c: &Cluster, run: &mut Run) -> Result<(), String> {
         let (node, pid) = side_of(c, &n, side);
         let expr =
             format!("ErlnodeBenchStage.consume({{{COUNTER}, {}}}, {k}, {MAX_DEMAND}, {TIMEOUT_MS})", elixir_atom(node));
-        let cpu0 = cpu_ns(pid);
+        let (cpu0, c_cpu0) = (cpu_ns(pid), cpu_ns(n.c.os_pid()));
         let r = eval(&n.c, &expr, TIMEOUT_MS / 1000 + 60)?;
         let cpu = cpu_ns(pid).saturating_sub(cpu0);
+        let c_cpu = cpu_ns(n.c.os_pid()).saturating_sub(c_cpu0);
         let v = ints(&r).filter(|v| v.len() == 2).ok_or_else(|| format!("consume gave {r}"))?;
         if v[0] < 0 {
             return Err(format!("the consumer got fewer than {k} events from {} in time", side_name(side)));
@@ -126,11 +127,13 @@ pub(crate) fn genstage(c: &Cluster, run: &mut Run) -> Result<(), String> {
                 v[0]
             ));
         }
-        Ok(vec![v[0] as f64 * 1e6 / v[1].max(1) as f64, cpu as f64 / 1e3 / v[0].max(1) as f64])
+        let events = v[0].max(1) as f64;
+        Ok(vec![v[0] as f64 * 1e6 / v[1].max(1) as f64, cpu as f64 / events, c_cpu as f64 / events])
     })?;
     let name = "9. GenStage Counter producer → Elixir consumer on another node (max_demand 1000)";
     run.rows.push(row(name, "events/s", Unit::PerSec("events"), &s, 0, Goal::RatioAtLeast(1.5)));
-    run.rows.push(row(name, "producer node CPU per event", Unit::MicrosF, &s, 1, Goal::None));
+    run.rows.push(row(name, "producer node CPU per event", Unit::Nanos, &s, 1, Goal::None));
+    run.rows.push(row(name, "consumer node (C) CPU per event", Unit::Nanos, &s, 2, Goal::None));
     run.notes.extend(notes);
     Ok(())
 }

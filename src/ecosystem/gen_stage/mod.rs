@@ -33,6 +33,10 @@
 //!   with the demand not yet served (at most [`MAX_DEMAND_CHUNK`] at a time); events it returns
 //!   beyond demand wait in a buffer of [`DEFAULT_BUFFER_SIZE`] (the oldest are dropped past it,
 //!   GenStage's `buffer_keep: :last`).
+//! - A producer serving large demand makes one chunk at a time, reads its mailbox between
+//!   chunks (a `cancel` stops it at once), and keeps to the pace of a remote consumer's
+//!   connection: a consumer asking `2^62` gets events as fast as the socket takes them, never a
+//!   queue that grows without bound (BEAM suspends such a producer on `busy_dist_port`).
 //! - Both sides monitor each other: a consumer that dies loses its subscription; a producer
 //!   that dies cancels the consumer's subscription with its exit reason.
 //! - A consumer's `cancel` mode decides what a cancelled subscription does to it: `permanent`
@@ -59,6 +63,9 @@ use crate::term::{Atom, Pid, Reference, Term};
 pub const DEFAULT_BUFFER_SIZE: usize = 10_000;
 /// The most demand passed to a producer's callback in one call.
 pub const MAX_DEMAND_CHUNK: u64 = 10_000;
+/// Signals waiting for a consumer's connection above which a producer waits before it makes
+/// more (each an events batch of at most [`MAX_DEMAND_CHUNK`]).
+pub const BUSY_DIST_SIGNALS: usize = 16;
 
 /// What went wrong, by whose fault.
 #[derive(Clone, Debug, PartialEq)]
@@ -122,7 +129,9 @@ async fn run_producer<F: FnMut(u64) -> Vec<Term>>(mut p: Process, mut handle_dem
     let mut monitors: HashMap<Reference, Term> = HashMap::new();
     let mut by_tag: HashMap<Term, Reference> = HashMap::new();
     loop {
-        let msg = if core.pending() > 0 { p.receive_timeout(Duration::ZERO).await } else { Some(p.receive().await) };
+        // with demand pending, read what is waiting (cancels, more asks) before making more
+        let msg = if core.pending() > 0 { p.try_receive() } else { Some(p.receive().await) };
+        let produced = msg.is_none();
         match msg {
             None => {
                 let n = core.take_demand(MAX_DEMAND_CHUNK);
@@ -152,9 +161,15 @@ async fn run_producer<F: FnMut(u64) -> Vec<Term>>(mut p: Process, mut handle_dem
                 Err(e) => note_dropped(e, &msg),
             },
         }
+        let mut remote: Vec<Atom> = Vec::new();
         for e in core.take_effects() {
             match e {
-                Effect::Send { to, msg } => p.send(Dest::Pid(to), msg),
+                Effect::Send { to, msg } => {
+                    if produced && to.node != *p.node().name() && !remote.contains(&to.node) {
+                        remote.push(to.node.clone());
+                    }
+                    p.send(Dest::Pid(to), msg)
+                }
                 Effect::Monitor { pid, tag } => {
                     let r = p.monitor(Dest::Pid(pid));
                     monitors.insert(r.clone(), tag.clone());
@@ -167,6 +182,14 @@ async fn run_producer<F: FnMut(u64) -> Vec<Term>>(mut p: Process, mut handle_dem
                     }
                 }
             }
+        }
+        if produced {
+            // a batch went out: let the connections write it, and keep to their pace when
+            // a consumer asks faster than the socket drains (BEAM's busy_dist_port)
+            for n in &remote {
+                p.node().dist_backpressure(n, BUSY_DIST_SIGNALS).await;
+            }
+            tokio::task::yield_now().await;
         }
     }
 }
