@@ -1,7 +1,7 @@
 //! `erlnode-bench`: erlnode against BEAM itself, side by side, in one run.
 //!
 //! ```text
-//! scripts/bench [--quick] [--tls] [all|kv|ingest|sends|pubsub|cost|scale|phoenix|connect|genstage|syn]...
+//! scripts/bench [--quick] [--tls] [all|kv|ingest|sends|pubsub|cost|scale|phoenix|connect|genstage|syn|wire]...
 //! cargo run --release --bin erlnode-bench -- --quick all     (build erlnode too: scripts/bench does)
 //! ```
 //!
@@ -22,6 +22,7 @@ mod host;
 mod phoenix;
 mod report;
 mod synstage;
+mod wire;
 
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -104,6 +105,9 @@ enum Scenario {
     Genstage,
     /// 10. syn: registrations/s, local lookups/s, lookups/s served over erpc.
     Syn,
+    /// 11. Wire: the KV and ingest loads with syscalls, wake-ups and TCP segments counted on
+    /// the client and the server (needs `perf` and `ss`; not part of `all`).
+    Wire,
 }
 
 /// Sizes and durations of one run.
@@ -225,6 +229,7 @@ fn run_all(
             Scenario::Connect => connect(&cluster, run),
             Scenario::Genstage => synstage::genstage(&cluster, run),
             Scenario::Syn => synstage::syn(&cluster, run),
+            Scenario::Wire => wire::wire(&cluster, run),
             Scenario::All => Ok(()),
         };
         eprintln!("[bench] {s:?} done in {:.1} s", t.elapsed().as_secs_f64());

@@ -29,6 +29,8 @@ pub enum Unit {
     Nanos,
     MiB,
     Bytes,
+    /// A count per operation, with decimals.
+    Count,
 }
 
 impl Unit {
@@ -44,6 +46,7 @@ impl Unit {
             Unit::Nanos => format!("{v:.0} ns"),
             Unit::MiB => format!("{:.1} MiB", v / (1024.0 * 1024.0)),
             Unit::Bytes => format!("{v:.0} B"),
+            Unit::Count => format!("{v:.2}"),
         }
     }
 }
