@@ -148,11 +148,14 @@ fn init_logging(default_level: &str) {
 /// One thread costs less CPU per message when the node's work is a few processes in turn, as the
 /// article's KV and PubSub are: no worker wakes another to steal a task it will not find (see
 /// `benches/CLUSTER.md`, "Findings"). More threads let connections and processes run in parallel.
+/// An idle thread watches the distribution sockets briefly before it sleeps
+/// ([`crate::node::spin`]).
 pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let spin = crate::node::spin::before_park;
     match threads {
-        0 => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
-        1 => tokio::runtime::Builder::new_current_thread().enable_all().build(),
-        n => tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build(),
+        0 => tokio::runtime::Builder::new_multi_thread().enable_all().on_thread_park(spin).build(),
+        1 => tokio::runtime::Builder::new_current_thread().enable_all().on_thread_park(spin).build(),
+        n => tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().on_thread_park(spin).build(),
     }
 }
 

@@ -4,7 +4,8 @@
 //! `net_kernel`, `net_ticktime`).
 //!
 //! The writer drains everything queued before each write, so under load many messages share a
-//! syscall; its buffer is reused. The reader parses every frame a read brought in before reading
+//! syscall; its buffer is reused. Between bursts the runtime's threads watch the sockets for a
+//! moment before they sleep (`node::spin`), so a peer's next request seldom has to wake one. The reader parses every frame a read brought in before reading
 //! again, reads into pooled memory (`dist::pool`), and yields to the processes it delivered to
 //! after every [`YIELD_AFTER_BYTES`] read.
 
@@ -26,9 +27,6 @@ use crate::term::Atom;
 
 /// Bytes the writer gathers before it writes, even if more is queued.
 const WRITE_BATCH_BYTES: usize = 256 * 1024;
-/// Times the writer yields to the scheduler for more to write before it writes, as long as
-/// each yield brought more (see `Writer::run`).
-const COALESCE_ROUNDS: usize = 8;
 /// Free room below which the reader moves to a new buffer region before reading.
 const MIN_READ: usize = 16 * 1024;
 /// Bytes the reader takes in before it lets other tasks run.
@@ -146,6 +144,7 @@ pub(crate) fn start(
     let visible = outcome.flags.contains(DistFlags::PUBLISHED);
     let handle = ConnHandle { id, visible, flags: outcome.negotiated, tx, shared: shared.clone() };
     let peer = outcome.name.clone();
+    let watched = super::spin::Watched::new(stream.raw_fd());
     let (read_half, write_half) = stream.into_split();
     let span = tracing::info_span!("conn", peer = %peer.as_str());
 
@@ -171,6 +170,7 @@ pub(crate) fn start(
     }
     tokio::spawn(
         async move {
+            let _watched = watched;
             if let Err(e) = reader.run(read_half, leftover).await {
                 shared.shutdown(&e);
             }
@@ -222,22 +222,12 @@ impl Writer {
                     let Some(sig) = sig else { return Ok(()) };
                     self.encode(sig, &mut buf);
                     self.drain(&mut rx, &mut buf);
-                    // Let the processes that are still answering run before writing: the replies
-                    // to the calls one read brought in then leave in one segment, as BEAM's dist
-                    // port flushes once the sending process is scheduled out. Each segment costs
-                    // the peer a read and often a wake-up; with 16 BEAM callers this halves the
-                    // client node's reads. A yield that brings nothing ends the wait, so a lone
-                    // reply is held back one scheduler round.
-                    let mut rounds = 0;
-                    while rounds < COALESCE_ROUNDS && buf.len() < WRITE_BATCH_BYTES {
-                        tokio::task::yield_now().await;
-                        let before = buf.len();
-                        self.drain(&mut rx, &mut buf);
-                        if buf.len() == before {
-                            break;
-                        }
-                        rounds += 1;
-                    }
+                    // No waiting for more: a process answering a batch of calls queues all its
+                    // replies before this task runs (woken by the first, it runs once that
+                    // process waits). Yielding here to gather more made tokio wake a second
+                    // worker to look for work each time (0.65 futex calls per KV call at 16
+                    // callers), which cost more than the segments it saved (issue 16,
+                    // benches/RESULTS.md).
                     if !buf.is_empty() {
                         sock.write_all(&buf).await.map_err(|e| e.to_string())?;
                         // TLS may hold records back until flushed (a no-op on TCP)

@@ -16,6 +16,7 @@ pub mod name;
 mod outbound;
 mod process;
 mod spawn;
+pub mod spin;
 mod start;
 mod transport;
 mod wire;

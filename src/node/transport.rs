@@ -156,6 +156,15 @@ impl DistStream {
         }
     }
 
+    /// The socket's descriptor.
+    pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        match self {
+            DistStream::Tcp(s) => s.as_raw_fd(),
+            DistStream::Tls(s) => s.get_ref().0.as_raw_fd(),
+        }
+    }
+
     /// Splits into a reading and a writing half for the connection's two tasks. TCP splits
     /// without a lock; TLS shares its state through tokio's split.
     pub(crate) fn into_split(self) -> (DistRead, DistWrite) {

@@ -28,6 +28,10 @@ pub fn run(
     threads: usize,
     ssl_dist_optfile: Option<&std::path::Path>,
 ) -> Result<(), String> {
+    // ERLNODE_BENCH_HOST_SPIN_US: how long idle runtime threads watch the sockets (node::spin)
+    if let Some(us) = std::env::var("ERLNODE_BENCH_HOST_SPIN_US").ok().and_then(|v| v.parse().ok()) {
+        erlnode::node::spin::set_budget(Duration::from_micros(us));
+    }
     let rt = erlnode::cli::runtime(threads).map_err(|e| e.to_string())?;
     rt.block_on(async {
         let mut config = NodeConfig::new(sname, cookie).epmd_port(epmd_port).hidden(hidden);

@@ -267,6 +267,9 @@ fn write_report(
             exe.display()
         ));
     }
+    if let Ok(us) = std::env::var("ERLNODE_BENCH_HOST_SPIN_US") {
+        header.push(format!("erlnode hosts spin {us} µs before sleeping (ERLNODE_BENCH_HOST_SPIN_US)"));
+    }
     let host_threads = cluster::host_threads();
     if host_threads != 0 {
         header.push(format!("erlnode hosts with {host_threads} runtime thread(s) (ERLNODE_BENCH_HOST_THREADS)"));
