@@ -149,6 +149,7 @@ pub(crate) fn start(
     let span = tracing::info_span!("conn", peer = %peer.as_str());
 
     let writer = Writer {
+        wrote: watched.writes(),
         shared: shared.clone(),
         negotiated: outcome.negotiated,
         ticker: crate::dist::Ticker::new(ticktime, now).hidden_peer(!visible),
@@ -189,6 +190,8 @@ fn finish(node: &Node, dist: &Distribution, peer: &Atom, id: u64, shared: &Share
 }
 
 struct Writer {
+    /// Marks each write, for the runtime's spin before sleeping (`node::spin`).
+    wrote: super::spin::WriteMark,
     shared: Arc<Shared>,
     negotiated: DistFlags,
     ticker: crate::dist::Ticker,
@@ -234,6 +237,7 @@ impl Writer {
                         sock.flush().await.map_err(|e| e.to_string())?;
                         self.shared.io.output.fetch_add(buf.len() as u64, Ordering::Relaxed);
                         self.ticker.on_wrote(Instant::now());
+                        self.wrote.wrote();
                         buf.clear();
                         if buf.capacity() > 4 * WRITE_BATCH_BYTES {
                             buf.shrink_to(64 * 1024);

@@ -11,14 +11,19 @@
 //! caller's round trips went from 12.1k to 22.5k a second, and the BEAM client's CPU per call
 //! from 44 to 28 µs (`benches/RESULTS.md`, issue 16).
 //!
+//! Only sockets written to within the budget are watched, for the budget after that write: a
+//! peer we just answered is likely to be waiting for nothing else, and its next request follows
+//! within microseconds. A peer that only sends (a stream of casts) is left to wake us: spinning
+//! between its messages made each read smaller and cost 1.4–2x the CPU per ingested message.
+//!
 //! The runtime calls [`before_park`] (`tokio::runtime::Builder::on_thread_park`, set by
 //! [`crate::cli::runtime`]; a program that builds its own runtime adds it there); connections
-//! register their sockets while they live. The watch is one `poll(2)` with no timeout per turn,
-//! so a node without connections, or with a zero budget, goes straight to sleep.
+//! register their sockets while they live and mark their writes. The watch is one `poll(2)`
+//! with no timeout per turn, so a node with nothing recently written goes straight to sleep.
 
 use std::os::fd::RawFd;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The budget unless [`set_budget`] changes it: BEAM's medium busy wait is of this order, and
@@ -27,8 +32,8 @@ pub const DEFAULT_BUDGET: Duration = Duration::from_micros(50);
 /// Sockets watched at most (the first ones registered; the rest wake the thread as usual).
 pub const MAX_WATCHED: usize = 1024;
 
-/// The sockets watched while spinning.
-static FDS: Mutex<Vec<RawFd>> = Mutex::new(Vec::new());
+/// The sockets that may be watched, with when each was last written to.
+static SOCKETS: Mutex<Vec<(RawFd, Arc<AtomicU64>)>> = Mutex::new(Vec::new());
 /// The budget in nanoseconds.
 static BUDGET_NS: AtomicU64 = AtomicU64::new(DEFAULT_BUDGET.as_nanos() as u64);
 
@@ -42,47 +47,84 @@ pub fn budget() -> Duration {
     Duration::from_nanos(BUDGET_NS.load(Ordering::Relaxed))
 }
 
-/// A connection's socket, watched while this lives.
+/// Nanoseconds on a process-wide monotonic clock (never 0).
+fn now_ns() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64 + 1
+}
+
+/// A connection's socket, watchable while this lives.
 #[derive(Debug)]
-pub(crate) struct Watched(Option<RawFd>);
+pub(crate) struct Watched(Option<(RawFd, Arc<AtomicU64>)>);
 
 impl Watched {
     pub(crate) fn new(fd: RawFd) -> Watched {
-        let mut fds = FDS.lock().unwrap_or_else(|e| e.into_inner());
-        if fds.len() >= MAX_WATCHED {
+        let mut socks = SOCKETS.lock().unwrap_or_else(|e| e.into_inner());
+        if socks.len() >= MAX_WATCHED {
             return Watched(None);
         }
-        fds.push(fd);
-        Watched(Some(fd))
+        let wrote = Arc::new(AtomicU64::new(0));
+        socks.push((fd, wrote.clone()));
+        Watched(Some((fd, wrote)))
+    }
+
+    /// The handle the writer marks its writes with.
+    pub(crate) fn writes(&self) -> WriteMark {
+        WriteMark(self.0.as_ref().map(|(_, w)| w.clone()))
     }
 }
 
 impl Drop for Watched {
     fn drop(&mut self) {
-        let Some(fd) = self.0 else { return };
-        let mut fds = FDS.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = fds.iter().position(|f| *f == fd) {
-            fds.swap_remove(i);
+        let Some((fd, _)) = self.0 else { return };
+        let mut socks = SOCKETS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = socks.iter().position(|(f, _)| *f == fd) {
+            socks.swap_remove(i);
         }
     }
 }
 
-/// The `on_thread_park` hook: returns once a watched socket has something to read, or when
-/// the budget is spent, or at once when nothing is watched.
+/// Marks a socket as written to: the peer may now be waiting for nothing but this answer, so
+/// its next message is worth watching for.
+#[derive(Clone, Debug)]
+pub(crate) struct WriteMark(Option<Arc<AtomicU64>>);
+
+impl WriteMark {
+    pub(crate) fn wrote(&self) {
+        if let Some(w) = &self.0 {
+            w.store(now_ns(), Ordering::Relaxed);
+        }
+    }
+}
+
+/// The `on_thread_park` hook: watches the sockets written to within the budget until one of
+/// them has something to read or the budget since the last write is spent; returns at once if
+/// none was. A peer that only sends (a stream of casts) is not waiting for us and is not
+/// watched for: sleeping between its bursts lets more of it gather per read.
 pub fn before_park() {
-    let budget = budget();
-    if budget.is_zero() {
+    watch(&SOCKETS, BUDGET_NS.load(Ordering::Relaxed));
+}
+
+/// [`before_park`] over `sockets` with a budget of `budget` nanoseconds.
+fn watch(sockets: &Mutex<Vec<(RawFd, Arc<AtomicU64>)>>, budget: u64) {
+    if budget == 0 {
         return;
     }
-    let mut polls: Vec<libc::pollfd> = {
-        let fds = FDS.lock().unwrap_or_else(|e| e.into_inner());
-        fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect()
-    };
-    if polls.is_empty() {
-        return;
+    let now = now_ns();
+    let mut until = 0;
+    let mut polls: Vec<libc::pollfd> = Vec::new();
+    {
+        let socks = sockets.lock().unwrap_or_else(|e| e.into_inner());
+        for (fd, wrote) in socks.iter() {
+            let wrote = wrote.load(Ordering::Relaxed);
+            let end = wrote.saturating_add(budget);
+            if wrote != 0 && end > now {
+                until = until.max(end);
+                polls.push(libc::pollfd { fd: *fd, events: libc::POLLIN, revents: 0 });
+            }
+        }
     }
-    let start = Instant::now();
-    while start.elapsed() < budget {
+    while !polls.is_empty() && now_ns() < until {
         // SAFETY: `polls` is a valid array of `polls.len()` pollfd; a zero timeout never
         // blocks. A descriptor closed meanwhile reports POLLNVAL, which ends the spin.
         let n = unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, 0) };
@@ -96,25 +138,46 @@ pub fn before_park() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+
+    /// An hour, in nanoseconds: a watch that returns did so for a reason other than the budget.
+    const HOUR_NS: u64 = 3_600_000_000_000;
+
+    fn registry(socks: &[(&UnixStream, u64)]) -> Mutex<Vec<(RawFd, Arc<AtomicU64>)>> {
+        Mutex::new(socks.iter().map(|(s, wrote)| (s.as_raw_fd(), Arc::new(AtomicU64::new(*wrote)))).collect())
+    }
 
     #[test]
-    fn a_readable_socket_ends_the_spin() {
-        let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+    fn a_readable_socket_ends_the_watch() {
+        let (a, mut b) = UnixStream::pair().unwrap();
         std::io::Write::write_all(&mut b, b"x").unwrap();
-        let _w = Watched::new(std::os::fd::AsRawFd::as_raw_fd(&a));
-        // with an hour's budget this returns only because the socket is readable
-        set_budget(Duration::from_secs(3600));
-        before_park();
-        set_budget(DEFAULT_BUDGET);
+        watch(&registry(&[(&a, now_ns())]), HOUR_NS);
+    }
+
+    #[test]
+    fn a_socket_not_written_to_is_not_watched() {
+        // unreadable and never written to: an hour's budget, and yet no wait
+        let (a, _b) = UnixStream::pair().unwrap();
+        watch(&registry(&[(&a, 0)]), HOUR_NS);
+    }
+
+    #[test]
+    fn the_watch_ends_with_the_budget() {
+        // unreadable, written to just now, a budget of a millisecond
+        let (a, _b) = UnixStream::pair().unwrap();
+        watch(&registry(&[(&a, now_ns())]), 1_000_000);
     }
 
     #[test]
     fn watching_ends_with_the_watcher() {
-        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&a);
+        let (a, _b) = UnixStream::pair().unwrap();
+        let fd = a.as_raw_fd();
+        let watched = |fd| SOCKETS.lock().unwrap().iter().any(|(f, _)| *f == fd);
         let w = Watched::new(fd);
-        assert!(FDS.lock().unwrap().contains(&fd));
+        assert!(watched(fd));
+        w.writes().wrote();
         drop(w);
-        assert!(!FDS.lock().unwrap().contains(&fd));
+        assert!(!watched(fd));
     }
 }
