@@ -27,7 +27,7 @@
 
 -export([start_server_side/0, start_sink/0, sink/1, ctl_loop/0, burst/5, idle/0]).
 -export([kv/6, kv_pass/6, kv_caller/6, ingest/4, burst_from/5, pubsub/6, sub_spawner/6, subscriber/4,
-         idle_cost/2, rss/0, connect_times/2, mesh_member/0, join/2, mesh_size/0]).
+         idle_cost/2, rss/0, connect_times/2]).
 
 -define(CALL_TIMEOUT, 10000).
 
@@ -152,41 +152,6 @@ kv(Server, Nodes, CallersPerNode, Keys, MaxPerCaller, DurMs) ->
     {Calls, Elapsed, percentile(Lats, 50), percentile(Lats, 99), Errors}.
 
 %% Sets up a connection to Node K times (net_kernel:connect_node/1, then
-%% A member of the join scenario's cluster: the default pg scope running with one member in
-%% a group of its own, so that a joining node has pg state to sync as well as global's.
-mesh_member() ->
-    case whereis(pg) of
-        undefined -> {ok, _} = pg:start(pg);
-        _ -> ok
-    end,
-    Me = node(),
-    spawn(fun() -> ok = pg:join({mesh, Me}, self()), receive stop -> ok end end),
-    ok.
-
-%% Visible nodes this node is connected to, once global has synced with them.
-mesh_size() ->
-    global:sync(),
-    length(nodes()).
-
-%% Joins the cluster of Members through the first, then waits until connected to every one
-%% and global has synced (at most TimeoutMs). -> {ElapsedUs, Missing}
-join(Members, TimeoutMs) ->
-    T0 = now_us(),
-    net_kernel:connect_node(hd(Members)),
-    Missing = wait_connected(Members, T0 + TimeoutMs * 1000),
-    global:sync(),
-    {now_us() - T0, Missing}.
-
-wait_connected(Members, Deadline) ->
-    case Members -- nodes() of
-        [] -> 0;
-        Left ->
-            case now_us() > Deadline of
-                true -> length(Left);
-                false -> timer:sleep(1), wait_connected(Members, Deadline)
-            end
-    end.
-
 %% erlang:disconnect_node/1), each bounded by net_setuptime.
 %% -> {P50Us, P99Us, Failures}
 connect_times(Node, K) ->

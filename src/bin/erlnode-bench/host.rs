@@ -57,29 +57,6 @@ pub fn run(
     Ok(())
 }
 
-/// Joins the cluster of `members` through the first, then waits until connected to every one
-/// and `global` has synced with them (as `erlnode_bench:join/2` does on BEAM).
-/// -> `{ElapsedUs, Missing}`
-async fn join(node: &erlnode::Node, members: &[Term], timeout: Duration) -> Term {
-    let t0 = Instant::now();
-    let members: Vec<Atom> = members.iter().filter_map(|m| m.as_atom().cloned()).collect();
-    if let Some(first) = members.first() {
-        node.connect(first).await;
-    }
-    let global = node.extension::<erlnode::services::gns::GlobalService>();
-    let missing = loop {
-        let connected = node.nodes();
-        let known = global.as_ref().map(|g| g.known_nodes()).unwrap_or_default();
-        let missing = members.iter().filter(|m| !connected.contains(m) || !known.contains(m)).count();
-        let syncing = global.as_ref().is_some_and(|g| members.iter().any(|m| g.is_syncing(m)));
-        if (missing == 0 && !syncing) || t0.elapsed() > timeout {
-            break missing;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    };
-    Term::Tuple(vec![Term::Int(t0.elapsed().as_micros() as i64), Term::Int(missing as i64)])
-}
-
 /// Counts messages; `{'$bench_done', From}` sends `{'$bench_count', Count}` to `From`.
 async fn sink(mut p: Process) -> Term {
     let mut count: i64 = 0;
@@ -140,9 +117,6 @@ impl GenServer for Ctl {
                     });
                 }
                 Term::atom("ok")
-            }
-            Some([op, Term::List(members), Term::Int(timeout_ms)]) if op.is_atom("join") => {
-                join(&node, members, Duration::from_millis(*timeout_ms as u64)).await
             }
             Some([op, Term::List(nodes)]) if op.is_atom("phx_join") => {
                 let nodes: Vec<Atom> = nodes.iter().filter_map(|n| n.as_atom().cloned()).collect();

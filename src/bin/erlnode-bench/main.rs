@@ -1,7 +1,7 @@
 //! `erlnode-bench`: erlnode against BEAM itself, side by side, in one run.
 //!
 //! ```text
-//! scripts/bench [--quick] [--tls] [all|kv|ingest|sends|pubsub|cost|scale|phoenix|connect|genstage|syn|wire|join]...
+//! scripts/bench [--quick] [--tls] [all|kv|ingest|sends|pubsub|cost|scale|phoenix|connect|genstage|syn|wire]...
 //! cargo run --release --bin erlnode-bench -- --quick all     (build erlnode too: scripts/bench does)
 //! ```
 //!
@@ -19,7 +19,6 @@ mod harness;
 
 mod cluster;
 mod host;
-mod join;
 mod phoenix;
 mod report;
 mod synstage;
@@ -106,12 +105,9 @@ enum Scenario {
     Genstage,
     /// 10. syn: registrations/s, local lookups/s, lookups/s served over erpc.
     Syn,
-    /// 11. Wire: the KV and ingest loads with syscalls, wake-ups and TCP segments counted on
+    /// 12. Wire: the KV and ingest loads with syscalls, wake-ups and TCP segments counted on
     /// the client and the server (needs `perf` and `ss`; not part of `all`).
     Wire,
-    /// 12. Join: a fresh node joins a full mesh of 8, 32 and 100 BEAM nodes running global
-    /// and pg (not part of `all`: it starts up to 100 BEAM nodes).
-    Join,
 }
 
 /// Sizes and durations of one run.
@@ -234,7 +230,6 @@ fn run_all(
             Scenario::Genstage => synstage::genstage(&cluster, run),
             Scenario::Syn => synstage::syn(&cluster, run),
             Scenario::Wire => wire::wire(&cluster, run),
-            Scenario::Join => join::join(&cluster, run),
             Scenario::All => Ok(()),
         };
         eprintln!("[bench] {s:?} done in {:.1} s", t.elapsed().as_secs_f64());

@@ -1,4 +1,4 @@
-//! 11. What a server makes its BEAM client do: the KV and ingest loads of scenarios 1 and 2,
+//! 12. What a server makes its BEAM client do: the KV and ingest loads of scenarios 1 and 2,
 //! with what happens in the kernel counted on both ends, per call or message: syscalls by
 //! kind, context switches and wake-ups issued (`perf stat` on tracepoints, attached to the
 //! client node's and the server's OS process for the pass only), and the TCP segments each
@@ -307,7 +307,7 @@ pub fn wire(c: &Cluster, run: &mut Run) -> Result<(), String> {
             );
             counted(c, side, &expr, |v| (v.len() == 6).then(|| (v[0], v[1])))
         })?;
-        rows(run, &format!("11. wire: KV, {callers} caller{}", if callers == 1 { "" } else { "s" }), "call", &s);
+        rows(run, &format!("12. wire: KV, {callers} caller{}", if callers == 1 { "" } else { "s" }), "call", &s);
     }
     let kinds = [
         ("{msg, i}", "small", run.p.small_n),
@@ -321,7 +321,7 @@ pub fn wire(c: &Cluster, run: &mut Run) -> Result<(), String> {
                 format!("erlnode_bench:ingest({{bench_sink, {}}}, {kind}, {n}, {dur})", erlang_atom(c.server(side)));
             counted(c, side, &expr, |v| (v.len() == 3).then(|| (v[1], v[2])))
         })?;
-        rows(run, &format!("11. wire: ingest, {label}"), "msg", &s);
+        rows(run, &format!("12. wire: ingest, {label}"), "msg", &s);
     }
     Ok(())
 }
