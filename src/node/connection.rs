@@ -4,10 +4,11 @@
 //! `net_kernel`, `net_ticktime`).
 //!
 //! The writer drains everything queued before each write, so under load many messages share a
-//! syscall; its buffer is reused. Between bursts the runtime's threads watch the sockets for a
-//! moment before they sleep (`node::spin`), so a peer's next request seldom has to wake one. The reader parses every frame a read brought in before reading
-//! again, reads into pooled memory (`dist::pool`), and yields to the processes it delivered to
-//! after every [`YIELD_AFTER_BYTES`] read.
+//! syscall; its buffer is reused, and each write marks the socket for the runtime's short watch
+//! before sleeping (`node::spin`), so that the answered peer's next request seldom has to wake
+//! a thread. The reader parses every frame a read brought in before reading again, reads into
+//! pooled memory (`dist::pool`), and yields to the processes it delivered to after every
+//! [`YIELD_AFTER_BYTES`] read.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -228,7 +229,7 @@ impl Writer {
                     // No waiting for more: a process answering a batch of calls queues all its
                     // replies before this task runs (woken by the first, it runs once that
                     // process waits). Yielding here to gather more made tokio wake a second
-                    // worker to look for work each time (0.65 futex calls per KV call at 16
+                    // worker to look for work each time (0.65–0.72 futex calls per KV call at 16
                     // callers), which cost more than the segments it saved (issue 16,
                     // benches/RESULTS.md).
                     if !buf.is_empty() {

@@ -105,7 +105,7 @@ enum Scenario {
     Genstage,
     /// 10. syn: registrations/s, local lookups/s, lookups/s served over erpc.
     Syn,
-    /// 12. Wire: the KV and ingest loads with syscalls, wake-ups and TCP segments counted on
+    /// Scenario 12, wire: the KV and ingest loads with syscalls, wake-ups and TCP segments counted on
     /// the client and the server (needs `perf` and `ss`; not part of `all`).
     Wire,
 }

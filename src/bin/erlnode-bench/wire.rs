@@ -1,6 +1,6 @@
-//! 12. What a server makes its BEAM client do: the KV and ingest loads of scenarios 1 and 2,
-//! with what happens in the kernel counted on both ends, per call or message: syscalls by
-//! kind, context switches and wake-ups issued (`perf stat` on tracepoints, attached to the
+//! Scenario 12: what a server makes its BEAM client do. The KV and ingest loads of scenarios
+//! 1 and 2, with what happens in the kernel counted on both ends, per call or message: syscalls
+//! by kind, context switches and wake-ups issued (`perf stat` on tracepoints, attached to the
 //! client node's and the server's OS process for the pass only), and the TCP segments each
 //! way on the one connection between them (`ss -ti`: `data_segs_in/out`, `segs_in/out`).
 //!
