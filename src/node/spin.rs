@@ -7,9 +7,9 @@
 //! for the wake-up and often loses its core to the woken thread, and the message waits for the
 //! wake-up. BEAM's schedulers busy-wait the same way before they sleep
 //! (`erts/emulator/beam/erl_process.c`, `scheduler_wait`; `+sbwt`), which is why a BEAM client
-//! paid less per call against a BEAM server than against erlnode: with a 50 µs budget one KV
-//! caller's round trips went from 12.1k to 22.5k a second, and the BEAM client's CPU per call
-//! from 44 to 28 µs (`benches/RESULTS.md`, issue 16).
+//! paid less per call against a BEAM server than against erlnode. With a 50 µs budget, one KV
+//! caller makes 22.4k calls/s against erlnode where it makes 11.4k against BEAM, at 0.60x the
+//! client CPU per call (`benches/RESULTS.md`, "A cheaper peer", issue 16).
 //!
 //! Only sockets written to within the budget are watched, for the budget after that write: a
 //! peer we just answered is likely to be waiting for nothing else, and its next request follows
