@@ -42,6 +42,8 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
 
+use std::cell::RefCell;
+
 use bytes::Bytes;
 
 use super::tags::*;
@@ -81,6 +83,62 @@ const REC_DEPTH: usize = 32;
 
 /// Maps up to this size are checked for duplicate keys pairwise; larger ones through a hash set.
 const MAP_PAIRWISE_MAX: usize = 16;
+
+/// Binaries up to this size, decoded from a slice ([`decode`]), are slices of a shared copy of
+/// the input around them instead of an allocation each (BEAM keeps binaries under 64 bytes on
+/// the process heap, `ERL_ONHEAP_BIN_LIMIT`).
+const SMALL_BINARY: usize = 64;
+
+/// Bytes of input copied at a time for small binaries. A small binary kept alive keeps its
+/// copy alive: at most this much memory (less when the input is shorter).
+const BINARY_WINDOW: usize = 1024;
+
+/// Where decoded binaries come from.
+#[derive(Clone, Copy)]
+enum Src<'a> {
+    /// Zero-copy slices of the input's `Bytes`.
+    Slice(&'a Bytes),
+    /// Copies: small binaries slice the current [`Window`], larger ones get a buffer each.
+    Copy(&'a RefCell<Window>),
+}
+
+/// A copy of the input from offset `start` on, which small binaries are slices of.
+#[derive(Default)]
+struct Window {
+    start: usize,
+    bytes: Bytes,
+}
+
+impl Src<'_> {
+    /// The binary `data`, found at `start` of `buf` (the input).
+    #[inline(always)]
+    fn binary(self, buf: &[u8], start: usize, data: &[u8]) -> Bytes {
+        match self {
+            Src::Slice(o) => o.slice(start..start + data.len()),
+            Src::Copy(w) if data.len() <= SMALL_BINARY => small_binary(w, buf, start, data.len()),
+            Src::Copy(_) => Bytes::copy_from_slice(data),
+        }
+    }
+}
+
+/// The `n` bytes (at most [`SMALL_BINARY`]) at `start` of `buf`, as a slice of the window,
+/// which is first moved to `start` if it does not hold them: one allocation (and one
+/// reference count) for the small binaries of up to [`BINARY_WINDOW`] bytes of input.
+#[inline]
+fn small_binary(window: &RefCell<Window>, buf: &[u8], start: usize, n: usize) -> Bytes {
+    if n == 0 {
+        return Bytes::new();
+    }
+    let mut w = window.borrow_mut();
+    let off = start.wrapping_sub(w.start);
+    if off > w.bytes.len() || w.bytes.len() - off < n {
+        let len = (buf.len() - start).min(BINARY_WINDOW);
+        w.bytes = Bytes::copy_from_slice(&buf[start..start + len]);
+        w.start = start;
+        return w.bytes.slice(..n);
+    }
+    w.bytes.slice(off..off + n)
+}
 
 /// How to decode one term inside a larger buffer.
 #[derive(Clone, Copy, Debug)]
@@ -278,7 +336,9 @@ impl std::error::Error for DecodeError {}
 type Result<T> = std::result::Result<T, DecodeError>;
 
 /// Decodes a whole buffer: the version byte `131`, one term (possibly `COMPRESSED`), and
-/// nothing after it. Binaries are copied out of `input`.
+/// nothing after it. Binaries are copied out of `input`: each over 64 bytes into a buffer of its
+/// own, smaller ones as slices of a shared copy of up to 1 KiB of the input around them (one
+/// allocation for many small binaries; keeping one alive keeps that copy).
 pub fn decode(input: &[u8]) -> Result<Term> {
     let (t, end) = decode_in(input, None, 0, &DecodeOptions::default())?;
     finish(input, t, end)
@@ -334,7 +394,12 @@ fn decode_with(
     opts: &DecodeOptions,
     rec_limit: usize,
 ) -> Result<(Term, usize)> {
-    let mut d = Dec { buf, pos: offset.min(buf.len()), owner, cache: opts.atom_cache, owed: 0, elements: 0, rec_limit };
+    let window = RefCell::new(Window::default());
+    let src = match owner {
+        Some(o) => Src::Slice(o),
+        None => Src::Copy(&window),
+    };
+    let mut d = Dec { buf, pos: offset.min(buf.len()), src, cache: opts.atom_cache, owed: 0, elements: 0, rec_limit };
     if offset > buf.len() {
         return Err(d.err_at(buf.len(), DecodeErrorKind::UnexpectedEnd { needed: offset - buf.len() + 1 }));
     }
@@ -416,8 +481,8 @@ enum Tail {
 struct Dec<'a> {
     buf: &'a [u8],
     pos: usize,
-    /// The buffer as `Bytes`, when binaries may be zero-copy slices of it.
-    owner: Option<&'a Bytes>,
+    /// Where binaries come from.
+    src: Src<'a>,
     cache: Option<&'a [Atom]>,
     /// Bytes owed to elements that open containers have declared but not yet started: each
     /// takes at least one.
@@ -499,10 +564,7 @@ impl<'a> Dec<'a> {
     fn bytes(&mut self, n: usize) -> Result<Bytes> {
         let start = self.pos;
         let s = self.take(n)?;
-        Ok(match self.owner {
-            Some(b) => b.slice(start..start + n),
-            None => Bytes::copy_from_slice(s),
-        })
+        Ok(self.src.binary(self.buf, start, s))
     }
 
     /// Reserves `n` more owed bytes for a container opened at `at`.
@@ -583,16 +645,8 @@ impl<'a> Dec<'a> {
                     Frame::List { elems, left } => {
                         elems.push(value);
                         *left -= 1;
-                        if *left > 0 {
+                        if *left > 0 || !self.list_complete(top)? {
                             break;
-                        }
-                        match self.list_tail(elems, left)? {
-                            Tail::Proper => {}
-                            Tail::More => break,
-                            Tail::Other => {
-                                *top = Frame::ListTail { elems: std::mem::take(elems) };
-                                break;
-                            }
                         }
                     }
                     Frame::ListTail { .. } => {
@@ -622,7 +676,59 @@ impl<'a> Dec<'a> {
                         }
                     }
                 }
-                value = self.close(pop(&mut stack))?;
+                match self.close_up(&mut stack)? {
+                    Some(v) => value = v,
+                    None => break,
+                }
+            }
+        }
+    }
+
+    /// After the last element of the list frame `top`: reads what follows (as
+    /// [`Dec::list_tail`]); `true` when the list is complete, else it waits for more elements
+    /// or (as a `ListTail` frame) for its tail.
+    #[inline]
+    fn list_complete(&mut self, top: &mut Frame) -> Result<bool> {
+        let Frame::List { elems, left } = top else { unreachable!("called on a list frame") };
+        Ok(match self.list_tail(elems, left)? {
+            Tail::Proper => true,
+            Tail::More => false,
+            Tail::Other => {
+                *top = Frame::ListTail { elems: std::mem::take(elems) };
+                false
+            }
+        })
+    }
+
+    /// Closes the complete container on top of the stack. While it is a tuple or a proper
+    /// list and its parent a tuple or a list, its term goes straight into the parent, and the
+    /// parent is closed in turn if that completes it: in a deep term, a term returned and then
+    /// pushed costs a store-forwarding stall per level. Returns the term of the last container
+    /// closed when it goes anywhere else (a map, a fun, a list's tail, the root), `None` when
+    /// the parent it went into wants more.
+    fn close_up(&mut self, stack: &mut Vec<Frame>) -> Result<Option<Term>> {
+        loop {
+            let into_parent = matches!(
+                stack.len().checked_sub(2).and_then(|i| stack.get(i..)),
+                Some([Frame::Tuple { .. } | Frame::List { .. }, Frame::Tuple { .. } | Frame::List { .. }])
+            );
+            let frame = pop(stack);
+            if !into_parent {
+                return self.close(frame).map(Some);
+            }
+            let t = match frame {
+                Frame::Tuple { elems, .. } => Term::Tuple(elems),
+                Frame::List { elems, .. } => Term::List(elems),
+                _ => unreachable!("a tuple or list frame"),
+            };
+            let Some(top) = stack.last_mut() else { unreachable!("the parent frame") };
+            let (Frame::Tuple { elems, left } | Frame::List { elems, left }) = top else {
+                unreachable!("a tuple or list frame")
+            };
+            elems.push(t);
+            *left -= 1;
+            if *left > 0 || (matches!(top, Frame::List { .. }) && !self.list_complete(top)?) {
+                return Ok(None);
             }
         }
     }
@@ -716,7 +822,7 @@ impl<'a> Dec<'a> {
     /// [`Dec::leaf`] without counting the element started.
     #[inline(always)]
     fn leaf_raw(&mut self) -> Option<Term> {
-        let (t, next) = fast_leaf(self.buf, self.pos, self.owner, |t| t)?;
+        let (t, next) = fast_leaf(self.buf, self.pos, self.src, |t| t)?;
         self.pos = next;
         Some(t)
     }
@@ -875,7 +981,7 @@ impl<'a> Dec<'a> {
     #[inline(always)]
     fn elem_into(&mut self, depth: usize, slot: &mut std::mem::MaybeUninit<Term>) -> Result<()> {
         self.owed = self.owed.saturating_sub(1);
-        if let Some(((), next)) = fast_leaf(self.buf, self.pos, self.owner, |t| {
+        if let Some(((), next)) = fast_leaf(self.buf, self.pos, self.src, |t| {
             slot.write(t);
         }) {
             self.pos = next;
@@ -906,7 +1012,7 @@ impl<'a> Dec<'a> {
         elems.reserve(n);
         let base = elems.len();
         let buf = self.buf;
-        let owner = self.owner;
+        let src = self.src;
         let mut pos = self.pos;
         // elements before this index have been counted out of `owed`
         let mut synced = 0usize;
@@ -939,11 +1045,7 @@ impl<'a> Dec<'a> {
                     let n = u32::from_be_bytes([b0, b1, b2, b3]) as usize;
                     match buf.get(start..).and_then(|rest| rest.get(..n)) {
                         Some(data) => {
-                            let b = match owner {
-                                Some(o) => o.slice(start..start + n),
-                                None => Bytes::copy_from_slice(data),
-                            };
-                            slot.write(Term::Binary(b));
+                            slot.write(Term::Binary(src.binary(buf, start, data)));
                             Some(start + n)
                         }
                         None => None,
@@ -961,7 +1063,7 @@ impl<'a> Dec<'a> {
                         _ => None,
                     }
                 }
-                _ => fast_leaf(buf, pos, owner, |t| {
+                _ => fast_leaf(buf, pos, src, |t| {
                     slot.write(t);
                 })
                 .map(|((), next)| next),
@@ -1301,7 +1403,7 @@ impl<'a> Dec<'a> {
         let mut inner = Dec {
             buf: &inflated,
             pos: 0,
-            owner: Some(&inflated),
+            src: Src::Slice(&inflated),
             cache: self.cache,
             owed: 0,
             elements: 0,
@@ -1326,7 +1428,7 @@ impl<'a> Dec<'a> {
 /// leaf, is `None` (and `put` is not called), left for the general path, which decodes it or
 /// reports the error.
 #[inline(always)]
-fn fast_leaf<R>(buf: &[u8], start: usize, owner: Option<&Bytes>, put: impl FnOnce(Term) -> R) -> Option<(R, usize)> {
+fn fast_leaf<R>(buf: &[u8], start: usize, src: Src, put: impl FnOnce(Term) -> R) -> Option<(R, usize)> {
     let (&tag, body) = buf.get(start..)?.split_first()?;
     // each arm hands its term to `put` itself, so that it can be built where it goes
     let (r, len) = match tag {
@@ -1352,11 +1454,7 @@ fn fast_leaf<R>(buf: &[u8], start: usize, owner: Option<&Bytes>, put: impl FnOnc
         BINARY_EXT => {
             let n = u32::from_be_bytes(*body.first_chunk()?) as usize;
             let data = body.get(4..)?.get(..n)?;
-            let b = match owner {
-                Some(o) => o.slice(start + 5..start + 5 + n),
-                None => Bytes::copy_from_slice(data),
-            };
-            (put(Term::Binary(b)), 5 + n)
+            (put(Term::Binary(src.binary(buf, start + 5, data))), 5 + n)
         }
         NIL_EXT => (put(Term::List(Vec::new())), 1),
         SMALL_BIG_EXT => {
@@ -1928,6 +2026,25 @@ mod tests {
         let input = Bytes::from(vec![131, 109, 0, 0, 0, 3, 1, 2, 3]);
         let Term::Binary(b) = decode_bytes(input.clone()).unwrap() else { panic!() };
         assert_eq!(b.as_ptr(), input[6..].as_ptr());
+    }
+
+    #[test]
+    fn small_binaries_from_a_slice_share_windows_of_the_input() {
+        // binaries of 0..=80 bytes (small and not), across several windows
+        let t = Term::List((0..300u32).map(|i| Term::binary(vec![i as u8; (i % 81) as usize])).collect());
+        let input = crate::term::encode(&t);
+        let back = decode(&input).unwrap();
+        assert_eq!(back, t);
+        assert_eq!(decode_iterative(&input).unwrap(), t);
+        let Term::List(l) = back else { panic!() };
+        let (Term::Binary(a), Term::Binary(b)) = (&l[1], &l[2]) else { panic!() };
+        // neighbours in one window: contiguous in one copy (the 5-byte header between them)
+        assert_eq!(a.as_ptr() as usize + a.len() + 5, b.as_ptr() as usize);
+        // never a slice of the caller's buffer
+        assert!(l.iter().all(|t| match t {
+            Term::Binary(b) => !input.as_ptr_range().contains(&b.as_ptr()) || b.is_empty(),
+            _ => false,
+        }));
     }
 
     fn nested(depth: usize, open: &[u8], close: &[u8]) -> Vec<u8> {
