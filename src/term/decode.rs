@@ -107,8 +107,17 @@ enum Src<'a> {
 #[derive(Default)]
 struct Window {
     start: usize,
-    bytes: Bytes,
+    /// `None` until the first window (most terms have none: nothing to drop).
+    bytes: Option<Bytes>,
+    /// Small binaries copied each into a buffer of its own so far, up to [`WINDOW_AFTER`].
+    single: usize,
 }
+
+/// Small binaries copied one by one before the first window. A window costs two allocations
+/// (the copy, and the shared reference count its first slice creates) and an atomic count per
+/// binary, so a term with only a few small binaries (a `'$gen_call'` with a key and a name)
+/// is faster with one allocation each.
+const WINDOW_AFTER: usize = 2;
 
 impl Src<'_> {
     /// The binary `data`, found at `start` of `buf` (the input).
@@ -124,21 +133,32 @@ impl Src<'_> {
 
 /// The `n` bytes (at most [`SMALL_BINARY`]) at `start` of `buf`, as a slice of the window,
 /// which is first moved to `start` if it does not hold them: one allocation (and one
-/// reference count) for the small binaries of up to [`BINARY_WINDOW`] bytes of input.
+/// reference count) for the small binaries of up to [`BINARY_WINDOW`] bytes of input. A new
+/// window starts where a binary does not fit the last, at least `BINARY_WINDOW -
+/// SMALL_BINARY` bytes after it, so the copies add up to little more than the input's size.
+/// The first [`WINDOW_AFTER`] small binaries get a buffer each instead.
 #[inline]
 fn small_binary(window: &RefCell<Window>, buf: &[u8], start: usize, n: usize) -> Bytes {
     if n == 0 {
         return Bytes::new();
     }
     let mut w = window.borrow_mut();
-    let off = start.wrapping_sub(w.start);
-    if off > w.bytes.len() || w.bytes.len() - off < n {
-        let len = (buf.len() - start).min(BINARY_WINDOW);
-        w.bytes = Bytes::copy_from_slice(&buf[start..start + len]);
-        w.start = start;
-        return w.bytes.slice(..n);
+    if w.single < WINDOW_AFTER {
+        w.single += 1;
+        return Bytes::copy_from_slice(&buf[start..start + n]);
     }
-    w.bytes.slice(off..off + n)
+    let off = start.wrapping_sub(w.start);
+    match &w.bytes {
+        Some(b) if off <= b.len() && b.len() - off >= n => b.slice(off..off + n),
+        _ => {
+            let len = (buf.len() - start).min(BINARY_WINDOW);
+            let b = Bytes::copy_from_slice(&buf[start..start + len]);
+            let first = b.slice(..n);
+            w.bytes = Some(b);
+            w.start = start;
+            first
+        }
+    }
 }
 
 /// How to decode one term inside a larger buffer.
@@ -1984,8 +2004,9 @@ mod tests {
         assert_eq!(back, t);
         assert_eq!(decode_iterative(&input).unwrap(), t);
         let Term::List(l) = back else { panic!() };
-        let (Term::Binary(a), Term::Binary(b)) = (&l[1], &l[2]) else { panic!() };
-        // neighbours in one window: contiguous in one copy (the 5-byte header between them)
+        let (Term::Binary(a), Term::Binary(b)) = (&l[3], &l[4]) else { panic!() };
+        // the first two small binaries get a buffer each; then neighbours share a window:
+        // contiguous in one copy (the 5-byte header between them)
         assert_eq!(a.as_ptr() as usize + a.len() + 5, b.as_ptr() as usize);
         // never a slice of the caller's buffer
         assert!(l.iter().all(|t| match t {
