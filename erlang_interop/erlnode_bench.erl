@@ -28,6 +28,7 @@
 -export([start_server_side/0, start_sink/0, sink/1, ctl_loop/0, burst/5, idle/0]).
 -export([kv/6, kv_pass/6, kv_caller/6, ingest/4, burst_from/5, pubsub/6, sub_spawner/6, subscriber/4,
          idle_cost/2, rss/0, connect_times/2]).
+-export([wait_nodes/2, join/2]).
 
 -define(CALL_TIMEOUT, 10000).
 
@@ -319,3 +320,31 @@ idle_cost(Ctl, N) ->
     After = gen_server:call(Ctl, rss, ?CALL_TIMEOUT),
     HeapAfter = gen_server:call(Ctl, heap, ?CALL_TIMEOUT),
     {Before, After, HeapBefore, HeapAfter}.
+
+%% true once this node is connected to at least N nodes; false after TimeoutMs.
+wait_nodes(N, TimeoutMs) ->
+    wait_nodes_until(N, now_us() + TimeoutMs * 1000).
+
+wait_nodes_until(N, Deadline) ->
+    case length(nodes()) >= N of
+        true -> true;
+        false ->
+            case now_us() > Deadline of
+                true -> false;
+                false -> timer:sleep(1), wait_nodes_until(N, Deadline)
+            end
+    end.
+
+%% The BEAM joiner of scenario 11 (src/bin/erlnode-bench/join.rs): prints ready, waits for a
+%% line on stdin, connects to First, waits until connected to N nodes and global is synced,
+%% prints done MICROSECONDS, and halts when stdin closes.
+join(First, N) ->
+    io:format("ready ~s~n", [node()]),
+    _ = io:get_line(""),
+    T0 = now_us(),
+    true = net_kernel:connect_node(First),
+    true = wait_nodes(N, 120000),
+    ok = global:sync(),
+    io:format("done ~b~n", [now_us() - T0]),
+    _ = io:get_line(""),
+    halt().

@@ -42,8 +42,11 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
 
+use std::cell::RefCell;
+
 use bytes::Bytes;
 
+use super::cursor::Cursor;
 use super::tags::*;
 use super::{Atom, BigInt, BitBinary, ExportFun, LocalFun, Map, Pid, Port, Reference, Term};
 use super::{BIG_INLINE_BYTES, INLINE_CAP, MAX_ATOM_CHARS, MAX_REF_WORDS};
@@ -81,6 +84,82 @@ const REC_DEPTH: usize = 32;
 
 /// Maps up to this size are checked for duplicate keys pairwise; larger ones through a hash set.
 const MAP_PAIRWISE_MAX: usize = 16;
+
+/// Binaries up to this size, decoded from a slice ([`decode`]), are slices of a shared copy of
+/// the input around them instead of an allocation each (BEAM keeps binaries under 64 bytes on
+/// the process heap, `ERL_ONHEAP_BIN_LIMIT`).
+const SMALL_BINARY: usize = 64;
+
+/// Bytes of input copied at a time for small binaries. A small binary kept alive keeps its
+/// copy alive: at most this much memory (less when the input is shorter).
+const BINARY_WINDOW: usize = 1024;
+
+/// Where decoded binaries come from.
+#[derive(Clone, Copy)]
+enum Src<'a> {
+    /// Zero-copy slices of the input's `Bytes`.
+    Slice(&'a Bytes),
+    /// Copies: small binaries slice the current [`Window`], larger ones get a buffer each.
+    Copy(&'a RefCell<Window>),
+}
+
+/// A copy of the input from offset `start` on, which small binaries are slices of.
+#[derive(Default)]
+struct Window {
+    start: usize,
+    /// `None` until the first window (most terms have none: nothing to drop).
+    bytes: Option<Bytes>,
+    /// Small binaries copied each into a buffer of its own so far, up to [`WINDOW_AFTER`].
+    single: usize,
+}
+
+/// Small binaries copied one by one before the first window. A window costs two allocations
+/// (the copy, and the shared reference count its first slice creates) and an atomic count per
+/// binary, so a term with only a few small binaries (a `'$gen_call'` with a key and a name)
+/// is faster with one allocation each.
+const WINDOW_AFTER: usize = 2;
+
+impl Src<'_> {
+    /// The binary `data`, found at `start` of `buf` (the input).
+    #[inline(always)]
+    fn binary(self, buf: &[u8], start: usize, data: &[u8]) -> Bytes {
+        match self {
+            Src::Slice(o) => o.slice(start..start + data.len()),
+            Src::Copy(w) if data.len() <= SMALL_BINARY => small_binary(w, buf, start, data.len()),
+            Src::Copy(_) => Bytes::copy_from_slice(data),
+        }
+    }
+}
+
+/// The `n` bytes (at most [`SMALL_BINARY`]) at `start` of `buf`, as a slice of the window,
+/// which is first moved to `start` if it does not hold them: one allocation (and one
+/// reference count) for the small binaries of up to [`BINARY_WINDOW`] bytes of input. A new
+/// window starts where a binary does not fit the last, at least `BINARY_WINDOW -
+/// SMALL_BINARY` bytes after it, so the copies add up to little more than the input's size.
+/// The first [`WINDOW_AFTER`] small binaries get a buffer each instead.
+#[inline]
+fn small_binary(window: &RefCell<Window>, buf: &[u8], start: usize, n: usize) -> Bytes {
+    if n == 0 {
+        return Bytes::new();
+    }
+    let mut w = window.borrow_mut();
+    if w.single < WINDOW_AFTER {
+        w.single += 1;
+        return Bytes::copy_from_slice(&buf[start..start + n]);
+    }
+    let off = start.wrapping_sub(w.start);
+    match &w.bytes {
+        Some(b) if off <= b.len() && b.len() - off >= n => b.slice(off..off + n),
+        _ => {
+            let len = (buf.len() - start).min(BINARY_WINDOW);
+            let b = Bytes::copy_from_slice(&buf[start..start + len]);
+            let first = b.slice(..n);
+            w.bytes = Some(b);
+            w.start = start;
+            first
+        }
+    }
+}
 
 /// How to decode one term inside a larger buffer.
 #[derive(Clone, Copy, Debug)]
@@ -278,7 +357,9 @@ impl std::error::Error for DecodeError {}
 type Result<T> = std::result::Result<T, DecodeError>;
 
 /// Decodes a whole buffer: the version byte `131`, one term (possibly `COMPRESSED`), and
-/// nothing after it. Binaries are copied out of `input`.
+/// nothing after it. Binaries are copied out of `input`: each over 64 bytes into a buffer of its
+/// own, smaller ones as slices of a shared copy of up to 1 KiB of the input around them (one
+/// allocation for many small binaries; keeping one alive keeps that copy).
 pub fn decode(input: &[u8]) -> Result<Term> {
     let (t, end) = decode_in(input, None, 0, &DecodeOptions::default())?;
     finish(input, t, end)
@@ -334,22 +415,34 @@ fn decode_with(
     opts: &DecodeOptions,
     rec_limit: usize,
 ) -> Result<(Term, usize)> {
-    let mut d = Dec { buf, pos: offset.min(buf.len()), owner, cache: opts.atom_cache, owed: 0, elements: 0, rec_limit };
+    let window = RefCell::new(Window::default());
+    let src = match owner {
+        Some(o) => Src::Slice(o),
+        None => Src::Copy(&window),
+    };
+    let mut d = Dec {
+        c: Cursor::new(buf, offset.min(buf.len())),
+        src,
+        cache: opts.atom_cache,
+        owed: 0,
+        elements: 0,
+        rec_limit,
+    };
     if offset > buf.len() {
         return Err(d.err_at(buf.len(), DecodeErrorKind::UnexpectedEnd { needed: offset - buf.len() + 1 }));
     }
     if opts.version_byte {
-        let at = d.pos;
-        let v = d.u8()?;
+        let at = d.c.pos;
+        let v = d.c.u8()?;
         if v != VERSION_MAGIC {
             return Err(d.err_at(at, DecodeErrorKind::BadVersion(v)));
         }
-        if d.buf.get(d.pos) == Some(&COMPRESSED) {
+        if d.c.buf.get(d.c.pos) == Some(&COMPRESSED) {
             return d.compressed();
         }
     }
     let t = d.term()?;
-    Ok((t, d.pos))
+    Ok((t, d.c.pos))
 }
 
 /// The top frame, which the caller knows is there.
@@ -414,10 +507,9 @@ enum Tail {
 }
 
 struct Dec<'a> {
-    buf: &'a [u8],
-    pos: usize,
-    /// The buffer as `Bytes`, when binaries may be zero-copy slices of it.
-    owner: Option<&'a Bytes>,
+    c: Cursor<'a>,
+    /// Where binaries come from.
+    src: Src<'a>,
     cache: Option<&'a [Atom]>,
     /// Bytes owed to elements that open containers have declared but not yet started: each
     /// takes at least one.
@@ -435,80 +527,18 @@ impl<'a> Dec<'a> {
         DecodeError { offset, kind }
     }
 
-    #[inline]
-    fn remaining(&self) -> usize {
-        self.buf.len() - self.pos
-    }
-
-    #[inline]
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let buf: &'a [u8] = self.buf;
-        match buf.get(self.pos..).and_then(|r| r.get(..n)) {
-            Some(s) => {
-                self.pos += n;
-                Ok(s)
-            }
-            None => Err(self.err_at(self.pos, DecodeErrorKind::UnexpectedEnd { needed: n - self.remaining() })),
-        }
-    }
-
-    #[inline]
-    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
-        let s = self.take(N)?;
-        let mut a = [0u8; N];
-        a.copy_from_slice(s);
-        Ok(a)
-    }
-
-    #[inline]
-    fn u8(&mut self) -> Result<u8> {
-        match self.buf.get(self.pos) {
-            Some(&b) => {
-                self.pos += 1;
-                Ok(b)
-            }
-            None => Err(self.err_at(self.pos, DecodeErrorKind::UnexpectedEnd { needed: 1 })),
-        }
-    }
-
-    #[inline]
-    fn u16(&mut self) -> Result<u16> {
-        self.array().map(u16::from_be_bytes)
-    }
-
-    #[inline]
-    fn u32(&mut self) -> Result<u32> {
-        self.array().map(u32::from_be_bytes)
-    }
-
-    #[inline]
-    fn u64(&mut self) -> Result<u64> {
-        self.array().map(u64::from_be_bytes)
-    }
-
-    #[inline]
-    fn peek(&self) -> Result<u8> {
-        match self.buf.get(self.pos) {
-            Some(&b) => Ok(b),
-            None => Err(self.err_at(self.pos, DecodeErrorKind::UnexpectedEnd { needed: 1 })),
-        }
-    }
-
     /// `n` bytes as `Bytes`: a slice of the owner, or a copy.
     #[inline]
     fn bytes(&mut self, n: usize) -> Result<Bytes> {
-        let start = self.pos;
-        let s = self.take(n)?;
-        Ok(match self.owner {
-            Some(b) => b.slice(start..start + n),
-            None => Bytes::copy_from_slice(s),
-        })
+        let start = self.c.pos;
+        let s = self.c.take(n)?;
+        Ok(self.src.binary(self.c.buf, start, s))
     }
 
     /// Reserves `n` more owed bytes for a container opened at `at`.
     #[inline]
     fn claim(&mut self, n: usize, at: usize) -> Result<()> {
-        let available = self.remaining().saturating_sub(self.owed);
+        let available = self.c.remaining().saturating_sub(self.owed);
         if n > available {
             return Err(self.err_at(at, DecodeErrorKind::TooManyElements { declared: n, available }));
         }
@@ -583,16 +613,8 @@ impl<'a> Dec<'a> {
                     Frame::List { elems, left } => {
                         elems.push(value);
                         *left -= 1;
-                        if *left > 0 {
+                        if *left > 0 || !self.list_complete(top)? {
                             break;
-                        }
-                        match self.list_tail(elems, left)? {
-                            Tail::Proper => {}
-                            Tail::More => break,
-                            Tail::Other => {
-                                *top = Frame::ListTail { elems: std::mem::take(elems) };
-                                break;
-                            }
                         }
                     }
                     Frame::ListTail { .. } => {
@@ -622,7 +644,59 @@ impl<'a> Dec<'a> {
                         }
                     }
                 }
-                value = self.close(pop(&mut stack))?;
+                match self.close_up(&mut stack)? {
+                    Some(v) => value = v,
+                    None => break,
+                }
+            }
+        }
+    }
+
+    /// After the last element of the list frame `top`: reads what follows (as
+    /// [`Dec::list_tail`]); `true` when the list is complete, else it waits for more elements
+    /// or (as a `ListTail` frame) for its tail.
+    #[inline]
+    fn list_complete(&mut self, top: &mut Frame) -> Result<bool> {
+        let Frame::List { elems, left } = top else { unreachable!("called on a list frame") };
+        Ok(match self.list_tail(elems, left)? {
+            Tail::Proper => true,
+            Tail::More => false,
+            Tail::Other => {
+                *top = Frame::ListTail { elems: std::mem::take(elems) };
+                false
+            }
+        })
+    }
+
+    /// Closes the complete container on top of the stack. While it is a tuple or a proper
+    /// list and its parent a tuple or a list, its term goes straight into the parent, and the
+    /// parent is closed in turn if that completes it: in a deep term, a term returned and then
+    /// pushed costs a store-forwarding stall per level. Returns the term of the last container
+    /// closed when it goes anywhere else (a map, a fun, a list's tail, the root), `None` when
+    /// the parent it went into wants more.
+    fn close_up(&mut self, stack: &mut Vec<Frame>) -> Result<Option<Term>> {
+        loop {
+            let into_parent = matches!(
+                stack.len().checked_sub(2).and_then(|i| stack.get(i..)),
+                Some([Frame::Tuple { .. } | Frame::List { .. }, Frame::Tuple { .. } | Frame::List { .. }])
+            );
+            let frame = pop(stack);
+            if !into_parent {
+                return self.close(frame).map(Some);
+            }
+            let t = match frame {
+                Frame::Tuple { elems, .. } => Term::Tuple(elems),
+                Frame::List { elems, .. } => Term::List(elems),
+                _ => unreachable!("a tuple or list frame"),
+            };
+            let Some(top) = stack.last_mut() else { unreachable!("the parent frame") };
+            let (Frame::Tuple { elems, left } | Frame::List { elems, left }) = top else {
+                unreachable!("a tuple or list frame")
+            };
+            elems.push(t);
+            *left -= 1;
+            if *left > 0 || (matches!(top, Frame::List { .. }) && !self.list_complete(top)?) {
+                return Ok(None);
             }
         }
     }
@@ -716,8 +790,8 @@ impl<'a> Dec<'a> {
     /// [`Dec::leaf`] without counting the element started.
     #[inline(always)]
     fn leaf_raw(&mut self) -> Option<Term> {
-        let (t, next) = fast_leaf(self.buf, self.pos, self.owner, |t| t)?;
-        self.pos = next;
+        let (t, next) = fast_leaf(self.c.buf, self.c.pos, self.src, |t| t)?;
+        self.c.pos = next;
         Some(t)
     }
 
@@ -726,25 +800,25 @@ impl<'a> Dec<'a> {
     #[inline(always)]
     fn list_tail(&mut self, elems: &mut Vec<Term>, left: &mut usize) -> Result<Tail> {
         loop {
-            let at = self.pos;
-            match self.peek()? {
+            let at = self.c.pos;
+            match self.c.peek()? {
                 NIL_EXT => {
-                    self.pos += 1;
+                    self.c.pos += 1;
                     self.owed = self.owed.saturating_sub(1);
                     return Ok(Tail::Proper);
                 }
                 STRING_EXT => {
-                    self.pos += 1;
-                    let n = self.u16()? as usize;
-                    let s = self.take(n)?;
+                    self.c.pos += 1;
+                    let n = self.c.u16()? as usize;
+                    let s = self.c.take(n)?;
                     self.count_elements(n, at)?;
                     elems.extend(s.iter().map(|&b| Term::Int(b as i64)));
                     self.owed = self.owed.saturating_sub(1);
                     return Ok(Tail::Proper);
                 }
                 LIST_EXT => {
-                    self.pos += 1;
-                    let n = self.u32()? as usize;
+                    self.c.pos += 1;
+                    let n = self.c.u32()? as usize;
                     if n == 0 {
                         // LIST_EXT of no elements is just its own tail
                         continue;
@@ -763,11 +837,11 @@ impl<'a> Dec<'a> {
     /// Decodes a leaf term, or opens a container (pushing a frame) and returns `None`.
     fn value(&mut self, stack: &mut Vec<Frame>, depth: usize) -> Result<Option<Term>> {
         loop {
-            let at = self.pos;
-            let tag = self.u8()?;
+            let at = self.c.pos;
+            let tag = self.c.u8()?;
             let t = match tag {
                 SMALL_TUPLE_EXT | LARGE_TUPLE_EXT => {
-                    let n = if tag == SMALL_TUPLE_EXT { self.u8()? as usize } else { self.u32()? as usize };
+                    let n = if tag == SMALL_TUPLE_EXT { self.c.u8()? as usize } else { self.c.u32()? as usize };
                     if n == 0 {
                         Term::Tuple(Vec::new())
                     } else {
@@ -777,7 +851,7 @@ impl<'a> Dec<'a> {
                     }
                 }
                 LIST_EXT => {
-                    let n = self.u32()? as usize;
+                    let n = self.c.u32()? as usize;
                     if n == 0 {
                         // no elements: the term is its tail, which fills this same slot
                         continue;
@@ -787,7 +861,7 @@ impl<'a> Dec<'a> {
                     return Ok(None);
                 }
                 MAP_EXT => {
-                    let n = self.u32()? as usize;
+                    let n = self.c.u32()? as usize;
                     if n == 0 {
                         Term::Map(Map::new())
                     } else {
@@ -820,23 +894,23 @@ impl<'a> Dec<'a> {
     /// inputs and report the same errors at the same offsets.
     fn term_rec(&mut self, depth: usize) -> Result<Term> {
         loop {
-            let at = self.pos;
-            let tag = self.u8()?;
+            let at = self.c.pos;
+            let tag = self.c.u8()?;
             return match tag {
                 SMALL_TUPLE_EXT | LARGE_TUPLE_EXT | LIST_EXT | MAP_EXT | NEW_FUN_EXT if depth >= self.rec_limit => {
-                    self.pos = at;
+                    self.c.pos = at;
                     self.term_iter(depth)
                 }
                 SMALL_TUPLE_EXT => {
-                    let n = self.u8()? as usize;
+                    let n = self.c.u8()? as usize;
                     self.tuple(n, at, depth)
                 }
                 LARGE_TUPLE_EXT => {
-                    let n = self.u32()? as usize;
+                    let n = self.c.u32()? as usize;
                     self.tuple(n, at, depth)
                 }
                 LIST_EXT => {
-                    let n = self.u32()? as usize;
+                    let n = self.c.u32()? as usize;
                     if n == 0 {
                         // no elements: the term is its tail, which fills this same slot
                         continue;
@@ -875,10 +949,10 @@ impl<'a> Dec<'a> {
     #[inline(always)]
     fn elem_into(&mut self, depth: usize, slot: &mut std::mem::MaybeUninit<Term>) -> Result<()> {
         self.owed = self.owed.saturating_sub(1);
-        if let Some(((), next)) = fast_leaf(self.buf, self.pos, self.owner, |t| {
+        if let Some(((), next)) = fast_leaf(self.c.buf, self.c.pos, self.src, |t| {
             slot.write(t);
         }) {
-            self.pos = next;
+            self.c.pos = next;
             return Ok(());
         }
         let t = self.term_rec(depth)?;
@@ -905,9 +979,9 @@ impl<'a> Dec<'a> {
     fn seq(&mut self, elems: &mut Vec<Term>, n: usize, depth: usize) -> Result<()> {
         elems.reserve(n);
         let base = elems.len();
-        let buf = self.buf;
-        let owner = self.owner;
-        let mut pos = self.pos;
+        let buf = self.c.buf;
+        let src = self.src;
+        let mut pos = self.c.pos;
         // elements before this index have been counted out of `owed`
         let mut synced = 0usize;
         // elements written into `slots`, in order
@@ -939,11 +1013,7 @@ impl<'a> Dec<'a> {
                     let n = u32::from_be_bytes([b0, b1, b2, b3]) as usize;
                     match buf.get(start..).and_then(|rest| rest.get(..n)) {
                         Some(data) => {
-                            let b = match owner {
-                                Some(o) => o.slice(start..start + n),
-                                None => Bytes::copy_from_slice(data),
-                            };
-                            slot.write(Term::Binary(b));
+                            slot.write(Term::Binary(src.binary(buf, start, data)));
                             Some(start + n)
                         }
                         None => None,
@@ -961,7 +1031,7 @@ impl<'a> Dec<'a> {
                         _ => None,
                     }
                 }
-                _ => fast_leaf(buf, pos, owner, |t| {
+                _ => fast_leaf(buf, pos, src, |t| {
                     slot.write(t);
                 })
                 .map(|((), next)| next),
@@ -969,13 +1039,13 @@ impl<'a> Dec<'a> {
             match next {
                 Some(next) => pos = next,
                 None => {
-                    self.pos = pos;
+                    self.c.pos = pos;
                     self.owed = self.owed.saturating_sub(i + 1 - synced);
                     synced = i + 1;
                     match (self.term_rec(depth), slots.get_mut(i)) {
                         (Ok(t), Some(slot)) => {
                             slot.write(t);
-                            pos = self.pos;
+                            pos = self.c.pos;
                         }
                         (Err(e), _) => {
                             result = Err(e);
@@ -992,7 +1062,7 @@ impl<'a> Dec<'a> {
         // with a valid `Term`: every iteration writes its slot, except one that fails, which
         // stops the loop with `done` set to its index.
         unsafe { elems.set_len(base + done) };
-        self.pos = pos;
+        self.c.pos = pos;
         self.owed = self.owed.saturating_sub(done.saturating_sub(synced));
         result
     }
@@ -1019,7 +1089,7 @@ impl<'a> Dec<'a> {
 
     /// A `MAP_EXT` whose tag (at `at`) has been read.
     fn map(&mut self, at: usize, depth: usize) -> Result<Term> {
-        let n = self.u32()? as usize;
+        let n = self.c.u32()? as usize;
         if n == 0 {
             return Ok(Term::Map(Map::new()));
         }
@@ -1066,24 +1136,24 @@ impl<'a> Dec<'a> {
     /// Any term but a container with elements: `tag` (at `at`) has been read.
     fn scalar(&mut self, tag: u8, at: usize) -> Result<Term> {
         Ok(match tag {
-            SMALL_INTEGER_EXT => Term::Int(self.u8()? as i64),
-            INTEGER_EXT => Term::Int(self.u32()? as i32 as i64),
+            SMALL_INTEGER_EXT => Term::Int(self.c.u8()? as i64),
+            INTEGER_EXT => Term::Int(self.c.u32()? as i32 as i64),
             SMALL_ATOM_UTF8_EXT | ATOM_UTF8_EXT | ATOM_EXT | SMALL_ATOM_EXT | ATOM_CACHE_REF => {
                 Term::Atom(self.atom_body(tag, at)?)
             }
             NIL_EXT => Term::List(Vec::new()),
             STRING_EXT => {
-                let n = self.u16()? as usize;
-                let s = self.take(n)?;
+                let n = self.c.u16()? as usize;
+                let s = self.c.take(n)?;
                 self.count_elements(n, at)?;
                 Term::List(s.iter().map(|&b| Term::Int(b as i64)).collect())
             }
             BINARY_EXT => {
-                let n = self.u32()? as usize;
+                let n = self.c.u32()? as usize;
                 Term::Binary(self.bytes(n)?)
             }
             NEW_FLOAT_EXT => {
-                let f = f64::from_bits(self.u64()?);
+                let f = f64::from_bits(self.c.u64()?);
                 if !f.is_finite() {
                     return Err(self.err_at(at, DecodeErrorKind::NonFiniteFloat));
                 }
@@ -1097,7 +1167,7 @@ impl<'a> Dec<'a> {
             EXPORT_EXT => {
                 let module = self.atom()?;
                 let function = self.atom()?;
-                let a_at = self.pos;
+                let a_at = self.c.pos;
                 let arity = match self.integer()? {
                     Term::Int(a @ 0..=255) => a as u8,
                     Term::Int(a) => return Err(self.err_at(a_at, DecodeErrorKind::BadArity(a))),
@@ -1106,7 +1176,7 @@ impl<'a> Dec<'a> {
                 Term::ExportFun(Box::new(ExportFun { module, function, arity }))
             }
             FLOAT_EXT => {
-                let text = self.take(31)?;
+                let text = self.c.take(31)?;
                 match parse_float_text(text) {
                     Some(f) if f.is_finite() => Term::Float(f),
                     Some(_) => return Err(self.err_at(at, DecodeErrorKind::NonFiniteFloat)),
@@ -1126,8 +1196,8 @@ impl<'a> Dec<'a> {
     /// An atom field (node, module, function name): any atom tag or `ATOM_CACHE_REF`.
     #[inline]
     fn atom(&mut self) -> Result<Atom> {
-        let at = self.pos;
-        let tag = self.u8()?;
+        let at = self.c.pos;
+        let tag = self.c.u8()?;
         match tag {
             SMALL_ATOM_UTF8_EXT | ATOM_UTF8_EXT | ATOM_EXT | SMALL_ATOM_EXT | ATOM_CACHE_REF => self.atom_body(tag, at),
             _ => Err(self.err_at(at, DecodeErrorKind::UnexpectedTag { expected: "an atom", tag })),
@@ -1137,23 +1207,23 @@ impl<'a> Dec<'a> {
     fn atom_body(&mut self, tag: u8, at: usize) -> Result<Atom> {
         match tag {
             SMALL_ATOM_UTF8_EXT | ATOM_UTF8_EXT => {
-                let n = if tag == SMALL_ATOM_UTF8_EXT { self.u8()? as usize } else { self.u16()? as usize };
+                let n = if tag == SMALL_ATOM_UTF8_EXT { self.c.u8()? as usize } else { self.c.u16()? as usize };
                 if n <= INLINE_CAP {
-                    let buf: &'a [u8] = self.buf;
-                    if let Some(window) = buf.get(self.pos..).and_then(|r| r.first_chunk::<INLINE_CAP>()) {
+                    let buf: &'a [u8] = self.c.buf;
+                    if let Some(window) = buf.get(self.c.pos..).and_then(|r| r.first_chunk::<INLINE_CAP>()) {
                         // the `n` bytes are there: what `take` and `atom_utf8` below would do
-                        self.pos += n;
+                        self.c.pos += n;
                         return Atom::from_utf8_window(window, n)
                             .ok_or_else(|| self.err_at(at, DecodeErrorKind::InvalidAtomUtf8));
                     }
                 }
-                let text = self.take(n)?;
+                let text = self.c.take(n)?;
                 let s = atom_utf8(text).ok_or_else(|| self.err_at(at, DecodeErrorKind::InvalidAtomUtf8))?;
                 Atom::try_new(s).map_err(|e| self.err_at(at, DecodeErrorKind::AtomTooLong { chars: e.chars }))
             }
             SMALL_ATOM_EXT | ATOM_EXT => {
-                let n = if tag == SMALL_ATOM_EXT { self.u8()? as usize } else { self.u16()? as usize };
-                let text = self.take(n)?;
+                let n = if tag == SMALL_ATOM_EXT { self.c.u8()? as usize } else { self.c.u16()? as usize };
+                let text = self.c.take(n)?;
                 if n > MAX_ATOM_CHARS {
                     return Err(self.err_at(at, DecodeErrorKind::AtomTooLong { chars: n }));
                 }
@@ -1168,7 +1238,7 @@ impl<'a> Dec<'a> {
             }
             _ => {
                 // ATOM_CACHE_REF
-                let index = self.u8()?;
+                let index = self.c.u8()?;
                 let cache = self.cache.ok_or_else(|| self.err_at(at, DecodeErrorKind::AtomCacheRefWithoutCache))?;
                 cache.get(index as usize).cloned().ok_or_else(|| {
                     self.err_at(at, DecodeErrorKind::AtomCacheIndexOutOfRange { index, len: cache.len() })
@@ -1179,79 +1249,79 @@ impl<'a> Dec<'a> {
 
     /// An integer field (`OldIndex`, `OldUniq`, an export's arity).
     fn integer(&mut self) -> Result<Term> {
-        let at = self.pos;
-        let tag = self.u8()?;
+        let at = self.c.pos;
+        let tag = self.c.u8()?;
         match tag {
-            SMALL_INTEGER_EXT => Ok(Term::Int(self.u8()? as i64)),
-            INTEGER_EXT => Ok(Term::Int(self.u32()? as i32 as i64)),
+            SMALL_INTEGER_EXT => Ok(Term::Int(self.c.u8()? as i64)),
+            INTEGER_EXT => Ok(Term::Int(self.c.u32()? as i32 as i64)),
             SMALL_BIG_EXT | LARGE_BIG_EXT => self.big(tag, at),
             _ => Err(self.err_at(at, DecodeErrorKind::UnexpectedTag { expected: "an integer", tag })),
         }
     }
 
     fn big(&mut self, tag: u8, at: usize) -> Result<Term> {
-        let n = if tag == SMALL_BIG_EXT { self.u8()? as usize } else { self.u32()? as usize };
+        let n = if tag == SMALL_BIG_EXT { self.c.u8()? as usize } else { self.c.u32()? as usize };
         if n > MAX_BIG_BYTES {
             return Err(self.err_at(at, DecodeErrorKind::BigTooLarge { bytes: n }));
         }
         // BEAM treats any non-zero sign byte as negative
-        let negative = self.u8()? != 0;
-        let digits = self.take(n)?;
+        let negative = self.c.u8()? != 0;
+        let digits = self.c.take(n)?;
         Ok(Term::integer(BigInt::normalize(negative, digits)))
     }
 
     fn pid_body(&mut self, tag: u8) -> Result<Pid> {
         let node = self.atom()?;
-        let id = self.u32()?;
-        let serial = self.u32()?;
-        let creation = if tag == NEW_PID_EXT { self.u32()? } else { self.u8()? as u32 };
+        let id = self.c.u32()?;
+        let serial = self.c.u32()?;
+        let creation = if tag == NEW_PID_EXT { self.c.u32()? } else { self.c.u8()? as u32 };
         Ok(Pid { node, id, serial, creation })
     }
 
     fn port_body(&mut self, tag: u8) -> Result<Port> {
         let node = self.atom()?;
-        let id = if tag == V4_PORT_EXT { self.u64()? } else { self.u32()? as u64 };
-        let creation = if tag == PORT_EXT { self.u8()? as u32 } else { self.u32()? };
+        let id = if tag == V4_PORT_EXT { self.c.u64()? } else { self.c.u32()? as u64 };
+        let creation = if tag == PORT_EXT { self.c.u8()? as u32 } else { self.c.u32()? };
         Ok(Port { node, id, creation })
     }
 
     fn ref_body(&mut self, tag: u8, at: usize) -> Result<Reference> {
         if tag == REFERENCE_EXT {
             let node = self.atom()?;
-            let id = self.u32()?;
-            let creation = self.u8()? as u32;
+            let id = self.c.u32()?;
+            let creation = self.c.u8()? as u32;
             return Reference::new(node, creation, &[id])
                 .ok_or_else(|| self.err_at(at, DecodeErrorKind::BadReferenceLength(1)));
         }
-        let len = self.u16()?;
+        let len = self.c.u16()?;
         if len == 0 || len as usize > MAX_REF_WORDS {
             return Err(self.err_at(at, DecodeErrorKind::BadReferenceLength(len)));
         }
         let node = self.atom()?;
-        let creation = if tag == NEWER_REFERENCE_EXT { self.u32()? } else { self.u8()? as u32 };
+        let creation = if tag == NEWER_REFERENCE_EXT { self.c.u32()? } else { self.c.u8()? as u32 };
         let mut words = [0u32; MAX_REF_WORDS];
         for w in words.iter_mut().take(len as usize) {
-            *w = self.u32()?;
+            *w = self.c.u32()?;
         }
         Reference::new(node, creation, &words[..len as usize])
             .ok_or_else(|| self.err_at(at, DecodeErrorKind::BadReferenceLength(len)))
     }
 
     fn bit_binary(&mut self, at: usize) -> Result<Term> {
-        let len = self.u32()?;
-        let bits = self.u8()?;
+        let len = self.c.u32()?;
+        let bits = self.c.u8()?;
         // BEAM (OTP 26+) rejects Bits outside 1..=8 and an empty payload (OTP 25 took
         // Len 0, Bits 0 as <<>>, but no BEAM writes that)
         if len == 0 || bits == 0 || bits > 8 {
             return Err(self.err_at(at, DecodeErrorKind::BadBitBinary { len, bits }));
         }
-        let start = self.pos;
+        let start = self.c.pos;
         let data = self.bytes(len as usize)?;
         if bits == 8 {
             return Ok(Term::Binary(data));
         }
         let mask = 0xffu8 << (8 - bits);
-        let last = self.buf[start + len as usize - 1];
+        let last = self.c.buf[start + len as usize - 1];
         let data = if last & !mask == 0 {
             data
         } else {
@@ -1268,40 +1338,39 @@ impl<'a> Dec<'a> {
     /// The fixed part of `NEW_FUN_EXT` (everything before the free variables).
     fn fun_head(&mut self) -> Result<(Box<LocalFun>, usize)> {
         // Size is redundant and, like BEAM, not checked
-        let _size = self.u32()?;
-        let arity = self.u8()?;
-        let uniq: [u8; 16] = self.array()?;
-        let index = self.u32()?;
-        let num_free = self.u32()? as usize;
+        let _size = self.c.u32()?;
+        let arity = self.c.u8()?;
+        let uniq: [u8; 16] = self.c.array()?;
+        let index = self.c.u32()?;
+        let num_free = self.c.u32()? as usize;
         let module = self.atom()?;
         let old_index = self.integer()?;
         let old_uniq = self.integer()?;
-        let p_at = self.pos;
-        let tag = self.u8()?;
+        let p_at = self.c.pos;
+        let tag = self.c.u8()?;
         let pid = match tag {
             NEW_PID_EXT | PID_EXT => Term::Pid(self.pid_body(tag)?),
             _ => return Err(self.err_at(p_at, DecodeErrorKind::UnexpectedTag { expected: "a pid", tag })),
         };
-        let free_vars = Vec::with_capacity(num_free.min(self.remaining()));
+        let free_vars = Vec::with_capacity(num_free.min(self.c.remaining()));
         let fun = LocalFun { arity, uniq, index, module, old_index, old_uniq, pid, free_vars };
         Ok((Box::new(fun), num_free))
     }
 
     /// `COMPRESSED` right after the version byte: inflate, then decode the payload.
     fn compressed(&mut self) -> Result<(Term, usize)> {
-        let at = self.pos;
-        self.pos += 1;
-        let declared = self.u32()? as usize;
+        let at = self.c.pos;
+        self.c.pos += 1;
+        let declared = self.c.u32()? as usize;
         if declared > MAX_DECOMPRESSED_SIZE {
             return Err(self.err_at(at, DecodeErrorKind::DecompressedTooLarge { declared }));
         }
-        let zdata = &self.buf[self.pos..];
+        let zdata = &self.c.buf[self.c.pos..];
         let (inflated, consumed) = inflate(zdata, declared).map_err(|kind| self.err_at(at, kind))?;
         let inflated = Bytes::from(inflated);
         let mut inner = Dec {
-            buf: &inflated,
-            pos: 0,
-            owner: Some(&inflated),
+            c: Cursor::new(&inflated, 0),
+            src: Src::Slice(&inflated),
             cache: self.cache,
             owed: 0,
             elements: 0,
@@ -1312,11 +1381,11 @@ impl<'a> Dec<'a> {
             kind: DecodeErrorKind::InCompressed { offset: e.offset, kind: Box::new(e.kind) },
         };
         let t = inner.term().map_err(wrap)?;
-        if inner.pos != inflated.len() {
-            let count = inflated.len() - inner.pos;
-            return Err(wrap(DecodeError { offset: inner.pos, kind: DecodeErrorKind::TrailingBytes { count } }));
+        if inner.c.pos != inflated.len() {
+            let count = inflated.len() - inner.c.pos;
+            return Err(wrap(DecodeError { offset: inner.c.pos, kind: DecodeErrorKind::TrailingBytes { count } }));
         }
-        Ok((t, self.pos + consumed))
+        Ok((t, self.c.pos + consumed))
     }
 }
 
@@ -1326,7 +1395,7 @@ impl<'a> Dec<'a> {
 /// leaf, is `None` (and `put` is not called), left for the general path, which decodes it or
 /// reports the error.
 #[inline(always)]
-fn fast_leaf<R>(buf: &[u8], start: usize, owner: Option<&Bytes>, put: impl FnOnce(Term) -> R) -> Option<(R, usize)> {
+fn fast_leaf<R>(buf: &[u8], start: usize, src: Src, put: impl FnOnce(Term) -> R) -> Option<(R, usize)> {
     let (&tag, body) = buf.get(start..)?.split_first()?;
     // each arm hands its term to `put` itself, so that it can be built where it goes
     let (r, len) = match tag {
@@ -1352,11 +1421,7 @@ fn fast_leaf<R>(buf: &[u8], start: usize, owner: Option<&Bytes>, put: impl FnOnc
         BINARY_EXT => {
             let n = u32::from_be_bytes(*body.first_chunk()?) as usize;
             let data = body.get(4..)?.get(..n)?;
-            let b = match owner {
-                Some(o) => o.slice(start + 5..start + 5 + n),
-                None => Bytes::copy_from_slice(data),
-            };
-            (put(Term::Binary(b)), 5 + n)
+            (put(Term::Binary(src.binary(buf, start + 5, data))), 5 + n)
         }
         NIL_EXT => (put(Term::List(Vec::new())), 1),
         SMALL_BIG_EXT => {
@@ -1928,6 +1993,26 @@ mod tests {
         let input = Bytes::from(vec![131, 109, 0, 0, 0, 3, 1, 2, 3]);
         let Term::Binary(b) = decode_bytes(input.clone()).unwrap() else { panic!() };
         assert_eq!(b.as_ptr(), input[6..].as_ptr());
+    }
+
+    #[test]
+    fn small_binaries_from_a_slice_share_windows_of_the_input() {
+        // binaries of 0..=80 bytes (small and not), across several windows
+        let t = Term::List((0..300u32).map(|i| Term::binary(vec![i as u8; (i % 81) as usize])).collect());
+        let input = crate::term::encode(&t);
+        let back = decode(&input).unwrap();
+        assert_eq!(back, t);
+        assert_eq!(decode_iterative(&input).unwrap(), t);
+        let Term::List(l) = back else { panic!() };
+        let (Term::Binary(a), Term::Binary(b)) = (&l[3], &l[4]) else { panic!() };
+        // the first two small binaries get a buffer each; then neighbours share a window:
+        // contiguous in one copy (the 5-byte header between them)
+        assert_eq!(a.as_ptr() as usize + a.len() + 5, b.as_ptr() as usize);
+        // never a slice of the caller's buffer
+        assert!(l.iter().all(|t| match t {
+            Term::Binary(b) => !input.as_ptr_range().contains(&b.as_ptr()) || b.is_empty(),
+            _ => false,
+        }));
     }
 
     fn nested(depth: usize, open: &[u8], close: &[u8]) -> Vec<u8> {

@@ -135,7 +135,14 @@ impl Encoder<'_> {
                         next = it.next();
                     }
                     match next {
-                        Some(t) => self.term(t, &mut stack),
+                        Some(t) => {
+                            // a container in last place replaces its parent's finished frame,
+                            // so a chain of nested last elements keeps the stack flat
+                            if it.len() == 0 {
+                                stack.pop();
+                            }
+                            self.term(t, &mut stack)
+                        }
                         None => {
                             stack.pop();
                         }

@@ -21,6 +21,7 @@
 
 mod atom;
 mod bigint;
+mod cursor;
 mod decode;
 mod display;
 mod encode;

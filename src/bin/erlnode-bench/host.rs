@@ -44,16 +44,22 @@ pub fn run(
         gen_server::start(&node, Ctl, Some(Atom::new("bench_ctl"))).await.map_err(|r| format!("ctl: {r}"))?;
         println!("ready {}", node.name().as_str());
         // stdin closing (the driver exiting, or dropping us) ends the host
-        tokio::task::spawn_blocking(|| {
-            let mut sink = Vec::new();
-            let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-        node.shutdown();
-        Ok::<(), String>(())
+        until_stdin_closes(&node).await
     })?;
     rt.shutdown_timeout(Duration::from_millis(200));
+    Ok(())
+}
+
+/// Waits until stdin closes (the driver exiting, or dropping this process), then shuts the
+/// node down.
+pub async fn until_stdin_closes(node: &erlnode::Node) -> Result<(), String> {
+    tokio::task::spawn_blocking(|| {
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    node.shutdown();
     Ok(())
 }
 

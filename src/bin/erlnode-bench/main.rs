@@ -1,7 +1,7 @@
 //! `erlnode-bench`: erlnode against BEAM itself, side by side, in one run.
 //!
 //! ```text
-//! scripts/bench [--quick] [--tls] [all|kv|ingest|sends|pubsub|cost|scale|phoenix|connect|genstage|syn|wire]...
+//! scripts/bench [--quick] [--tls] [all|kv|ingest|sends|pubsub|cost|scale|phoenix|connect|genstage|syn|join|wire]...
 //! cargo run --release --bin erlnode-bench -- --quick all     (build erlnode too: scripts/bench does)
 //! ```
 //!
@@ -19,6 +19,7 @@ mod harness;
 
 mod cluster;
 mod host;
+mod join;
 mod phoenix;
 mod report;
 mod synstage;
@@ -60,25 +61,43 @@ struct Cli {
     tls: bool,
 }
 
+/// How an erlnode process of the benchmark starts its node.
+#[derive(clap::Args, Debug)]
+struct NodeArgs {
+    #[arg(long)]
+    sname: String,
+    #[arg(long)]
+    cookie: String,
+    #[arg(long)]
+    epmd_port: u16,
+    /// Runtime worker threads, as `erlnode serve --threads`.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+}
+
 #[derive(Subcommand, Debug)]
 enum HostCmd {
     /// (internal) Run the erlnode side: a node with bench_ctl and bench_sink.
     Host {
-        #[arg(long)]
-        sname: String,
-        #[arg(long)]
-        cookie: String,
-        #[arg(long)]
-        epmd_port: u16,
+        #[command(flatten)]
+        node: NodeArgs,
         /// Run as a hidden node.
         #[arg(long)]
         hidden: bool,
-        /// Runtime worker threads, as `erlnode serve --threads`.
-        #[arg(long, default_value_t = 0)]
-        threads: usize,
         /// `-proto_dist inet_tls` with this `-ssl_dist_optfile`.
         #[arg(long)]
         ssl_dist_optfile: Option<std::path::PathBuf>,
+    },
+    /// The erlnode joiner of scenario 11 (`join.rs`).
+    Joiner {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// The member to connect to.
+        #[arg(long)]
+        first: String,
+        /// Members to be connected to and synced with.
+        #[arg(long)]
+        expect: usize,
     },
 }
 
@@ -105,6 +124,8 @@ enum Scenario {
     Genstage,
     /// 10. syn: registrations/s, local lookups/s, lookups/s served over erpc.
     Syn,
+    /// 11. Joining a cluster of 8 to 100 BEAM nodes (full mesh, global and pg).
+    Join,
     /// Scenario 12, wire: the KV and ingest loads with syscalls, wake-ups and TCP segments counted on
     /// the client and the server (needs `perf` and `ss`; not part of `all`).
     Wire,
@@ -155,7 +176,9 @@ struct Run {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(HostCmd::Host { sname, cookie, epmd_port, hidden, threads, ssl_dist_optfile }) = &cli.host {
+    if let Some(HostCmd::Host { node: NodeArgs { sname, cookie, epmd_port, threads }, hidden, ssl_dist_optfile }) =
+        &cli.host
+    {
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_writer(std::io::stderr)
@@ -164,6 +187,15 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("erlnode-bench host: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(HostCmd::Joiner { node: NodeArgs { sname, cookie, epmd_port, threads }, first, expect }) = &cli.host {
+        return match join::run_joiner(sname, cookie, *epmd_port, first, *expect, *threads) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("erlnode-bench joiner: {e}");
                 ExitCode::FAILURE
             }
         };
@@ -179,6 +211,7 @@ fn main() -> ExitCode {
             Scenario::Phoenix,
             Scenario::Genstage,
             Scenario::Syn,
+            Scenario::Join,
         ];
     }
     if scenarios.contains(&Scenario::Scale) {
@@ -229,6 +262,7 @@ fn run_all(
             Scenario::Connect => connect(&cluster, run),
             Scenario::Genstage => synstage::genstage(&cluster, run),
             Scenario::Syn => synstage::syn(&cluster, run),
+            Scenario::Join => join::join(&cluster, run),
             Scenario::Wire => wire::wire(&cluster, run),
             Scenario::All => Ok(()),
         };

@@ -15,6 +15,7 @@ use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 
 use super::error::{Error, ErrorKind, Segment};
 use super::{ATOM_TOKEN, ELIXIR_STRUCT_KEY, TERM_TOKEN};
+use crate::term::cursor::Cursor;
 use crate::term::decode::{decode_body_at, parse_float_text};
 use crate::term::tags::*;
 use crate::term::{DecodeErrorKind, MAX_ATOM_CHARS, MAX_BIG_BYTES, MAX_TERM_DEPTH, MAX_TERM_ELEMENTS};
@@ -23,11 +24,10 @@ type Result<T> = std::result::Result<T, Error>;
 
 /// A cursor over one encoded term (after the version byte).
 pub(crate) struct Deserializer<'de, 'a> {
-    buf: &'a [u8],
+    c: Cursor<'a>,
     /// The same bytes with the input's lifetime, when they are the caller's input (not an
     /// inflated `COMPRESSED` payload): strings can then be borrowed.
     borrowed: Option<&'de [u8]>,
-    pos: usize,
     depth: usize,
     elements: usize,
 }
@@ -95,63 +95,21 @@ impl<'de, 'a> Deserializer<'de, 'a> {
     /// A cursor at the start of `buf`, which must be the caller's input (`borrowed` is the
     /// same slice) or not (`None`, strings are then copied).
     pub(crate) fn new(buf: &'a [u8], borrowed: Option<&'de [u8]>, pos: usize) -> Self {
-        Deserializer { buf, borrowed, pos, depth: 0, elements: 0 }
+        Deserializer { c: Cursor::new(buf, pos), borrowed, depth: 0, elements: 0 }
     }
 
     pub(crate) fn position(&self) -> usize {
-        self.pos
+        self.c.pos
     }
 
     fn malformed(&self, at: usize, kind: DecodeErrorKind) -> Error {
         Error::at(ErrorKind::Malformed(kind), at)
     }
 
-    fn end(&self, needed: usize) -> Error {
-        self.malformed(self.pos, DecodeErrorKind::UnexpectedEnd { needed })
-    }
-
-    fn remaining(&self) -> usize {
-        self.buf.len().saturating_sub(self.pos)
-    }
-
-    fn peek(&self) -> Result<u8> {
-        self.buf.get(self.pos).copied().ok_or_else(|| self.end(1))
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let buf: &'a [u8] = self.buf;
-        match buf.get(self.pos..).and_then(|r| r.get(..n)) {
-            Some(s) => {
-                self.pos += n;
-                Ok(s)
-            }
-            None => Err(self.end(n - self.remaining())),
-        }
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
-        let s = self.take(N)?;
-        let mut a = [0u8; N];
-        a.copy_from_slice(s);
-        Ok(a)
-    }
-
-    fn u8(&mut self) -> Result<u8> {
-        Ok(self.array::<1>()?[0])
-    }
-
-    fn u16(&mut self) -> Result<u16> {
-        Ok(u16::from_be_bytes(self.array()?))
-    }
-
-    fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_be_bytes(self.array()?))
-    }
-
     /// `n` bytes of text, borrowed from the input when it is the caller's.
     fn text(&mut self, n: usize, at: usize, utf8_error: DecodeErrorKind) -> Result<Text<'de, 'a>> {
-        let start = self.pos;
-        let bytes = self.take(n)?;
+        let start = self.c.pos;
+        let bytes = self.c.take(n)?;
         // the same bytes, checked once: with the input's lifetime when they are the input
         let t = match self.borrowed.and_then(|b| b.get(start..start + n)) {
             Some(b) => std::str::from_utf8(b).map(Text::Borrowed),
@@ -163,9 +121,9 @@ impl<'de, 'a> Deserializer<'de, 'a> {
     /// A container of `n` elements opened at `at`: each element takes at least one byte, so
     /// no more may be declared than bytes remain, and [`MAX_TERM_ELEMENTS`] in all.
     fn claim(&mut self, n: usize, at: usize) -> Result<()> {
-        if n > self.remaining() {
+        if n > self.c.remaining() {
             return Err(
-                self.malformed(at, DecodeErrorKind::TooManyElements { declared: n, available: self.remaining() })
+                self.malformed(at, DecodeErrorKind::TooManyElements { declared: n, available: self.c.remaining() })
             );
         }
         self.count(n, at)
@@ -195,42 +153,43 @@ impl<'de, 'a> Deserializer<'de, 'a> {
 
     /// A description of the term at `at` for an error ("the atom `foo`", "a list").
     fn describe(&self, at: usize) -> String {
-        let mut c = Deserializer::<'de, 'a> { buf: self.buf, borrowed: None, pos: at, depth: 0, elements: 0 };
-        let Ok(tag) = c.u8() else { return "the end of the input".to_string() };
+        let mut x = Deserializer::<'de, 'a> { c: Cursor::new(self.c.buf, at), borrowed: None, depth: 0, elements: 0 };
+        let Ok(tag) = x.c.u8() else { return "the end of the input".to_string() };
         let d = match tag {
             SMALL_INTEGER_EXT | INTEGER_EXT | SMALL_BIG_EXT | LARGE_BIG_EXT => {
-                c.pos = at;
-                c.int().map(|i| i.describe()).ok()
+                x.c.pos = at;
+                x.int().map(|i| i.describe()).ok()
             }
-            NEW_FLOAT_EXT => c.array::<8>().ok().map(|b| format!("the float {:?}", f64::from_be_bytes(b))),
+            NEW_FLOAT_EXT => x.c.array::<8>().ok().map(|b| format!("the float {:?}", f64::from_be_bytes(b))),
             FLOAT_EXT => Some("a float".to_string()),
             SMALL_ATOM_UTF8_EXT | ATOM_UTF8_EXT | ATOM_EXT | SMALL_ATOM_EXT => {
-                c.pos = at;
-                c.atom().ok().flatten().map(|t| format!("the atom `{}`", t.as_str()))
+                x.c.pos = at;
+                x.atom().ok().flatten().map(|t| format!("the atom `{}`", t.as_str()))
             }
             ATOM_CACHE_REF => Some("an atom cache reference".to_string()),
             BINARY_EXT => {
-                c.u32().ok().map(|n| match c.take(n as usize).ok().and_then(|b| std::str::from_utf8(b).ok()) {
+                x.c.u32().ok().map(|n| match x.c.take(n as usize).ok().and_then(|b| std::str::from_utf8(b).ok()) {
                     Some(s) if s.chars().count() <= 40 => format!("the binary {s:?}"),
                     _ => format!("a binary of {n} bytes"),
                 })
             }
             BIT_BINARY_EXT => Some("a bitstring".to_string()),
             NIL_EXT => Some("the empty list []".to_string()),
-            STRING_EXT => c.u16().ok().map(|n| format!("a list of {n} small integers")),
-            LIST_EXT => c
-                .u32()
-                .ok()
-                .map(|n| if n == 1 { "a list of 1 element".into() } else { format!("a list of {n} elements") }),
+            STRING_EXT => x.c.u16().ok().map(|n| format!("a list of {n} small integers")),
+            LIST_EXT => {
+                x.c.u32()
+                    .ok()
+                    .map(|n| if n == 1 { "a list of 1 element".into() } else { format!("a list of {n} elements") })
+            }
             SMALL_TUPLE_EXT | LARGE_TUPLE_EXT => {
-                let n = if tag == SMALL_TUPLE_EXT { c.u8().map(|n| n as u32) } else { c.u32() };
-                n.ok().map(|n| match c.atom().ok().flatten() {
+                let n = if tag == SMALL_TUPLE_EXT { x.c.u8().map(|n| n as u32) } else { x.c.u32() };
+                n.ok().map(|n| match x.atom().ok().flatten() {
                     Some(t) => format!("{} tagged `{}`", tuple_of(n as usize), t.as_str()),
                     None => tuple_of(n as usize).into_owned(),
                 })
             }
             MAP_EXT => {
-                c.u32().ok().map(|n| if n == 1 { "a map of 1 entry".into() } else { format!("a map of {n} entries") })
+                x.c.u32().ok().map(|n| if n == 1 { "a map of 1 entry".into() } else { format!("a map of {n} entries") })
             }
             NEW_PID_EXT | PID_EXT => Some("a pid".to_string()),
             NEW_PORT_EXT | V4_PORT_EXT | PORT_EXT => Some("a port".to_string()),
@@ -247,16 +206,16 @@ impl<'de, 'a> Deserializer<'de, 'a> {
 
     /// Reads an atom if there is one at the cursor (`None`, cursor unmoved, otherwise).
     fn atom(&mut self) -> Result<Option<Text<'de, 'a>>> {
-        let at = self.pos;
-        let tag = self.peek()?;
+        let at = self.c.pos;
+        let tag = self.c.peek()?;
         let (n, utf8) = match tag {
             SMALL_ATOM_UTF8_EXT | SMALL_ATOM_EXT => {
-                self.pos += 1;
-                (self.u8()? as usize, tag == SMALL_ATOM_UTF8_EXT)
+                self.c.pos += 1;
+                (self.c.u8()? as usize, tag == SMALL_ATOM_UTF8_EXT)
             }
             ATOM_UTF8_EXT | ATOM_EXT => {
-                self.pos += 1;
-                (self.u16()? as usize, tag == ATOM_UTF8_EXT)
+                self.c.pos += 1;
+                (self.c.u16()? as usize, tag == ATOM_UTF8_EXT)
             }
             ATOM_CACHE_REF => return Err(self.malformed(at, DecodeErrorKind::AtomCacheRefWithoutCache)),
             _ => return Ok(None),
@@ -273,12 +232,12 @@ impl<'de, 'a> Deserializer<'de, 'a> {
             return Ok(Some(t));
         }
         // Latin-1: every byte is the code point of the same value
-        let bytes = self.take(n)?;
+        let bytes = self.c.take(n)?;
         if n > MAX_ATOM_CHARS {
             return Err(self.malformed(at, DecodeErrorKind::AtomTooLong { chars: n }));
         }
         if bytes.is_ascii() {
-            self.pos -= n;
+            self.c.pos -= n;
             return self.text(n, at, DecodeErrorKind::InvalidAtomUtf8).map(Some);
         }
         Ok(Some(Text::Owned(bytes.iter().map(|&b| b as char).collect())))
@@ -286,7 +245,7 @@ impl<'de, 'a> Deserializer<'de, 'a> {
 
     /// The text of the atom at `at`, for an error message.
     fn atom_name(&self, at: usize) -> String {
-        let mut c = Deserializer::new(self.buf, None, at);
+        let mut c = Deserializer::new(self.c.buf, None, at);
         match c.atom() {
             Ok(Some(t)) => t.as_str().to_string(),
             _ => "?".to_string(),
@@ -296,7 +255,7 @@ impl<'de, 'a> Deserializer<'de, 'a> {
     /// `true` (and consumed) when the cursor is at the atom `name`.
     fn eat_atom(&mut self, names: &[&str]) -> Result<bool> {
         // the common case without decoding the atom: an ASCII name under any atom tag
-        let rest = self.buf.get(self.pos..).unwrap_or(&[]);
+        let rest = self.c.buf.get(self.c.pos..).unwrap_or(&[]);
         let header = match rest {
             [SMALL_ATOM_UTF8_EXT | SMALL_ATOM_EXT, n, ..] => Some((2, *n as usize)),
             [ATOM_UTF8_EXT | ATOM_EXT, a, b, ..] => Some((3, u16::from_be_bytes([*a, *b]) as usize)),
@@ -307,16 +266,16 @@ impl<'de, 'a> Deserializer<'de, 'a> {
             if text.is_ascii() {
                 let hit = names.iter().any(|name| name.as_bytes() == text);
                 if hit {
-                    self.pos += h + n;
+                    self.c.pos += h + n;
                 }
                 return Ok(hit);
             }
         }
-        let at = self.pos;
+        let at = self.c.pos;
         match self.atom()? {
             Some(t) if names.contains(&t.as_str()) => Ok(true),
             _ => {
-                self.pos = at;
+                self.c.pos = at;
                 Ok(false)
             }
         }
@@ -324,8 +283,8 @@ impl<'de, 'a> Deserializer<'de, 'a> {
 
     /// An integer of any size at the cursor, or a mismatch.
     fn int_or(&mut self, expected: &'static str) -> Result<Int> {
-        let at = self.pos;
-        match self.peek()? {
+        let at = self.c.pos;
+        match self.c.peek()? {
             SMALL_INTEGER_EXT | INTEGER_EXT | SMALL_BIG_EXT | LARGE_BIG_EXT => self.int(),
             _ => Err(self.mismatch(expected, at)),
         }
@@ -333,19 +292,19 @@ impl<'de, 'a> Deserializer<'de, 'a> {
 
     /// The integer at the cursor (whose tag is an integer tag).
     fn int(&mut self) -> Result<Int> {
-        let at = self.pos;
-        let tag = self.u8()?;
+        let at = self.c.pos;
+        let tag = self.c.u8()?;
         match tag {
-            SMALL_INTEGER_EXT => Ok(Int::small(self.u8()? as i64)),
-            INTEGER_EXT => Ok(Int::small(self.u32()? as i32 as i64)),
+            SMALL_INTEGER_EXT => Ok(Int::small(self.c.u8()? as i64)),
+            INTEGER_EXT => Ok(Int::small(self.c.u32()? as i32 as i64)),
             _ => {
-                let n = if tag == SMALL_BIG_EXT { self.u8()? as usize } else { self.u32()? as usize };
+                let n = if tag == SMALL_BIG_EXT { self.c.u8()? as usize } else { self.c.u32()? as usize };
                 if n > MAX_BIG_BYTES {
                     return Err(self.malformed(at, DecodeErrorKind::BigTooLarge { bytes: n }));
                 }
                 // BEAM treats any non-zero sign byte as negative
-                let negative = self.u8()? != 0;
-                let digits = self.take(n)?;
+                let negative = self.c.u8()? != 0;
+                let digits = self.c.take(n)?;
                 let mut len = digits.len();
                 while len > 0 && digits[len - 1] == 0 {
                     len -= 1;
@@ -358,25 +317,25 @@ impl<'de, 'a> Deserializer<'de, 'a> {
     }
 
     fn int_as<T: TryFrom<i128> + TryFrom<u128>>(&mut self, expected: &'static str) -> Result<T> {
-        let at = self.pos;
+        let at = self.c.pos;
         let i = self.int_or(expected)?;
         i.get().ok_or_else(|| Error::mismatch(expected, i.describe(), at))
     }
 
     fn float(&mut self) -> Result<f64> {
-        let at = self.pos;
-        match self.peek()? {
+        let at = self.c.pos;
+        match self.c.peek()? {
             NEW_FLOAT_EXT => {
-                self.pos += 1;
-                let f = f64::from_be_bytes(self.array()?);
+                self.c.pos += 1;
+                let f = f64::from_be_bytes(self.c.array()?);
                 if !f.is_finite() {
                     return Err(self.malformed(at, DecodeErrorKind::NonFiniteFloat));
                 }
                 Ok(f)
             }
             FLOAT_EXT => {
-                self.pos += 1;
-                match parse_float_text(self.take(31)?) {
+                self.c.pos += 1;
+                match parse_float_text(self.c.take(31)?) {
                     Some(f) if f.is_finite() => Ok(f),
                     Some(_) => Err(self.malformed(at, DecodeErrorKind::NonFiniteFloat)),
                     None => Err(self.malformed(at, DecodeErrorKind::BadFloatText)),
@@ -402,46 +361,46 @@ impl<'de, 'a> Deserializer<'de, 'a> {
         if let Some(t) = self.ascii_binary() {
             return Ok(t);
         }
-        let at = self.pos;
-        match self.peek()? {
+        let at = self.c.pos;
+        match self.c.peek()? {
             BINARY_EXT => {
-                self.pos += 1;
-                let n = self.u32()? as usize;
+                self.c.pos += 1;
+                let n = self.c.u32()? as usize;
                 self.text(n, at, DecodeErrorKind::UnexpectedTag { expected: "UTF-8 text", tag: BINARY_EXT })
                     .map_err(|_| Error::mismatch(expected, "a binary that is not UTF-8".to_string(), at))
             }
             NIL_EXT => {
-                self.pos += 1;
+                self.c.pos += 1;
                 Ok(Text::Transient(""))
             }
             STRING_EXT => {
-                self.pos += 1;
-                let n = self.u16()? as usize;
-                let bytes = self.take(n)?;
+                self.c.pos += 1;
+                let n = self.c.u16()? as usize;
+                let bytes = self.c.take(n)?;
                 self.count(n, at)?;
                 if bytes.is_ascii() {
-                    self.pos -= n;
+                    self.c.pos -= n;
                     return self.text(n, at, DecodeErrorKind::InvalidAtomUtf8);
                 }
                 Ok(Text::Owned(bytes.iter().map(|&b| b as char).collect()))
             }
             LIST_EXT => {
-                self.pos += 1;
-                let n = self.u32()? as usize;
+                self.c.pos += 1;
+                let n = self.c.u32()? as usize;
                 self.claim(n, at)?;
                 let mut s = String::with_capacity(n);
                 for _ in 0..n {
-                    let c_at = self.pos;
+                    let c_at = self.c.pos;
                     let c = self.int_or("a character code")?.get::<u32>().and_then(char::from_u32);
                     match c {
                         Some(c) => s.push(c),
                         None => return Err(self.mismatch(expected, c_at)),
                     }
                 }
-                if self.peek()? != NIL_EXT {
+                if self.c.peek()? != NIL_EXT {
                     return Err(Error::mismatch(expected, "an improper list".to_string(), at));
                 }
-                self.pos += 1;
+                self.c.pos += 1;
                 Ok(Text::Owned(s))
             }
             _ => Err(self.mismatch(expected, at)),
@@ -452,15 +411,15 @@ impl<'de, 'a> Deserializer<'de, 'a> {
     /// for anything else, which the general path reads or reports.
     #[inline(always)]
     fn ascii_binary(&mut self) -> Option<Text<'de, 'a>> {
-        let buf: &'a [u8] = self.buf;
-        let (&BINARY_EXT, rest) = buf.get(self.pos..)?.split_first()? else { return None };
+        let buf: &'a [u8] = self.c.buf;
+        let (&BINARY_EXT, rest) = buf.get(self.c.pos..)?.split_first()? else { return None };
         let n = u32::from_be_bytes(*rest.first_chunk::<4>()?) as usize;
         let text = rest.get(4..)?.get(..n)?;
         if !text.is_ascii() {
             return None;
         }
-        let start = self.pos + 5;
-        self.pos = start + n;
+        let start = self.c.pos + 5;
+        self.c.pos = start + n;
         // SAFETY: `text` was just checked to be ASCII, which is valid UTF-8; `borrowed`, when
         // there, is the same slice as `buf` with the input's lifetime, so the same bytes.
         Some(match self.borrowed.and_then(|b| b.get(start..start + n)) {
@@ -471,38 +430,38 @@ impl<'de, 'a> Deserializer<'de, 'a> {
 
     /// The extent of the term at the cursor, read (and checked) by `term::decode`.
     fn skip_term(&mut self) -> Result<(usize, usize)> {
-        let start = self.pos;
-        let (_, end) = decode_body_at(self.buf, start)?;
-        self.pos = end;
+        let start = self.c.pos;
+        let (_, end) = decode_body_at(self.c.buf, start)?;
+        self.c.pos = end;
         Ok((start, end))
     }
 
     /// A tuple header at the cursor: its arity, or `None` (cursor unmoved).
     fn tuple_header(&mut self) -> Result<Option<usize>> {
-        Ok(match self.peek()? {
+        Ok(match self.c.peek()? {
             SMALL_TUPLE_EXT => {
-                self.pos += 1;
-                Some(self.u8()? as usize)
+                self.c.pos += 1;
+                Some(self.c.u8()? as usize)
             }
             LARGE_TUPLE_EXT => {
-                self.pos += 1;
-                Some(self.u32()? as usize)
+                self.c.pos += 1;
+                Some(self.c.u32()? as usize)
             }
             _ => None,
         })
     }
 
     fn visit_list<V: Visitor<'de>>(&mut self, visitor: V, expected: &'static str) -> Result<V::Value> {
-        let at = self.pos;
-        match self.peek()? {
+        let at = self.c.pos;
+        match self.c.peek()? {
             NIL_EXT => {
-                self.pos += 1;
+                self.c.pos += 1;
                 visitor.visit_seq(Elements { de: self, left: 0, index: 0 })
             }
             STRING_EXT => {
-                self.pos += 1;
-                let n = self.u16()? as usize;
-                let bytes = self.take(n)?;
+                self.c.pos += 1;
+                let n = self.c.u16()? as usize;
+                let bytes = self.c.take(n)?;
                 self.count(n, at)?;
                 self.enter(at)?;
                 let mut seq = Bytes { bytes, index: 0, at: at + 3 };
@@ -514,8 +473,8 @@ impl<'de, 'a> Deserializer<'de, 'a> {
                 Ok(v)
             }
             LIST_EXT => {
-                self.pos += 1;
-                let n = self.u32()? as usize;
+                self.c.pos += 1;
+                let n = self.c.u32()? as usize;
                 self.claim(n, at)?;
                 self.enter(at)?;
                 let mut seq = Elements { de: self, left: n, index: 0 };
@@ -524,15 +483,15 @@ impl<'de, 'a> Deserializer<'de, 'a> {
                     return Err(de::Error::invalid_length(n, &"fewer elements"));
                 }
                 self.leave();
-                let tail_at = self.pos;
-                if self.peek()? != NIL_EXT {
+                let tail_at = self.c.pos;
+                if self.c.peek()? != NIL_EXT {
                     return Err(Error::mismatch(
                         expected,
                         format!("an improper list ending in {}", self.describe(tail_at)),
                         tail_at,
                     ));
                 }
-                self.pos += 1;
+                self.c.pos += 1;
                 Ok(v)
             }
             _ => Err(self.mismatch(expected, at)),
@@ -545,12 +504,12 @@ impl<'de, 'a> Deserializer<'de, 'a> {
         expected: &'static str,
         elixir_struct: Option<&'static str>,
     ) -> Result<V::Value> {
-        let at = self.pos;
-        if self.peek()? != MAP_EXT {
+        let at = self.c.pos;
+        if self.c.peek()? != MAP_EXT {
             return Err(self.mismatch(expected, at));
         }
-        self.pos += 1;
-        let n = self.u32()? as usize;
+        self.c.pos += 1;
+        let n = self.c.u32()? as usize;
         self.claim(n.saturating_mul(2), at)?;
         self.enter(at)?;
         let mut map = Entries { de: self, left: n, key_at: at, elixir_struct };
@@ -563,7 +522,7 @@ impl<'de, 'a> Deserializer<'de, 'a> {
     }
 
     fn visit_tuple<V: Visitor<'de>>(&mut self, len: usize, visitor: V, expected: &'static str) -> Result<V::Value> {
-        let at = self.pos;
+        let at = self.c.pos;
         match self.tuple_header()? {
             Some(n) if n == len => {
                 self.claim(n, at)?;
@@ -577,7 +536,7 @@ impl<'de, 'a> Deserializer<'de, 'a> {
                 Ok(v)
             }
             _ => {
-                self.pos = at;
+                self.c.pos = at;
                 Err(self.mismatch(expected, at))
             }
         }
@@ -616,8 +575,8 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de, '_> {
     type Error = Error;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        let at = self.pos;
-        match self.peek()? {
+        let at = self.c.pos;
+        match self.c.peek()? {
             SMALL_INTEGER_EXT | INTEGER_EXT | SMALL_BIG_EXT | LARGE_BIG_EXT => {
                 let i = self.int()?;
                 if let Some(v) = i.get::<u64>() {
@@ -643,10 +602,10 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de, '_> {
                 }
             }
             BINARY_EXT => {
-                self.pos += 1;
-                let n = self.u32()? as usize;
-                let start = self.pos;
-                let bytes = self.take(n)?;
+                self.c.pos += 1;
+                let n = self.c.u32()? as usize;
+                let start = self.c.pos;
+                let bytes = self.c.take(n)?;
                 // text when it is UTF-8 (a String field in an untagged enum), else bytes
                 match self.borrowed.and_then(|b| b.get(start..start + n)) {
                     Some(b) => match std::str::from_utf8(b) {
@@ -662,7 +621,7 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de, '_> {
             NIL_EXT | STRING_EXT | LIST_EXT => self.visit_list(visitor, "a proper list"),
             SMALL_TUPLE_EXT | LARGE_TUPLE_EXT => {
                 let n = self.tuple_header()?.unwrap_or(0);
-                self.pos = at;
+                self.c.pos = at;
                 self.visit_tuple(n, visitor, "a tuple")
             }
             MAP_EXT => self.visit_map(visitor, "a map", None),
@@ -691,7 +650,7 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de, '_> {
     }
 
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        let at = self.pos;
+        let at = self.c.pos;
         match self.atom()? {
             Some(t) if t.as_str() == "true" => visitor.visit_bool(true),
             Some(t) if t.as_str() == "false" => visitor.visit_bool(false),
@@ -721,7 +680,7 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de, '_> {
     }
 
     fn deserialize_char<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        let at = self.pos;
+        let at = self.c.pos;
         let t = self.string("a one-character binary (char)")?;
         let mut chars = t.as_str().chars();
         match (chars.next(), chars.next()) {
@@ -740,26 +699,26 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de, '_> {
     }
 
     fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        let at = self.pos;
-        match self.peek()? {
+        let at = self.c.pos;
+        match self.c.peek()? {
             BINARY_EXT => {
-                self.pos += 1;
-                let n = self.u32()? as usize;
-                let start = self.pos;
-                let bytes = self.take(n)?;
+                self.c.pos += 1;
+                let n = self.c.u32()? as usize;
+                let start = self.c.pos;
+                let bytes = self.c.take(n)?;
                 match self.borrowed.and_then(|b| b.get(start..start + n)) {
                     Some(b) => visitor.visit_borrowed_bytes(b),
                     None => visitor.visit_bytes(bytes),
                 }
             }
             NIL_EXT => {
-                self.pos += 1;
+                self.c.pos += 1;
                 visitor.visit_bytes(&[])
             }
             STRING_EXT => {
-                self.pos += 1;
-                let n = self.u16()? as usize;
-                let bytes = self.take(n)?;
+                self.c.pos += 1;
+                let n = self.c.u16()? as usize;
+                let bytes = self.c.take(n)?;
                 visitor.visit_bytes(bytes)
             }
             _ => Err(self.mismatch("a binary (bytes)", at)),
@@ -775,7 +734,7 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de, '_> {
     }
 
     fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        let at = self.pos;
+        let at = self.c.pos;
         match self.tuple_header()? {
             Some(0) => visitor.visit_unit(),
             _ => Err(self.mismatch("the empty tuple {} (unit)", at)),
@@ -783,7 +742,7 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de, '_> {
     }
 
     fn deserialize_unit_struct<V: Visitor<'de>>(self, name: &'static str, visitor: V) -> Result<V::Value> {
-        let at = self.pos;
+        let at = self.c.pos;
         if self.eat_atom(&[name])? {
             visitor.visit_unit()
         } else {
@@ -796,11 +755,11 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de, '_> {
             let (start, end) = self.skip_term()?;
             return match self.borrowed.and_then(|b| b.get(start..end)) {
                 Some(b) => visitor.visit_borrowed_bytes(b),
-                None => visitor.visit_bytes(&self.buf[start..end]),
+                None => visitor.visit_bytes(&self.c.buf[start..end]),
             };
         }
         if name == ATOM_TOKEN {
-            let at = self.pos;
+            let at = self.c.pos;
             return match self.atom()? {
                 Some(t) => visit_text(visitor, t),
                 None => Err(self.mismatch("an atom", at)),
@@ -814,7 +773,7 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de, '_> {
     }
 
     fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value> {
-        let at = self.pos;
+        let at = self.c.pos;
         match self.visit_tuple(len, visitor, "") {
             Err(e) if matches!(e.kind(), ErrorKind::Mismatch { expected, .. } if expected.is_empty()) => {
                 Err(Error::mismatch(tuple_of(len), self.describe(at), at))
@@ -856,14 +815,14 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de, '_> {
         visitor: V,
     ) -> Result<V::Value> {
         const EXPECTED: &str = "an atom or a tuple tagged with an atom (enum)";
-        let at = self.pos;
+        let at = self.c.pos;
         if let Some(t) = self.atom()? {
             return visitor.visit_enum(Variant { de: self, tag: t, rest: None, at, tag_at: at });
         }
         match self.tuple_header()? {
             Some(n @ 1..) => {
                 self.claim(n, at)?;
-                let tag_at = self.pos;
+                let tag_at = self.c.pos;
                 match self.atom()? {
                     Some(t) => {
                         self.enter(at)?;
@@ -879,11 +838,11 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de, '_> {
     }
 
     fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        let at = self.pos;
+        let at = self.c.pos;
         if let Some(t) = self.atom()? {
             return visit_text(visitor, t);
         }
-        match self.peek()? {
+        match self.c.peek()? {
             BINARY_EXT => self.deserialize_str(visitor),
             SMALL_INTEGER_EXT | INTEGER_EXT => visitor.visit_u64(self.int_as("an atom (a field or variant name)")?),
             _ => Err(self.mismatch("an atom (a field or variant name)", at)),
@@ -915,7 +874,7 @@ impl<'de> de::SeqAccess<'de> for Elements<'_, 'de, '_> {
             return Ok(None);
         }
         self.left -= 1;
-        let at = self.de.pos;
+        let at = self.de.c.pos;
         let i = self.index;
         self.index += 1;
         seed.deserialize(&mut *self.de).map(Some).map_err(|e| e.or_at(at).within(Segment::Index(i)))
@@ -1001,10 +960,10 @@ impl<'de> de::MapAccess<'de> for Entries<'_, 'de, '_> {
                 return Ok(None);
             }
             self.left -= 1;
-            self.key_at = self.de.pos;
+            self.key_at = self.de.c.pos;
             if let Some(name) = self.elixir_struct {
                 if self.de.eat_atom(&[ELIXIR_STRUCT_KEY])? {
-                    let at = self.de.pos;
+                    let at = self.de.c.pos;
                     if !self.de.eat_atom(&[name])? {
                         let expected = format!("`{name}` (the struct's name)");
                         return Err(Error::mismatch(expected, self.de.describe(at), at)
@@ -1019,7 +978,7 @@ impl<'de> de::MapAccess<'de> for Entries<'_, 'de, '_> {
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value> {
-        let at = self.de.pos;
+        let at = self.de.c.pos;
         seed.deserialize(&mut *self.de).map_err(|e| e.or_at(at).within(Segment::Key(key_text(self.de, self.key_at))))
     }
 
@@ -1030,12 +989,12 @@ impl<'de> de::MapAccess<'de> for Entries<'_, 'de, '_> {
 
 /// A map key at `at`, as a path segment: an atom's or UTF-8 binary's text, an integer.
 fn key_text(de: &Deserializer<'_, '_>, at: usize) -> String {
-    let mut c = Deserializer::new(de.buf, None, at);
+    let mut c = Deserializer::new(de.c.buf, None, at);
     if let Ok(Some(t)) = c.atom() {
         return t.as_str().to_string();
     }
-    c.pos = at;
-    match c.peek() {
+    c.c.pos = at;
+    match c.c.peek() {
         Ok(BINARY_EXT) => match c.string("") {
             Ok(t) => format!("{:?}", t.as_str()),
             Err(_) => "<binary key>".to_string(),
@@ -1106,7 +1065,7 @@ impl<'de> de::VariantAccess<'de> for Payload<'_, 'de, '_> {
     fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value> {
         match self.rest {
             Some(1) => {
-                let at = self.de.pos;
+                let at = self.de.c.pos;
                 seed.deserialize(&mut *self.de).map_err(|e| self.inside(e.or_at(at)))
             }
             _ => Err(self.wrong(|n| format!("a tuple {{{n}, Value}}"))),
