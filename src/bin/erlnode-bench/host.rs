@@ -327,8 +327,13 @@ fn heap_bytes() -> u64 {
 
 /// `VmRSS` of an OS process, in bytes.
 pub fn rss_bytes(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    proc_kib_field(&format!("/proc/{pid}/status"), "VmRSS:")
+}
+
+/// The `KEY: N kB` line of a `/proc` file (`status`, `meminfo`), in bytes.
+pub fn proc_kib_field(path: &str, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let line = text.lines().find(|l| l.starts_with(key))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }

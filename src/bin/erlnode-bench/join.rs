@@ -28,6 +28,7 @@ use erlnode::services::gns::GlobalService;
 
 use crate::cluster::{Cluster, Side, cpu_ns, die_with_parent, eval_raw, host_threads, start_beam};
 use crate::harness::{BeamNode, DEFAULT_COOKIE, NodeOpts, erlang_atom, unique_name};
+use crate::host::{proc_kib_field, rss_bytes};
 use crate::report::{Goal, Unit};
 use crate::{Run, interleave, row};
 
@@ -229,24 +230,9 @@ impl Drop for Joiner {
     }
 }
 
+/// `MemAvailable` of `/proc/meminfo`, in bytes.
 fn mem_available() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kb = s
-        .lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse::<u64>()
-        .ok()?;
-    Some(kb * 1024)
-}
-
-fn rss_bytes(pid: u32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb =
-        s.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse::<u64>().ok()?;
-    Some(kb * 1024)
+    proc_kib_field("/proc/meminfo", "MemAvailable:")
 }
 
 /// `erlnode-bench joiner`: the erlnode joiner (see the module docs).
