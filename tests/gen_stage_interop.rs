@@ -101,15 +101,13 @@ fn a_rust_producer_feeds_elixir_consumers_in_order_and_never_more_than_asked() {
                  receive do :never -> :ok end end)"
             ),
         );
-        let stopped = std::process::Command::new("kill").args(["-STOP", &a.os_pid().to_string()]).status();
-        assert!(stopped.unwrap().success());
+        a.suspend();
         let mut most = 0;
         for _ in 0..15 {
             tokio::time::sleep(Duration::from_millis(100)).await;
             most = most.max(node.dist_queue_len(&ea).unwrap_or(0));
         }
-        let resumed = std::process::Command::new("kill").args(["-CONT", &a.os_pid().to_string()]).status();
-        assert!(resumed.unwrap().success());
+        a.resume();
         assert!(most <= gen_stage::BUSY_DIST_SIGNALS + 1, "{most} signals queued for a node that stopped reading");
         assert!(node.is_alive(&producer.pid));
         eval(&a, "Process.exit(flood, :kill)");

@@ -329,7 +329,7 @@ fn a_silent_peer_is_declared_down_after_net_ticktime() {
         let mut events = node.monitor_nodes();
         // SIGSTOP: the peer's socket stays open, but it says nothing any more
         let started = std::time::Instant::now();
-        unsafe { libc::kill(erl.os_pid() as i32, libc::SIGSTOP) };
+        erl.suspend();
         loop {
             match tokio::time::timeout(T, events.recv()).await.unwrap().unwrap() {
                 NodeEvent::Down { node: n, reason, .. } if n == peer => {
@@ -340,7 +340,7 @@ fn a_silent_peer_is_declared_down_after_net_ticktime() {
             }
         }
         let took = started.elapsed();
-        unsafe { libc::kill(erl.os_pid() as i32, libc::SIGCONT) };
+        erl.resume();
         assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(12), "declared down after {took:?}");
     });
 }

@@ -899,6 +899,23 @@ impl BeamNode {
         lock(&self.child).0.id()
     }
 
+    /// Stops the node's OS process (`SIGSTOP`): its sockets stay open, but it reads and says
+    /// nothing until [`BeamNode::resume`].
+    pub fn suspend(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Lets a [`BeamNode::suspend`]ed node run again (`SIGCONT`).
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        // SAFETY: kill(2) on our own child's pid; no memory is involved.
+        let r = unsafe { libc::kill(self.os_pid() as libc::pid_t, sig) };
+        assert_eq!(r, 0, "kill({}, {sig}): {}", self.os_pid(), io::Error::last_os_error());
+    }
+
     /// Evaluates `expr` on the node (Erlang syntax on `erl` nodes, the final `.` optional;
     /// Elixir syntax on `elixir` nodes) and returns the printed value. Bindings persist
     /// between calls. Blocks up to [`DEFAULT_EVAL_TIMEOUT`]; in async tests use
