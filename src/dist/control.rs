@@ -11,9 +11,10 @@
 //! send, the reason of a `PAYLOAD_*` exit, the argument list of a spawn request) is not part
 //! of [`Control`]; [`Control::has_payload`] says whether one must follow.
 
+use super::atom_cache_out;
 use super::{DistError, DistFlags};
 use crate::term::tags::{SMALL_INTEGER_EXT, SMALL_TUPLE_EXT};
-use crate::term::{Atom, Pid, Reference, Term, encode_body_to};
+use crate::term::{Atom, AtomRefs, NoRefs, Pid, Reference, Term, encode_body_with, write_atom_with};
 
 /// A process named either by pid or by registered name (monitor targets and sources).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -82,9 +83,14 @@ trait Field: Sized {
     fn from_term(t: Term) -> Option<Self>;
     fn to_term(&self) -> Term;
     /// Appends the element's encoding (no version byte): the encoding of
-    /// [`Field::to_term`], without building more than the element's own term.
-    fn encode(&self, out: &mut Vec<u8>) {
-        encode_body_to(&self.to_term(), out);
+    /// [`Field::to_term`], without building more than the element's own term, with the atoms
+    /// `refs` has as cache references.
+    fn encode<R: AtomRefs>(&self, out: &mut Vec<u8>, refs: &R) {
+        encode_body_with(&self.to_term(), out, refs);
+    }
+    /// Shows the atoms of the element to `f` (those the scan of `atom_cache_out` reaches).
+    fn atoms(&self, f: &mut dyn FnMut(&Atom)) {
+        atom_cache_out::scan(&self.to_term(), f);
     }
 }
 
@@ -95,8 +101,11 @@ impl Field for Term {
     fn to_term(&self) -> Term {
         self.clone()
     }
-    fn encode(&self, out: &mut Vec<u8>) {
-        encode_body_to(self, out);
+    fn encode<R: AtomRefs>(&self, out: &mut Vec<u8>, refs: &R) {
+        encode_body_with(self, out, refs);
+    }
+    fn atoms(&self, f: &mut dyn FnMut(&Atom)) {
+        atom_cache_out::scan(self, f);
     }
 }
 
@@ -110,6 +119,9 @@ impl Field for Pid {
     fn to_term(&self) -> Term {
         Term::Pid(self.clone())
     }
+    fn atoms(&self, f: &mut dyn FnMut(&Atom)) {
+        f(&self.node);
+    }
 }
 
 impl Field for Reference {
@@ -122,6 +134,9 @@ impl Field for Reference {
     fn to_term(&self) -> Term {
         Term::Ref(self.clone())
     }
+    fn atoms(&self, f: &mut dyn FnMut(&Atom)) {
+        f(&self.node);
+    }
 }
 
 impl Field for Atom {
@@ -133,6 +148,9 @@ impl Field for Atom {
     }
     fn to_term(&self) -> Term {
         Term::Atom(self.clone())
+    }
+    fn atoms(&self, f: &mut dyn FnMut(&Atom)) {
+        f(self);
     }
 }
 
@@ -265,12 +283,24 @@ macro_rules! controls {
 
             /// Appends the tuple's encoding (as `encode_body_to(&self.to_term())` writes
             /// it, without building the tuple); `false` for ops not in the table.
-            fn table_encode(&self, out: &mut Vec<u8>) -> bool {
+            fn table_encode<R: AtomRefs>(&self, out: &mut Vec<u8>, refs: &R) -> bool {
                 match self {
                     $( Control::$Variant { $($field),* } => {
                         let arity = 1 + controls!(@count $($elem)*);
                         out.extend_from_slice(&[SMALL_TUPLE_EXT, arity as u8, SMALL_INTEGER_EXT, $op]);
-                        $( controls!(@encode out, $elem); )*
+                        $( controls!(@encode out, refs, $elem); )*
+                        true
+                    } )*
+                    _ => false,
+                }
+            }
+
+            /// Shows the atoms of the tuple to `f`; `false` for ops not in the table.
+            #[allow(unused_variables)]
+            fn table_atoms(&self, f: &mut dyn FnMut(&Atom)) -> bool {
+                match self {
+                    $( Control::$Variant { $($field),* } => {
+                        $( controls!(@atoms f, $elem); )*
                         true
                     } )*
                     _ => false,
@@ -322,8 +352,10 @@ macro_rules! controls {
             }
         }
     };
-    (@encode $out:ident, _) => { encode_body_to(&Term::Atom(Atom::new("")), $out) };
-    (@encode $out:ident, $f:ident) => { Field::encode($f, $out) };
+    (@encode $out:ident, $refs:ident, _) => { write_atom_with($out, &Atom::new(""), $refs) };
+    (@encode $out:ident, $refs:ident, $f:ident) => { Field::encode($f, $out, $refs) };
+    (@atoms $fun:ident, _) => { $fun(&Atom::new("")) };
+    (@atoms $fun:ident, $f:ident) => { Field::atoms($f, $fun) };
     (@put _) => { Term::Atom(Atom::new("")) };
     (@put $f:ident) => { Field::to_term($f) };
     (@get $op:ident, $it:ident, _) => { let _ = $it.next(); };
@@ -472,8 +504,20 @@ impl Control {
     /// Appends the encoding of the control tuple without the version byte (the bytes of
     /// `encode_body_to(&self.to_term(), out)`, without building the tuple first).
     pub fn encode_body(&self, out: &mut Vec<u8>) {
-        if !self.table_encode(out) {
-            encode_body_to(&self.to_term(), out);
+        self.encode_body_with(out, &NoRefs);
+    }
+
+    /// [`Control::encode_body`] with the atoms `refs` has as cache references.
+    pub(crate) fn encode_body_with<R: AtomRefs>(&self, out: &mut Vec<u8>, refs: &R) {
+        if !self.table_encode(out, refs) {
+            encode_body_with(&self.to_term(), out, refs);
+        }
+    }
+
+    /// Shows the atoms of the control tuple to `f`.
+    pub(crate) fn atoms(&self, f: &mut dyn FnMut(&Atom)) {
+        if !self.table_atoms(f) {
+            atom_cache_out::scan(&self.to_term(), f);
         }
     }
 
@@ -727,7 +771,7 @@ pub(crate) mod tests {
             let mut direct = Vec::new();
             c.encode_body(&mut direct);
             let mut via_term = Vec::new();
-            encode_body_to(&c.to_term(), &mut via_term);
+            crate::term::encode_body_to(&c.to_term(), &mut via_term);
             assert_eq!(direct, via_term, "{c:?}");
         }
     }

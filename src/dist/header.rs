@@ -476,7 +476,8 @@ impl HeaderDecoder {
     }
 }
 
-/// Builds atom-cache sections, for tests and fixtures (this node never sends references).
+/// Builds atom-cache sections from given slots, for tests and fixtures (the sender is
+/// [`super::atom_cache_out`]).
 #[cfg(test)]
 pub(crate) fn write_atom_cache_refs(refs: &[(usize, Option<&str>)], long_atoms: bool, out: &mut Vec<u8>) {
     let n = refs.len();

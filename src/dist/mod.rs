@@ -13,9 +13,11 @@
 //!
 //! Receiving accepts every framing and op a peer may send (pass-through only when the
 //! negotiated flags have neither `DIST_HDR_ATOM_CACHE` nor `FRAGMENTS`, as BEAM requires).
-//! Sending is deliberately simple: with either flag negotiated, a `131,68,0` header with no
-//! atom-cache references; otherwise pass-through. This node never sends atom-cache references
-//! or fragments, and sends only ops the negotiated flags allow.
+//! Sending: [`encode_message`] writes a `131,68,0` header with no atom-cache references when
+//! either flag is negotiated, pass-through otherwise. A connection's writer uses
+//! [`encode_message_cached`] instead, which lists the message's atoms in the header as BEAM does
+//! when `DIST_HDR_ATOM_CACHE` is negotiated ([`atom_cache_out`]). This node never sends
+//! fragments, and sends only ops the negotiated flags allow.
 //!
 //! ```
 //! use bytes::Bytes;
@@ -33,6 +35,7 @@
 //! assert_eq!(msg.payload, Some(Term::atom("hi")));
 //! ```
 
+pub mod atom_cache_out;
 pub mod control;
 mod control_wire;
 mod error;
@@ -45,6 +48,7 @@ pub mod tick;
 
 use bytes::{Bytes, BytesMut};
 
+pub use atom_cache_out::OutAtomCache;
 pub use control::{AltactTarget, Control, Mfa, ProcRef, SpawnResult, lower_for_peer};
 pub use error::{DistError, Fault};
 pub use flags::DistFlags;
@@ -181,6 +185,49 @@ pub fn encode_message(
         }
     }
     frame::finish_frame(out, at)
+}
+
+/// [`encode_message`] for a connection that keeps an atom cache towards its peer: with
+/// `DIST_HDR_ATOM_CACHE` negotiated, the header lists the atoms of the control tuple and of
+/// the payload's first terms, and `cache` learns the ones the peer did not hold
+/// ([`atom_cache_out`]); without it, exactly [`encode_message`]. Fails, writing nothing and
+/// leaving `cache` as it was, when [`encode_message`] would.
+pub fn encode_message_cached(
+    control: &Control,
+    payload: Option<&Term>,
+    negotiated: DistFlags,
+    cache: &mut OutAtomCache,
+    out: &mut Vec<u8>,
+) -> Result<(), DistError> {
+    if !negotiated.contains(DistFlags::DIST_HDR_ATOM_CACHE) {
+        return encode_message(control, payload, negotiated, out);
+    }
+    control.check_allowed(negotiated)?;
+    if control.has_payload() != payload.is_some() {
+        return Err(DistError::PayloadMismatch { op: control.op(), needs_payload: control.has_payload() });
+    }
+    cache.begin();
+    control.atoms(&mut |a| cache.offer(a));
+    if let Some(p) = payload {
+        atom_cache_out::scan(p, &mut |a| cache.offer(a));
+    }
+    let at = frame::begin_frame(out);
+    out.extend_from_slice(&[header::VERSION_MAGIC, header::DIST_HEADER]);
+    cache.write_refs(out);
+    control.encode_body_with(out, cache);
+    if let Some(p) = payload {
+        crate::term::encode_body_with(p, out, cache);
+    }
+    match frame::finish_frame(out, at) {
+        Ok(()) => {
+            cache.commit();
+            Ok(())
+        }
+        Err(e) => {
+            cache.rollback();
+            Err(e)
+        }
+    }
 }
 
 /// Flag sets the fuzz entry point chooses from: pass-through (profile A), OTP 25 (profile

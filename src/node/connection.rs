@@ -154,6 +154,7 @@ pub(crate) fn start(
         shared: shared.clone(),
         negotiated: outcome.negotiated,
         ticker: crate::dist::Ticker::new(ticktime, now).hidden_peer(!visible),
+        atoms: crate::dist::OutAtomCache::new(),
     };
     let reader =
         Reader { node: node.clone(), peer: peer.clone(), negotiated: outcome.negotiated, shared: shared.clone() };
@@ -196,6 +197,8 @@ struct Writer {
     shared: Arc<Shared>,
     negotiated: DistFlags,
     ticker: crate::dist::Ticker,
+    /// The atoms the peer holds from our distribution headers.
+    atoms: crate::dist::OutAtomCache,
 }
 
 impl Writer {
@@ -252,7 +255,7 @@ impl Writer {
     }
 
     /// Encodes what is queued, up to [`WRITE_BATCH_BYTES`].
-    fn drain(&self, rx: &mut mpsc::UnboundedReceiver<Outbound>, buf: &mut Vec<u8>) {
+    fn drain(&mut self, rx: &mut mpsc::UnboundedReceiver<Outbound>, buf: &mut Vec<u8>) {
         while buf.len() < WRITE_BATCH_BYTES {
             match rx.try_recv() {
                 Ok(s) => self.encode(s, buf),
@@ -261,9 +264,9 @@ impl Writer {
         }
     }
 
-    fn encode(&self, sig: Outbound, buf: &mut Vec<u8>) {
+    fn encode(&mut self, sig: Outbound, buf: &mut Vec<u8>) {
         self.shared.queued.fetch_sub(1, Ordering::AcqRel);
-        if let Err(e) = super::wire::encode_outbound(sig, self.negotiated, buf) {
+        if let Err(e) = super::wire::encode_outbound(sig, self.negotiated, &mut self.atoms, buf) {
             tracing::debug!("signal not sent: {e}");
         }
     }

@@ -16,7 +16,13 @@ fn wire_target(t: &MonitorTarget) -> ProcRef {
 }
 
 /// Appends the frame for `sig` to `out`.
-pub(crate) fn encode_outbound(sig: Outbound, negotiated: DistFlags, out: &mut Vec<u8>) -> Result<(), DistError> {
+/// Atoms go through `cache`, the connection's atom cache towards the peer.
+pub(crate) fn encode_outbound(
+    sig: Outbound,
+    negotiated: DistFlags,
+    cache: &mut crate::dist::OutAtomCache,
+    out: &mut Vec<u8>,
+) -> Result<(), DistError> {
     let (control, payload) = match sig {
         Outbound::Send { from: Some(from), to, msg } => (Control::SendSender { from, to }, Some(msg)),
         Outbound::Send { from: None, to, msg } => (Control::Send { to }, Some(msg)),
@@ -43,7 +49,7 @@ pub(crate) fn encode_outbound(sig: Outbound, negotiated: DistFlags, out: &mut Ve
         }
     };
     let (control, payload) = crate::dist::lower_for_peer(control, payload, negotiated)?;
-    crate::dist::encode_message(&control, payload.as_ref(), negotiated, out)
+    crate::dist::encode_message_cached(&control, payload.as_ref(), negotiated, cache, out)
 }
 
 /// Applies a control message from `peer`. Errors are protocol violations: the caller closes

@@ -50,8 +50,39 @@ pub fn encode_to(term: &Term, out: &mut Vec<u8>) {
 /// Appends the encoding of `term` without the version byte (the payload form used inside
 /// distribution headers, and by callers that write the `131` themselves).
 pub fn encode_body_to(term: &Term, out: &mut Vec<u8>) {
+    encode_body_with(term, out, &NoRefs);
+}
+
+/// Where the encoder may write an atom as `ATOM_CACHE_REF` (an index into the reference list
+/// of the distribution header the term follows) instead of its text.
+pub trait AtomRefs {
+    /// `a`'s index in the header's reference list, if it has one.
+    fn index(&self, a: &Atom) -> Option<u8>;
+}
+
+/// Every atom written as its text, as `term_to_binary` writes it.
+pub struct NoRefs;
+
+impl AtomRefs for NoRefs {
+    #[inline(always)]
+    fn index(&self, _: &Atom) -> Option<u8> {
+        None
+    }
+}
+
+/// [`encode_body_to`], writing the atoms `refs` has an index for as `ATOM_CACHE_REF`.
+pub fn encode_body_with<R: AtomRefs>(term: &Term, out: &mut Vec<u8>, refs: &R) {
     out.reserve(size_hint(term));
-    Encoder { out }.run(term);
+    Encoder { out, refs }.run(term);
+}
+
+/// Writes `a` as a reference if `refs` has it, else as its text.
+#[inline(always)]
+pub fn write_atom_with<R: AtomRefs>(out: &mut Vec<u8>, a: &Atom, refs: &R) {
+    match refs.index(a) {
+        Some(i) => out.extend_from_slice(&[ATOM_CACHE_REF, i]),
+        None => write_atom(out, a),
+    }
 }
 
 /// Encodes `term` compressed: `131, 80, UncompressedSize:32`, then a zlib stream of the term's
@@ -113,11 +144,12 @@ enum Work<'a> {
     FunSize(usize),
 }
 
-struct Encoder<'o> {
+struct Encoder<'o, 'r, R> {
     out: &'o mut Vec<u8>,
+    refs: &'r R,
 }
 
-impl Encoder<'_> {
+impl<R: AtomRefs> Encoder<'_, '_, R> {
     fn run<'a>(&mut self, root: &'a Term) {
         let container =
             matches!(root, Term::List(_) | Term::Improper(..) | Term::Tuple(_) | Term::Map(_) | Term::LocalFun(_));
@@ -129,7 +161,7 @@ impl Encoder<'_> {
                     // leaves are written in this loop; a container goes through `term`
                     let mut next = it.next();
                     while let Some(t) = next {
-                        if !write_leaf(self.out, t) {
+                        if !write_leaf(self.out, t, self.refs) {
                             break;
                         }
                         next = it.next();
@@ -152,8 +184,8 @@ impl Encoder<'_> {
                 Work::Entries(it) => loop {
                     match it.next() {
                         Some((k, v)) => {
-                            if write_leaf(self.out, k) {
-                                if write_leaf(self.out, v) {
+                            if write_leaf(self.out, k, self.refs) {
+                                if write_leaf(self.out, v, self.refs) {
                                     continue;
                                 }
                                 stack.push(Work::One(v));
@@ -192,7 +224,7 @@ impl Encoder<'_> {
         let out = &mut *self.out;
         match t {
             Term::Int(_) | Term::BigInt(_) | Term::Float(_) | Term::Atom(_) | Term::Binary(_) => {
-                write_leaf(out, t);
+                write_leaf(out, t, self.refs);
             }
             Term::BitBinary(b) => {
                 out.reserve(6 + b.data.len());
@@ -240,14 +272,14 @@ impl Encoder<'_> {
             }
             Term::Pid(p) => {
                 out.push(NEW_PID_EXT);
-                write_atom(out, &p.node);
+                write_atom_with(out, &p.node, self.refs);
                 out.extend_from_slice(&p.id.to_be_bytes());
                 out.extend_from_slice(&p.serial.to_be_bytes());
                 out.extend_from_slice(&p.creation.to_be_bytes());
             }
             Term::Port(p) => {
                 out.push(V4_PORT_EXT);
-                write_atom(out, &p.node);
+                write_atom_with(out, &p.node, self.refs);
                 out.extend_from_slice(&p.id.to_be_bytes());
                 out.extend_from_slice(&p.creation.to_be_bytes());
             }
@@ -255,7 +287,7 @@ impl Encoder<'_> {
                 let ids = r.ids();
                 out.push(NEWER_REFERENCE_EXT);
                 out.extend_from_slice(&(ids.len() as u16).to_be_bytes());
-                write_atom(out, &r.node);
+                write_atom_with(out, &r.node, self.refs);
                 out.extend_from_slice(&r.creation.to_be_bytes());
                 for w in ids {
                     out.extend_from_slice(&w.to_be_bytes());
@@ -263,8 +295,8 @@ impl Encoder<'_> {
             }
             Term::ExportFun(f) => {
                 out.push(EXPORT_EXT);
-                write_atom(out, &f.module);
-                write_atom(out, &f.function);
+                write_atom_with(out, &f.module, self.refs);
+                write_atom_with(out, &f.function, self.refs);
                 out.push(SMALL_INTEGER_EXT);
                 out.push(f.arity);
             }
@@ -281,7 +313,7 @@ impl Encoder<'_> {
         out.extend_from_slice(&f.uniq);
         out.extend_from_slice(&f.index.to_be_bytes());
         out.extend_from_slice(&len32(f.free_vars.len()).to_be_bytes());
-        write_atom(out, &f.module);
+        write_atom_with(out, &f.module, self.refs);
         // OldIndex, OldUniq and Pid are leaf terms (an integer, an integer, a pid), but the model
         // lets a caller put anything there; encode them through the general path.
         stack.push(Work::FunSize(start));
@@ -295,14 +327,14 @@ impl Encoder<'_> {
 /// Writes `t` if it is a leaf the element loop handles itself (numbers, atoms, binaries,
 /// pids, `[]`); `false` (and nothing written) for anything else.
 #[inline(always)]
-fn write_leaf(out: &mut Vec<u8>, t: &Term) -> bool {
+fn write_leaf<R: AtomRefs>(out: &mut Vec<u8>, t: &Term, refs: &R) -> bool {
     match t {
         Term::Int(i) => write_int(out, *i),
         Term::Float(f) => {
             let b = f.to_bits().to_be_bytes();
             out.extend_from_slice(&[NEW_FLOAT_EXT, b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
         }
-        Term::Atom(a) => write_atom(out, a),
+        Term::Atom(a) => write_atom_with(out, a, refs),
         Term::Binary(b) => {
             out.reserve(5 + b.len());
             let n = len32(b.len()).to_be_bytes();

@@ -39,6 +39,7 @@ pub use decode::{
     MAX_TERM_ELEMENTS, decode, decode_bytes, decode_term_at,
 };
 pub use display::{Elixir, elixir_float, erlang_atom_is_bare, erlang_float};
+pub(crate) use encode::{AtomRefs, NoRefs, encode_body_with, write_atom_with};
 pub use encode::{encode, encode_body_to, encode_compressed, encode_to};
 pub use parse::{
     MAX_BINARY_BYTES, MAX_INTEGER_DIGITS, MAX_PARSE_DEPTH, MAX_SEGMENT_BITS, ParseError, parse_elixir, parse_erlang,
