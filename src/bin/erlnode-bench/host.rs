@@ -32,6 +32,10 @@ pub fn run(
     if let Some(us) = std::env::var("ERLNODE_BENCH_HOST_SPIN_US").ok().and_then(|v| v.parse().ok()) {
         erlnode::node::spin::set_budget(Duration::from_micros(us));
     }
+    // ERLNODE_BENCH_HOST_SPIN_GATHER_US: how long they keep spinning once a socket is readable
+    if let Some(us) = std::env::var("ERLNODE_BENCH_HOST_SPIN_GATHER_US").ok().and_then(|v| v.parse().ok()) {
+        erlnode::node::spin::set_gather(Duration::from_micros(us));
+    }
     let rt = erlnode::cli::runtime(threads).map_err(|e| e.to_string())?;
     rt.block_on(async {
         let mut config = NodeConfig::new(sname, cookie).epmd_port(epmd_port).hidden(hidden);

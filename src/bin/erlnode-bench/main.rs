@@ -304,6 +304,11 @@ fn write_report(
     if let Ok(us) = std::env::var("ERLNODE_BENCH_HOST_SPIN_US") {
         header.push(format!("erlnode hosts spin {us} µs before sleeping (ERLNODE_BENCH_HOST_SPIN_US)"));
     }
+    if let Ok(us) = std::env::var("ERLNODE_BENCH_HOST_SPIN_GATHER_US") {
+        header.push(format!(
+            "erlnode hosts spin {us} µs more once a socket is readable (ERLNODE_BENCH_HOST_SPIN_GATHER_US)"
+        ));
+    }
     let host_threads = cluster::host_threads();
     if host_threads != 0 {
         header.push(format!("erlnode hosts with {host_threads} runtime thread(s) (ERLNODE_BENCH_HOST_THREADS)"));
