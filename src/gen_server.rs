@@ -788,7 +788,7 @@ impl Node {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     struct Counter(i64);
@@ -845,8 +845,9 @@ mod tests {
         assert!(matches!(err.as_tuple(), Some([a, Term::Pid(_)]) if a.is_atom("already_started")));
     }
 
-    /// Sends `{system, {Self, Tag}, Request}` from a short-lived process and returns the reply.
-    async fn sys(n: &Node, to: &Pid, request: Term) -> Option<Term> {
+    /// Sends `{system, {Self, Tag}, Request}` from a short-lived process and returns the reply
+    /// (`sys:get_state/1` and the like, for the servers' tests).
+    pub(crate) async fn sys(n: &Node, to: &Pid, request: Term) -> Option<Term> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let to = to.clone();
         n.spawn(move |mut p: Process| async move {

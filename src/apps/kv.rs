@@ -143,6 +143,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::gen_server::tests::sys;
     use crate::gen_server::{start, start_typed};
     use crate::node::{Dest, Node};
     use crate::term::Atom;
@@ -201,8 +202,9 @@ mod tests {
     async fn typed_and_plain_servers_answer_alike() {
         const T: Option<Duration> = Some(Duration::from_secs(5));
         let n = Node::new_local(Atom::new("kv@localhost"), 5);
-        let plain = Dest::Pid(start(&n, Kv::new(), None).await.unwrap());
-        let typed = Dest::Pid(start_typed(&n, Kv::new(), None).await.unwrap());
+        let (plain_pid, typed_pid) =
+            (start(&n, Kv::new(), None).await.unwrap(), start_typed(&n, Kv::new(), None).await.unwrap());
+        let (plain, typed) = (Dest::Pid(plain_pid.clone()), Dest::Pid(typed_pid.clone()));
         let (mut model, not_implemented) = (Kv::new(), Term::atom("not_implemented"));
         for t in samples() {
             let want = model.handle(t.clone());
@@ -225,14 +227,14 @@ mod tests {
         assert_eq!(reply, Ok(Term::Int(7)));
         let keys = n.call_typed::<Vec<Term>>(plain.clone(), &Request::Keys, T).await.unwrap();
         assert_eq!(keys, vec![Term::atom("c"), Term::atom("foo"), tuple![1, 2]]);
-    }
-
-    #[test]
-    fn both_show_the_map_as_state() {
-        let mut kv = Kv::new();
-        kv.handle(tuple![Atom::from("set"), Atom::from("foo"), 123]);
-        let map = Term::Map(Map::from_distinct_entries(vec![(Term::atom("foo"), Term::Int(123))]));
-        assert_eq!(GenServer::format_state(&kv), map);
-        assert_eq!(TypedGenServer::format_state(&kv), map);
+        // sys:get_state shows the map on both
+        let map = vec![
+            (Term::atom("c"), Term::Int(7)),
+            (Term::atom("foo"), Term::Int(123)),
+            (tuple![1, 2], Term::binary(b"v")),
+        ];
+        let state = Some(tuple![Atom::from("ok"), Term::Map(Map::from_distinct_entries(map))]);
+        assert_eq!(sys(&n, &plain_pid, Term::atom("get_state")).await, state);
+        assert_eq!(sys(&n, &typed_pid, Term::atom("get_state")).await, state);
     }
 }
