@@ -1,8 +1,8 @@
 //! The article's KV call without a process: the plain [`GenServer`] path (`Kv::handle`, which
 //! reads the request by hand, moving key and value) against the [`TypedGenServer`] path (serde
 //! reads a `kv::Request` with `from_term`, the reply is written with `to_term`), as allocations
-//! and ns per call. The figures decide which path `erlnode serve` and the benchmark host run
-//! (see `src/apps/kv.rs`).
+//! and ns per call; and PubSub's broadcast request, read by hand and by serde. The figures
+//! decide which path `erlnode serve` and the benchmark host run (see `src/apps/kv.rs`).
 //!
 //! ```text
 //! cargo bench --bench kv_call
@@ -23,6 +23,7 @@ use std::time::Instant;
 
 use erlnode::apps::Kv;
 use erlnode::apps::kv::Request;
+use erlnode::apps::pubsub;
 use erlnode::term::{Term, from_term, to_term};
 
 /// The system allocator, counting allocations and reallocations.
@@ -91,4 +92,19 @@ fn main() {
         println!("| `{name}` | {ha:.2} | {ta:.2} | {hns:.0} | {tns:.0} |");
         assert!(ha < 0.01, "the hand-written path allocates per call: {ha}");
     }
+    // PubSub's broadcast call, reading the request only (applying it needs a process)
+    let broadcast = || {
+        let message = tuple(vec![Term::atom("bench_msg"), Term::Int(1)]);
+        tuple(vec![Term::atom("broadcast"), Term::atom("t"), message])
+    };
+    let (ha, hns) = measure(n, &broadcast, &mut |r| {
+        black_box(pubsub::Request::from_term(r));
+        Term::Int(0)
+    });
+    let (ta, tns) = measure(n, &broadcast, &mut |r| {
+        black_box(from_term::<pubsub::Request>(&r).expect("a request"));
+        Term::Int(0)
+    });
+    println!("| PubSub `{{broadcast, t, {{bench_msg, 1}}}}`, read only | {ha:.2} | {ta:.2} | {hns:.0} | {tns:.0} |");
+    assert!(ha < 0.01, "reading a PubSub request by hand allocates: {ha}");
 }
