@@ -96,6 +96,23 @@ fn sys_drives_rust_gen_servers() {
         assert_eq!(ev(format!("gen_server:call({{ps, {r}}}, {{subscribe, news}})")).await, "true");
         assert_eq!(ev(format!("sys:get_state({{ps, {r}}}) =:= #{{news => [self()]}}")).await, "true");
 
+        // the same servers on TypedGenServer look and answer the same to BEAM
+        gen_server::start_typed(&node, Kv::new(), Some(Atom::new("kv2"))).await.unwrap();
+        gen_server::start_typed(&node, PubSub::new(), Some(Atom::new("ps2"))).await.unwrap();
+        assert_eq!(ev(format!("gen_server:call({{kv2, {r}}}, {{set, foo, 123}})")).await, "true");
+        assert_eq!(ev(format!("gen_server:call({{kv2, {r}}}, {{get, foo}})")).await, "123");
+        assert_eq!(ev(format!("gen_server:call({{kv2, {r}}}, {{get, foo, bar}})")).await, "not_implemented");
+        assert_eq!(ev(format!("gen_server:call({{kv2, {r}}}, bogus)")).await, "not_implemented");
+        assert_eq!(ev(format!("sys:get_state({{kv2, {r}}})")).await, "#{foo => 123}");
+        let initial = |name: &str| {
+            format!("proplists:get_value('$initial_call', hd(element(4, sys:get_status({{{name}, {r}}}))))")
+        };
+        assert_eq!(ev(initial("kv2")).await, "{'erlnode::apps::kv::Kv',init,1}");
+        assert_eq!(ev(initial("ps2")).await, "{'erlnode::apps::pubsub::PubSub',init,1}");
+        assert_eq!(ev(format!("gen_server:call({{ps2, {r}}}, {{subscribe, news}})")).await, "true");
+        assert_eq!(ev(format!("gen_server:call({{ps2, {r}}}, {{publish, news, hi}})")).await, "not_implemented");
+        assert_eq!(ev(format!("sys:get_state({{ps2, {r}}}) =:= #{{news => [self()]}}")).await, "true");
+
         // terminate: the server stops with the reason
         assert_eq!(ev(format!("sys:terminate({{kv1, {r}}}, normal)")).await, "ok");
         assert!(wait_until_async(T, async || node.whereis(&Atom::new("kv1")).is_none()).await);
