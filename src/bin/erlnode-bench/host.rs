@@ -32,6 +32,10 @@ pub fn run(
     if let Some(us) = std::env::var("ERLNODE_BENCH_HOST_SPIN_US").ok().and_then(|v| v.parse().ok()) {
         erlnode::node::spin::set_budget(Duration::from_micros(us));
     }
+    // ERLNODE_BENCH_HOST_NAP_US: how long they sleep between looks instead of spinning
+    if let Some(us) = std::env::var("ERLNODE_BENCH_HOST_NAP_US").ok().and_then(|v| v.parse().ok()) {
+        erlnode::node::spin::set_nap(Duration::from_micros(us));
+    }
     // ERLNODE_BENCH_HOST_SPIN_GATHER_US: how long they keep spinning once a socket is readable
     if let Some(us) = std::env::var("ERLNODE_BENCH_HOST_SPIN_GATHER_US").ok().and_then(|v| v.parse().ok()) {
         erlnode::node::spin::set_gather(Duration::from_micros(us));

@@ -304,6 +304,10 @@ fn write_report(
     if let Ok(us) = std::env::var("ERLNODE_BENCH_HOST_SPIN_US") {
         header.push(format!("erlnode hosts spin {us} µs before sleeping (ERLNODE_BENCH_HOST_SPIN_US)"));
     }
+    if let Ok(us) = std::env::var("ERLNODE_BENCH_HOST_NAP_US") {
+        header
+            .push(format!("erlnode hosts sleep {us} µs between looks instead of spinning (ERLNODE_BENCH_HOST_NAP_US)"));
+    }
     if let Ok(us) = std::env::var("ERLNODE_BENCH_HOST_SPIN_GATHER_US") {
         header.push(format!(
             "erlnode hosts spin {us} µs more once a socket is readable (ERLNODE_BENCH_HOST_SPIN_GATHER_US)"
