@@ -81,6 +81,23 @@ fn serve_answers_iex_and_the_one_shot_commands() {
 }
 
 #[test]
+fn serve_with_idle_naps_answers_every_call() {
+    for_each_otp(|otp| {
+        let epmd = Epmd::start(otp);
+        // idle threads sleep 20 µs between looks instead of spinning: every call still gets
+        // its answer, each get the value the set before it stored
+        let zed = Served::start(epmd.port(), &["--kv", "store", "--idle-nap-us", "20"]);
+        let erl = BeamNode::start(otp, &epmd, NodeOpts::erlang());
+        let z = erlang_atom(&zed.name);
+        let calls = format!(
+            "lists:foldl(fun(I, ok) -> true = gen_server:call({{store, {z}}}, {{set, k, I}}), \
+             I = gen_server:call({{store, {z}}}, {{get, k}}), ok end, ok, lists:seq(1, 500))"
+        );
+        assert_eq!(erl.eval(&calls).unwrap(), "ok");
+    });
+}
+
+#[test]
 fn serve_without_any_epmd_embeds_one_that_erl_can_use() {
     for_each_otp(|otp| {
         let port = free_port().unwrap();

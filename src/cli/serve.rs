@@ -37,6 +37,12 @@ pub struct ServeArgs {
     /// Runtime worker threads: 0 for one per core, 1 to run everything on one thread.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub threads: usize,
+    /// While idle, sleep this many µs between looks at the peers' sockets instead of spinning
+    /// (0, the default: spin). Suits a node whose cores are shared with busy BEAM nodes: less
+    /// CPU per call for both, at the price of up to this much latency per round trip
+    /// (`node::spin::set_nap`).
+    #[arg(long, default_value_t = 0, value_name = "US")]
+    pub idle_nap_us: u64,
     /// Take part in libcluster's Gossip strategy: find and be found by BEAM nodes running a
     /// `Cluster.Strategy.Gossip` topology.
     #[command(flatten)]
