@@ -153,6 +153,16 @@ pub fn uses_dist_header(negotiated: DistFlags) -> bool {
     negotiated.contains(DistFlags::DIST_HDR_ATOM_CACHE) || negotiated.contains(DistFlags::FRAGMENTS)
 }
 
+/// Whether `control` with `payload` may be sent under `negotiated`: the op is allowed
+/// ([`Control::check_allowed`]) and a payload is there exactly when the op carries one.
+fn check_sendable(control: &Control, payload: Option<&Term>, negotiated: DistFlags) -> Result<(), DistError> {
+    control.check_allowed(negotiated)?;
+    if control.has_payload() != payload.is_some() {
+        return Err(DistError::PayloadMismatch { op: control.op(), needs_payload: control.has_payload() });
+    }
+    Ok(())
+}
+
 /// Appends one complete frame (length prefix included) carrying `control` and `payload`.
 ///
 /// With `DIST_HDR_ATOM_CACHE` or `FRAGMENTS` negotiated: `131,68,0`, the control term and the
@@ -166,10 +176,7 @@ pub fn encode_message(
     negotiated: DistFlags,
     out: &mut Vec<u8>,
 ) -> Result<(), DistError> {
-    control.check_allowed(negotiated)?;
-    if control.has_payload() != payload.is_some() {
-        return Err(DistError::PayloadMismatch { op: control.op(), needs_payload: control.has_payload() });
-    }
+    check_sendable(control, payload, negotiated)?;
     let at = frame::begin_frame(out);
     if uses_dist_header(negotiated) {
         out.extend_from_slice(&[header::VERSION_MAGIC, header::DIST_HEADER, 0]);
@@ -202,10 +209,7 @@ pub fn encode_message_cached(
     if !negotiated.contains(DistFlags::DIST_HDR_ATOM_CACHE) {
         return encode_message(control, payload, negotiated, out);
     }
-    control.check_allowed(negotiated)?;
-    if control.has_payload() != payload.is_some() {
-        return Err(DistError::PayloadMismatch { op: control.op(), needs_payload: control.has_payload() });
-    }
+    check_sendable(control, payload, negotiated)?;
     cache.begin();
     control.atoms(&mut |a| cache.offer(a));
     if let Some(p) = payload {
