@@ -170,10 +170,7 @@ pub fn run() -> ExitCode {
     };
     init_logging(default_level);
     let threads = match &cli.command {
-        Command::Serve(args) => {
-            crate::node::spin::set_nap(std::time::Duration::from_micros(args.idle_nap_us));
-            args.threads
-        }
+        Command::Serve(args) => args.threads,
         _ => 0,
     };
     let rt = match runtime(threads) {

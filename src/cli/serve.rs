@@ -70,6 +70,7 @@ pub struct GossipArgs {
 }
 
 pub(super) async fn run(args: ServeArgs, opts: NodeOpts) -> Result<(), String> {
+    crate::node::spin::set_nap(std::time::Duration::from_micros(args.idle_nap_us));
     let (name, mode) = opts.given_name().unwrap_or_else(|| ("erlnode".to_string(), NameMode::Short));
     let mut config = opts.with_transport(NodeConfig::new(name, opts.cookie()?).hidden(args.hidden))?;
     config.mode = mode;

@@ -42,6 +42,11 @@ static GATHER_NS: AtomicU64 = AtomicU64::new(0);
 /// it spins).
 static NAP_NS: AtomicU64 = AtomicU64::new(0);
 
+/// Stores `d` in nanoseconds (saturating) in one of the settings above.
+fn store_ns(setting: &AtomicU64, d: Duration) {
+    setting.store(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+}
+
 /// Makes a watching thread sleep `nap` between two looks at the sockets instead of spinning
 /// (zero, the default: spin). Sleeping gives the core to whoever shares it and lets a burst
 /// gather, at the price of up to `nap` more latency per message. On this 2-core machine, with
@@ -52,7 +57,7 @@ static NAP_NS: AtomicU64 = AtomicU64::new(0);
 /// instead of spinning"). Which is right depends on whether the node's neighbours need its
 /// cores, so it is a setting, not a default.
 pub fn set_nap(nap: Duration) {
-    NAP_NS.store(u64::try_from(nap.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    store_ns(&NAP_NS, nap);
 }
 
 /// Sleeps `ns` nanoseconds, with this thread's timer slack at 1 µs (the default 50 µs would
@@ -70,7 +75,7 @@ fn nap(ns: u64) {
 
 /// Sets how long an idle runtime thread watches the sockets before it sleeps (zero: never).
 pub fn set_budget(budget: Duration) {
-    BUDGET_NS.store(u64::try_from(budget.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    store_ns(&BUDGET_NS, budget);
 }
 
 /// Sets how long a thread whose watch saw a socket become readable keeps spinning before it
@@ -80,7 +85,7 @@ pub fn set_budget(budget: Duration) {
 /// saves in system calls it spends spinning (`benches/RESULTS.md`, "Gathering before waking").
 /// An experiment's knob, not a tuning: the default stays zero.
 pub fn set_gather(gather: Duration) {
-    GATHER_NS.store(u64::try_from(gather.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    store_ns(&GATHER_NS, gather);
 }
 
 /// The current budget.
