@@ -19,6 +19,9 @@ use erlnode::{Atom, Dest, Process, Term};
 /// How long `{stop, Pid}` waits for the process to be gone.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A `node::spin` setting.
+type SetDuration = fn(Duration);
+
 /// Runs the host until stdin closes.
 pub fn run(
     sname: &str,
@@ -28,17 +31,17 @@ pub fn run(
     threads: usize,
     ssl_dist_optfile: Option<&std::path::Path>,
 ) -> Result<(), String> {
-    // ERLNODE_BENCH_HOST_SPIN_US: how long idle runtime threads watch the sockets (node::spin)
-    if let Some(us) = std::env::var("ERLNODE_BENCH_HOST_SPIN_US").ok().and_then(|v| v.parse().ok()) {
-        erlnode::node::spin::set_budget(Duration::from_micros(us));
-    }
-    // ERLNODE_BENCH_HOST_NAP_US: how long they sleep between looks instead of spinning
-    if let Some(us) = std::env::var("ERLNODE_BENCH_HOST_NAP_US").ok().and_then(|v| v.parse().ok()) {
-        erlnode::node::spin::set_nap(Duration::from_micros(us));
-    }
-    // ERLNODE_BENCH_HOST_SPIN_GATHER_US: how long they keep spinning once a socket is readable
-    if let Some(us) = std::env::var("ERLNODE_BENCH_HOST_SPIN_GATHER_US").ok().and_then(|v| v.parse().ok()) {
-        erlnode::node::spin::set_gather(Duration::from_micros(us));
+    // how idle runtime threads watch the sockets (node::spin): for how long, sleeping how long
+    // between looks instead of spinning, and spinning how much longer once a socket is readable
+    let knobs: [(&str, SetDuration); 3] = [
+        ("ERLNODE_BENCH_HOST_SPIN_US", erlnode::node::spin::set_budget),
+        ("ERLNODE_BENCH_HOST_NAP_US", erlnode::node::spin::set_nap),
+        ("ERLNODE_BENCH_HOST_SPIN_GATHER_US", erlnode::node::spin::set_gather),
+    ];
+    for (var, set) in knobs {
+        if let Some(us) = std::env::var(var).ok().and_then(|v| v.parse().ok()) {
+            set(Duration::from_micros(us));
+        }
     }
     let rt = erlnode::cli::runtime(threads).map_err(|e| e.to_string())?;
     rt.block_on(async {

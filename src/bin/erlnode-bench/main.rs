@@ -301,17 +301,14 @@ fn write_report(
             exe.display()
         ));
     }
-    if let Ok(us) = std::env::var("ERLNODE_BENCH_HOST_SPIN_US") {
-        header.push(format!("erlnode hosts spin {us} µs before sleeping (ERLNODE_BENCH_HOST_SPIN_US)"));
-    }
-    if let Ok(us) = std::env::var("ERLNODE_BENCH_HOST_NAP_US") {
-        header
-            .push(format!("erlnode hosts sleep {us} µs between looks instead of spinning (ERLNODE_BENCH_HOST_NAP_US)"));
-    }
-    if let Ok(us) = std::env::var("ERLNODE_BENCH_HOST_SPIN_GATHER_US") {
-        header.push(format!(
-            "erlnode hosts spin {us} µs more once a socket is readable (ERLNODE_BENCH_HOST_SPIN_GATHER_US)"
-        ));
+    for (var, what) in [
+        ("ERLNODE_BENCH_HOST_SPIN_US", "spin {} µs before sleeping"),
+        ("ERLNODE_BENCH_HOST_NAP_US", "sleep {} µs between looks instead of spinning"),
+        ("ERLNODE_BENCH_HOST_SPIN_GATHER_US", "spin {} µs more once a socket is readable"),
+    ] {
+        if let Ok(us) = std::env::var(var) {
+            header.push(format!("erlnode hosts {} ({var})", what.replace("{}", &us)));
+        }
     }
     let host_threads = cluster::host_threads();
     if host_threads != 0 {
