@@ -116,7 +116,12 @@ impl FileLock {
 
 fn build(otp: &Otp) -> Result<PathBuf, String> {
     let src = sources_dir();
-    let src = src.canonicalize().map_err(|e| format!("no peer library sources at {}: {e}", src.display()))?;
+    let src = src.canonicalize().map_err(|e| {
+        format!(
+            "no peer library sources at {}: {e} (a clone away from `shared/` names them with ERLNODE_PEERS_DIR)",
+            src.display()
+        )
+    })?;
     let root = otp_dir().parent().map(|p| p.join("peers")).unwrap_or_else(|| repo_root().join("target/peers"));
     std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
     let _lock = FileLock::acquire(&root.join(format!("{}.lock", otp.version())))
