@@ -123,34 +123,14 @@ impl OutAtomCache {
         self.refs.push((s as u16, new));
     }
 
-    /// Appends the current message's list: the number of references, their flags, then each
-    /// reference (`erl_ext_dist`: the flag nibble of reference *i* is the low half of byte
-    /// *i*/2 for even *i*; bit 3 "new entry", bits 0-2 the segment; the nibble after the last
-    /// holds "long atoms").
+    /// Appends the current message's list (`header::write_atom_cache_refs`): new entries with
+    /// their text, known ones by slot.
     pub fn write_refs(&self, out: &mut Vec<u8>) {
-        let n = self.refs.len();
-        out.push(n as u8);
-        if n == 0 {
-            return;
-        }
-        let flags_at = out.len();
-        out.resize(flags_at + n / 2 + 1, 0);
-        let nibbles = self.refs.iter().map(|&(slot, new)| (if new { 0x08 } else { 0 }) | (slot / 256) as u8);
-        for (i, nibble) in nibbles.chain([u8::from(self.long_atoms)]).enumerate() {
-            out[flags_at + i / 2] |= if i % 2 == 0 { nibble } else { nibble << 4 };
-        }
-        for &(slot, new) in &self.refs {
-            out.push((slot % 256) as u8);
-            if new {
-                let text = self.slots[usize::from(slot)].as_ref().map_or("", |a| a.as_str()).as_bytes();
-                if self.long_atoms {
-                    out.extend_from_slice(&(text.len() as u16).to_be_bytes());
-                } else {
-                    out.push(text.len() as u8);
-                }
-                out.extend_from_slice(text);
-            }
-        }
+        let refs = self.refs.iter().map(|&(slot, new)| {
+            let slot = usize::from(slot);
+            (slot, new.then(|| self.slots[slot].as_ref().map_or("", |a| a.as_str())))
+        });
+        super::header::write_atom_cache_refs(refs, self.long_atoms, out);
     }
 
     /// The current message was written: its new entries stay.

@@ -476,28 +476,29 @@ impl HeaderDecoder {
     }
 }
 
-/// Builds atom-cache sections from given slots, for tests and fixtures (the sender is
-/// [`super::atom_cache_out`]).
-#[cfg(test)]
-pub(crate) fn write_atom_cache_refs(refs: &[(usize, Option<&str>)], long_atoms: bool, out: &mut Vec<u8>) {
+/// Writes the atom-cache section of a distribution header: the number of references, their
+/// flag nibbles (reference *i*'s in the low half of byte *i*/2 for even *i*, the high half for
+/// odd; bit 3 "new entry", bits 0-2 the segment; the nibble after the last holds "long atoms"),
+/// then each reference's internal index, followed for a new entry by its length (two bytes
+/// with `long_atoms`, else one) and text. `refs` gives each reference's cache slot and, for a
+/// new entry, its text; at most 255. The sender is [`super::atom_cache_out`]; tests and
+/// fixtures call it with slots of their own.
+pub(crate) fn write_atom_cache_refs<'t>(
+    refs: impl ExactSizeIterator<Item = (usize, Option<&'t str>)> + Clone,
+    long_atoms: bool,
+    out: &mut Vec<u8>,
+) {
     let n = refs.len();
     out.push(n as u8);
     if n == 0 {
         return;
     }
-    let mut flags = vec![0u8; n / 2 + 1];
-    let mut set = |i: usize, v: u8| {
-        if i % 2 == 0 {
-            flags[i / 2] |= v;
-        } else {
-            flags[i / 2] |= v << 4;
-        }
-    };
-    for (i, (slot, text)) in refs.iter().enumerate() {
-        set(i, (if text.is_some() { 0x08 } else { 0 }) | (slot / 256) as u8);
+    let flags_at = out.len();
+    out.resize(flags_at + n / 2 + 1, 0);
+    let nibbles = refs.clone().map(|(slot, text)| (if text.is_some() { 0x08 } else { 0 }) | (slot / 256) as u8);
+    for (i, nibble) in nibbles.chain([u8::from(long_atoms)]).enumerate() {
+        out[flags_at + i / 2] |= if i % 2 == 0 { nibble } else { nibble << 4 };
     }
-    set(n, if long_atoms { 1 } else { 0 });
-    out.extend_from_slice(&flags);
     for (slot, text) in refs {
         out.push((slot % 256) as u8);
         if let Some(t) = text {
@@ -520,7 +521,7 @@ mod tests {
 
     fn header(refs: &[(usize, Option<&str>)], long: bool, body: &[u8]) -> Bytes {
         let mut v = vec![VERSION_MAGIC, DIST_HEADER];
-        write_atom_cache_refs(refs, long, &mut v);
+        write_atom_cache_refs(refs.iter().copied(), long, &mut v);
         v.extend_from_slice(body);
         Bytes::from(v)
     }
@@ -657,7 +658,7 @@ mod tests {
         let mut v = vec![131, 69];
         v.extend_from_slice(&seq.to_be_bytes());
         v.extend_from_slice(&id.to_be_bytes());
-        write_atom_cache_refs(refs, false, &mut v);
+        write_atom_cache_refs(refs.iter().copied(), false, &mut v);
         v.extend_from_slice(chunk);
         Bytes::from(v)
     }

@@ -97,10 +97,10 @@ fn t7_like_frames() -> (Bytes, Bytes) {
         104, 3, 82, 3, 82, 4, 108, 0, 0, 0, 2, 82, 3, 82, 4, 106, // payload
     ];
     let mut first = vec![131, 68];
-    header::write_atom_cache_refs(&refs_first, false, &mut first);
+    header::write_atom_cache_refs(refs_first.iter().copied(), false, &mut first);
     first.extend_from_slice(terms);
     let mut again = vec![131, 68];
-    header::write_atom_cache_refs(&refs_again, false, &mut again);
+    header::write_atom_cache_refs(refs_again.iter().copied(), false, &mut again);
     again.extend_from_slice(terms);
     (Bytes::from(first), Bytes::from(again))
 }
