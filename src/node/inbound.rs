@@ -87,7 +87,8 @@ impl Node {
         let installed = entry.is_some_and(|e| {
             let mut st = e.state();
             if st.alive {
-                st.monitored_by.insert(mref.clone(), Watcher { pid: from.clone(), by_name: by_name.clone() });
+                let call = super::spin::call_began();
+                st.monitored_by.insert(mref.clone(), Watcher { pid: from.clone(), by_name: by_name.clone(), call });
             }
             st.alive
         });
@@ -110,8 +111,8 @@ impl Node {
             ProcRef::Pid(p) => self.lookup(p),
             ProcRef::Name(n) => self.named_entry(n),
         };
-        if let Some(e) = entry {
-            e.state().forget_watcher(mref);
+        if let Some(w) = entry.and_then(|e| e.state().forget_watcher(mref)) {
+            super::spin::call_ended(w.call);
         }
     }
 

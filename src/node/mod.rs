@@ -720,7 +720,10 @@ impl Node {
         let installed = local.is_some_and(|t| {
             let mut st = t.state();
             if st.alive {
-                st.monitored_by.insert(mref.clone(), Watcher { pid: watcher.clone(), by_name: by_name.clone() });
+                st.monitored_by.insert(
+                    mref.clone(),
+                    Watcher { pid: watcher.clone(), by_name: by_name.clone(), call: Default::default() },
+                );
                 drop(st);
                 w.state().monitors.insert(mref.clone(), target.clone());
                 true

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use super::spin::CallStamp;
 use super::{Dest, Node};
 use crate::dist::Mfa;
 use crate::hash::PeerKeys;
@@ -54,6 +55,8 @@ pub(crate) struct Watcher {
     pub pid: Pid,
     /// `Some(name)` when the monitor was set up by registered name.
     pub by_name: Option<Atom>,
+    /// A remote watcher's place in the count of callers waiting (`spin::call_began`).
+    pub call: CallStamp,
 }
 
 /// The mutable per-process state that other processes and connections touch.
@@ -567,7 +570,7 @@ mod tests {
         let pid = Pid { node: node.clone(), id: 1, serial: 0, creation: 1 };
         let mut st = ProcState::default();
         for r in &refs {
-            st.monitored_by.insert(r.clone(), Watcher { pid: pid.clone(), by_name: None });
+            st.monitored_by.insert(r.clone(), Watcher { pid: pid.clone(), by_name: None, call: CallStamp::default() });
             st.monitors.insert(r.clone(), MonitorTarget::Pid(pid.clone()));
         }
         for r in &refs[..9_990] {
@@ -586,9 +589,10 @@ mod tests {
         // a lost connection takes its node's watchers, and their room
         let far = Pid { node: Atom::new("b@h"), ..pid.clone() };
         for r in &refs {
-            st.monitored_by.insert(r.clone(), Watcher { pid: far.clone(), by_name: None });
+            st.monitored_by.insert(r.clone(), Watcher { pid: far.clone(), by_name: None, call: CallStamp::default() });
         }
-        st.monitored_by.insert(refs[0].clone(), Watcher { pid: pid.clone(), by_name: None });
+        st.monitored_by
+            .insert(refs[0].clone(), Watcher { pid: pid.clone(), by_name: None, call: CallStamp::default() });
         st.forget_watchers_on(&far.node);
         assert_eq!(st.monitored_by.len(), 1);
         assert!(st.monitored_by.capacity() <= 2 * TABLE_KEEP, "{}", st.monitored_by.capacity());

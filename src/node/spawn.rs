@@ -172,7 +172,10 @@ impl Node {
                         st.links.insert(from.clone());
                     }
                     if o.monitor {
-                        st.monitored_by.insert(req_id.clone(), Watcher { pid: from.clone(), by_name: None });
+                        st.monitored_by.insert(
+                            req_id.clone(),
+                            Watcher { pid: from.clone(), by_name: None, call: Default::default() },
+                        );
                     }
                 }
                 let reply = Outbound::SpawnReply {

@@ -16,6 +16,13 @@
 //! within microseconds. A peer that only sends (a stream of casts) is left to wake us: spinning
 //! between its messages made each read smaller and cost 1.4–2x the CPU per ingested message.
 //!
+//! A thread naps instead of spinning while several remote callers wait on this node at once
+//! ([`BUSY_CALLERS`], counted by the monitors that `gen:call` sets up: see [`CallStamp`]). Their
+//! requests then keep coming whatever the node does, so a spin only takes the core from the
+//! callers' own node and catches their requests one at a time, while a nap lets them gather for
+//! one read. One caller, or a GenStage consumer's asks, waits on each answer, and the spin
+//! answers it soonest (`benches/RESULTS.md`, "Spinning for one caller, napping for many").
+//!
 //! The runtime calls [`before_park`] (`tokio::runtime::Builder::on_thread_park`, set by
 //! [`crate::cli::runtime`]; a program that builds its own runtime adds it there); connections
 //! register their sockets while they live and mark their writes. The watch is one `poll(2)`
@@ -41,6 +48,97 @@ static GATHER_NS: AtomicU64 = AtomicU64::new(0);
 /// How long a watching thread sleeps between two looks at the sockets, in nanoseconds (zero:
 /// it spins).
 static NAP_NS: AtomicU64 = AtomicU64::new(0);
+
+/// Remote calls waiting at once from which an idle thread naps instead of spinning.
+pub const BUSY_CALLERS: i64 = 4;
+/// The nap while [`BUSY_CALLERS`] wait, unless [`set_busy_nap`] says otherwise: long enough for a
+/// few requests to gather, short against a call's round trip under such load (hundreds of µs).
+pub const DEFAULT_BUSY_NAP: Duration = Duration::from_micros(20);
+/// How long one epoch of the waiting callers' count lasts, in nanoseconds. A monitor counts from
+/// the epoch it was opened in until the end of the next one unless it is removed first, so a
+/// monitor that lives on (an iex shell's, `pg`'s), or whose end the count does not hear of (its
+/// process exited, its connection dropped), stops counting after 10–20 ms.
+const CALL_EPOCH_NS: u64 = 10_000_000;
+
+/// The nap while busy, in nanoseconds (zero: spin however many callers wait).
+static BUSY_NAP_NS: AtomicU64 = AtomicU64::new(DEFAULT_BUSY_NAP.as_nanos() as u64);
+/// Remote monitors opened in the current and the previous epoch and still in place.
+static WAITING: Waiting = Waiting::new();
+
+/// Remote monitors opened recently and not yet removed, counted per epoch: slot `e % 2` holds
+/// epoch `e`'s count while `e` is the current or the previous epoch. A heuristic, not an
+/// account: two threads that open the first monitors of a new epoch at once may lose one of
+/// them, and the count forgets everything after two epochs.
+struct Waiting {
+    epochs: [AtomicU64; 2],
+    counts: [std::sync::atomic::AtomicI64; 2],
+}
+
+/// When a remote monitor was counted: the epoch (from 1), or 0 for one that is not.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct CallStamp(u64);
+
+impl Waiting {
+    const fn new() -> Waiting {
+        Waiting {
+            epochs: [AtomicU64::new(0), AtomicU64::new(0)],
+            counts: [std::sync::atomic::AtomicI64::new(0), std::sync::atomic::AtomicI64::new(0)],
+        }
+    }
+
+    fn began(&self, now: u64) -> CallStamp {
+        let e = now / CALL_EPOCH_NS + 1;
+        let i = (e % 2) as usize;
+        let held = self.epochs[i].load(Ordering::Relaxed);
+        if held != e && self.epochs[i].compare_exchange(held, e, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+            self.counts[i].store(0, Ordering::Relaxed);
+        }
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        CallStamp(e)
+    }
+
+    fn ended(&self, stamp: CallStamp) {
+        let i = (stamp.0 % 2) as usize;
+        if stamp.0 != 0 && self.epochs[i].load(Ordering::Relaxed) == stamp.0 {
+            self.counts[i].fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    fn count(&self, now: u64) -> i64 {
+        let e = now / CALL_EPOCH_NS + 1;
+        (0..2)
+            .filter(|&i| {
+                let held = self.epochs[i].load(Ordering::Relaxed);
+                held == e || held + 1 == e
+            })
+            .map(|i| self.counts[i].load(Ordering::Relaxed).max(0))
+            .sum()
+    }
+}
+
+/// A remote process began to monitor a local one: for `gen:call` (and so every `GenServer.call`
+/// from BEAM since OTP 24) this is a caller starting to wait. The stamp goes to
+/// [`call_ended`] when the monitor is removed.
+pub(crate) fn call_began() -> CallStamp {
+    WAITING.began(now_ns())
+}
+
+/// The remote monitor stamped `stamp` was removed (`DEMONITOR_P`: the caller has its answer).
+pub(crate) fn call_ended(stamp: CallStamp) {
+    WAITING.ended(stamp);
+}
+
+/// Remote callers waiting on this node now, as the idle threads count them: monitors that
+/// processes on other nodes set up in the last 10–20 ms and have not removed.
+pub fn callers_waiting() -> i64 {
+    WAITING.count(now_ns())
+}
+
+/// Sets the nap of an idle thread while [`BUSY_CALLERS`] or more remote callers wait on this node
+/// (zero: spin however many wait). [`set_nap`], when not zero, applies whatever the load.
+pub fn set_busy_nap(nap: Duration) {
+    store_ns(&BUSY_NAP_NS, nap);
+}
 
 /// Stores `d` in nanoseconds (saturating) in one of the settings above.
 fn store_ns(setting: &AtomicU64, d: Duration) {
@@ -148,7 +246,20 @@ impl WriteMark {
 /// none was. A peer that only sends (a stream of casts) is not waiting for us and is not
 /// watched for: sleeping between its bursts lets more of it gather per read.
 pub fn before_park() {
-    watch(&SOCKETS, BUDGET_NS.load(Ordering::Relaxed), NAP_NS.load(Ordering::Relaxed));
+    let nap = idle_nap(NAP_NS.load(Ordering::Relaxed), BUSY_NAP_NS.load(Ordering::Relaxed), || WAITING.count(now_ns()));
+    watch(&SOCKETS, BUDGET_NS.load(Ordering::Relaxed), nap);
+}
+
+/// The nap between looks: `nap` if set, else `busy_nap` while [`BUSY_CALLERS`] or more callers
+/// wait, else zero (spin).
+fn idle_nap(nap: u64, busy_nap: u64, waiting: impl FnOnce() -> i64) -> u64 {
+    if nap > 0 {
+        nap
+    } else if busy_nap > 0 && waiting() >= BUSY_CALLERS {
+        busy_nap
+    } else {
+        0
+    }
 }
 
 /// [`before_park`] over `sockets` with a budget of `budget` nanoseconds, sleeping `nap_ns`
@@ -235,6 +346,51 @@ mod tests {
         // unreadable, written to just now, a budget of a millisecond
         let (a, _b) = UnixStream::pair().unwrap();
         watch(&registry(&[(&a, now_ns())]), 1_000_000, 0);
+    }
+
+    #[test]
+    fn callers_count_while_they_wait() {
+        let w = Waiting::new();
+        let t = 5 * CALL_EPOCH_NS + 1;
+        let stamps: Vec<CallStamp> = (0..5).map(|_| w.began(t)).collect();
+        assert_eq!(w.count(t), 5);
+        w.ended(stamps[0]);
+        w.ended(stamps[1]);
+        assert_eq!(w.count(t + 10), 3);
+        // opened in the next epoch: both epochs count
+        let late = w.began(t + CALL_EPOCH_NS);
+        assert_eq!(w.count(t + CALL_EPOCH_NS), 4);
+        w.ended(late);
+        assert_eq!(w.count(t + CALL_EPOCH_NS), 3);
+    }
+
+    #[test]
+    fn callers_never_heard_of_again_stop_counting_after_two_epochs() {
+        let w = Waiting::new();
+        let t = 7 * CALL_EPOCH_NS;
+        for _ in 0..10 {
+            w.began(t);
+        }
+        assert_eq!(w.count(t + CALL_EPOCH_NS), 10, "still counted in the next epoch");
+        assert_eq!(w.count(t + 2 * CALL_EPOCH_NS), 0, "forgotten in the one after");
+        // the slot is reused by a later epoch, and an old stamp does not touch it
+        let old = CallStamp(t / CALL_EPOCH_NS + 1);
+        let fresh = w.began(t + 2 * CALL_EPOCH_NS);
+        w.ended(old);
+        assert_eq!(w.count(t + 2 * CALL_EPOCH_NS), 1);
+        w.ended(fresh);
+        w.ended(fresh);
+        assert_eq!(w.count(t + 2 * CALL_EPOCH_NS), 0, "never below zero");
+        w.ended(CallStamp::default());
+    }
+
+    #[test]
+    fn a_thread_naps_only_while_enough_callers_wait() {
+        let never = || -> i64 { panic!("the count is not needed") };
+        assert_eq!(idle_nap(7, 20, never), 7, "a nap that is set applies always");
+        assert_eq!(idle_nap(0, 0, never), 0, "no busy nap: spin");
+        assert_eq!(idle_nap(0, 20, || BUSY_CALLERS - 1), 0);
+        assert_eq!(idle_nap(0, 20, || BUSY_CALLERS), 20);
     }
 
     #[test]

@@ -33,9 +33,10 @@ pub fn run(
 ) -> Result<(), String> {
     // how idle runtime threads watch the sockets (node::spin): for how long, sleeping how long
     // between looks instead of spinning, and spinning how much longer once a socket is readable
-    let knobs: [(&str, SetDuration); 3] = [
+    let knobs: [(&str, SetDuration); 4] = [
         ("ERLNODE_BENCH_HOST_SPIN_US", erlnode::node::spin::set_budget),
         ("ERLNODE_BENCH_HOST_NAP_US", erlnode::node::spin::set_nap),
+        ("ERLNODE_BENCH_HOST_BUSY_NAP_US", erlnode::node::spin::set_busy_nap),
         ("ERLNODE_BENCH_HOST_SPIN_GATHER_US", erlnode::node::spin::set_gather),
     ];
     for (var, set) in knobs {

@@ -304,6 +304,7 @@ fn write_report(
     for (var, what) in [
         ("ERLNODE_BENCH_HOST_SPIN_US", "spin {} µs before sleeping"),
         ("ERLNODE_BENCH_HOST_NAP_US", "sleep {} µs between looks instead of spinning"),
+        ("ERLNODE_BENCH_HOST_BUSY_NAP_US", "sleep {} µs between looks while 4 or more callers wait (0: spin)"),
         ("ERLNODE_BENCH_HOST_SPIN_GATHER_US", "spin {} µs more once a socket is readable"),
     ] {
         if let Ok(us) = std::env::var(var) {
