@@ -98,6 +98,26 @@ fn serve_with_idle_naps_answers_every_call() {
 }
 
 #[test]
+fn serve_answers_sixteen_callers_at_once_while_it_naps() {
+    for_each_otp(|otp| {
+        let epmd = Epmd::start(otp);
+        // 16 callers at once are more than spin::BUSY_CALLERS: idle threads nap 20 µs between
+        // looks (the default --busy-nap-us), and every caller still gets its own answers
+        let zed = Served::start(epmd.port(), &["--kv", "store", "--busy-nap-us", "20"]);
+        let erl = BeamNode::start(otp, &epmd, NodeOpts::erlang());
+        let z = erlang_atom(&zed.name);
+        let calls = format!(
+            "Self = self(), \
+             Run = fun(K) -> lists:foldl(fun(I, ok) -> true = gen_server:call({{store, {z}}}, {{set, K, I}}), \
+                 I = gen_server:call({{store, {z}}}, {{get, K}}), ok end, ok, lists:seq(1, 300)) end, \
+             [spawn(fun() -> Self ! {{done, K, Run(K)}} end) || K <- lists:seq(1, 16)], \
+             lists:usort([receive {{done, K, R}} -> R after 60000 -> {{timeout, K}} end || K <- lists:seq(1, 16)])"
+        );
+        assert_eq!(erl.eval(&calls).unwrap(), "[ok]");
+    });
+}
+
+#[test]
 fn serve_without_any_epmd_embeds_one_that_erl_can_use() {
     for_each_otp(|otp| {
         let port = free_port().unwrap();

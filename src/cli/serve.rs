@@ -37,12 +37,16 @@ pub struct ServeArgs {
     /// Runtime worker threads: 0 for one per core, 1 to run everything on one thread.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub threads: usize,
-    /// While idle, sleep this many µs between looks at the peers' sockets instead of spinning
-    /// (0, the default: spin). Suits a node whose cores are shared with busy BEAM nodes: less
-    /// CPU per call for both, at the price of up to this much latency per round trip
+    /// While idle, sleep this many µs between looks at the peers' sockets instead of spinning,
+    /// however many callers wait (0, the default: see --busy-nap-us). Less CPU per call for this
+    /// node and its BEAM neighbours, at the price of up to this much latency per round trip
     /// (`node::spin::set_nap`).
     #[arg(long, default_value_t = 0, value_name = "US")]
     pub idle_nap_us: u64,
+    /// While 4 or more remote callers wait on this node at once, sleep this many µs between
+    /// looks at the peers' sockets instead of spinning (0: always spin; `node::spin::set_busy_nap`).
+    #[arg(long, default_value_t = crate::node::spin::DEFAULT_BUSY_NAP.as_micros() as u64, value_name = "US")]
+    pub busy_nap_us: u64,
     /// Take part in libcluster's Gossip strategy: find and be found by BEAM nodes running a
     /// `Cluster.Strategy.Gossip` topology.
     #[command(flatten)]
@@ -71,6 +75,7 @@ pub struct GossipArgs {
 
 pub(super) async fn run(args: ServeArgs, opts: NodeOpts) -> Result<(), String> {
     crate::node::spin::set_nap(std::time::Duration::from_micros(args.idle_nap_us));
+    crate::node::spin::set_busy_nap(std::time::Duration::from_micros(args.busy_nap_us));
     let (name, mode) = opts.given_name().unwrap_or_else(|| ("erlnode".to_string(), NameMode::Short));
     let mut config = opts.with_transport(NodeConfig::new(name, opts.cookie()?).hidden(args.hidden))?;
     config.mode = mode;

@@ -145,15 +145,16 @@ fn store_ns(setting: &AtomicU64, d: Duration) {
     setting.store(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
 }
 
-/// Makes a watching thread sleep `nap` between two looks at the sockets instead of spinning
-/// (zero, the default: spin). Sleeping gives the core to whoever shares it and lets a burst
+/// Makes a watching thread sleep `nap` between two looks at the sockets instead of spinning,
+/// however many callers wait (zero, the default: spin, or nap [`set_busy_nap`]'s while
+/// [`BUSY_CALLERS`] wait). Sleeping gives the core to whoever shares it and lets a burst
 /// gather, at the price of up to `nap` more latency per message. On this 2-core machine, with
 /// 20 µs, a KV server at 16 and 64 callers meets all of issue 16's targets (0.76–0.80x BEAM's
 /// CPU per call, 0.89–0.98x the client's, 1.06–1.14x the calls/s). But one caller gets 1.10x
 /// BEAM's calls/s instead of 1.93x, a GenStage producer 0.68x the events/s instead of 1.04x,
 /// and PubSub with 10 subscribers 1.11x instead of 1.38x (`benches/RESULTS.md`, "Napping
 /// instead of spinning"). Which is right depends on whether the node's neighbours need its
-/// cores, so it is a setting, not a default.
+/// cores, so it is a setting; the default naps only while many callers wait ([`set_busy_nap`]).
 pub fn set_nap(nap: Duration) {
     store_ns(&NAP_NS, nap);
 }
