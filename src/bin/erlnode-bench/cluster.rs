@@ -45,8 +45,14 @@ impl Host {
 
     /// A host run by another `erlnode-bench` build (see [`baseline_exe`]).
     pub fn start_exe(exe: &Path, epmd_port: u16, prefix: &str) -> Result<Host, String> {
+        Host::start_exe_with(exe, epmd_port, prefix, &[])
+    }
+
+    /// [`Host::start_exe`] with extra environment variables (see [`baseline_env`]).
+    pub fn start_exe_with(exe: &Path, epmd_port: u16, prefix: &str, env: &[(String, String)]) -> Result<Host, String> {
         let sname = unique_name(prefix);
         let mut cmd = Command::new(exe);
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
         cmd.args(["host", "--sname", &sname, "--cookie", DEFAULT_COOKIE, "--epmd-port", &epmd_port.to_string()])
             .args(["--threads", &host_threads().to_string()])
             .args(tls_optfile().map(|f| format!("--ssl-dist-optfile={}", f.display())))
@@ -135,7 +141,7 @@ impl Cluster {
         let ebin = compile_bench_module(&otp)?;
         let t = Instant::now();
         let host2 = match baseline_exe() {
-            Some(exe) => Host::start_exe(&exe, epmd.port(), "ebase")?,
+            Some(exe) => Host::start_exe_with(&exe, epmd.port(), "ebase", &baseline_env())?,
             None => Host::start(epmd.port(), "ehost2")?,
         };
         let (srv, host) = start_servers(&otp, &epmd, &ebin, &host2)?;
@@ -267,6 +273,18 @@ fn connect_and_ping(c: &BeamNode, peers: &[&str], ctls: &[&str]) -> Result<(), S
 /// `kv` and `ingest`): a before/after of erlnode itself, interleaved in one run.
 pub fn baseline_exe() -> Option<PathBuf> {
     std::env::var_os("ERLNODE_BENCH_BASELINE").filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+/// `ERLNODE_BENCH_BASELINE_ENV`: `NAME=VALUE` pairs (split at whitespace) set for the baseline
+/// host only, so that the baseline may be this very build with other settings
+/// (`ERLNODE_BENCH_BASELINE=target/release/erlnode-bench
+/// ERLNODE_BENCH_BASELINE_ENV=ERLNODE_BENCH_HOST_BUSY_NAP_US=0`: an A/B of one knob in one run).
+pub fn baseline_env() -> Vec<(String, String)> {
+    std::env::var("ERLNODE_BENCH_BASELINE_ENV")
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect()
 }
 
 /// Runtime worker threads of the erlnode hosts (`erlnode serve --threads`), from

@@ -300,6 +300,9 @@ fn write_report(
             "**the BEAM column is erlnode built as {} (ERLNODE_BENCH_BASELINE)**: a before/after in one run",
             exe.display()
         ));
+        for (k, v) in cluster::baseline_env() {
+            header.push(format!("the baseline host runs with {k}={v} (ERLNODE_BENCH_BASELINE_ENV)"));
+        }
     }
     for (var, what) in [
         ("ERLNODE_BENCH_HOST_SPIN_US", "spin {} µs before sleeping"),
