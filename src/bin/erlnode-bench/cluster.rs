@@ -51,10 +51,15 @@ impl Host {
     /// [`Host::start_exe`] with extra environment variables (see [`baseline_env`]).
     pub fn start_exe_with(exe: &Path, epmd_port: u16, prefix: &str, env: &[(String, String)]) -> Result<Host, String> {
         let sname = unique_name(prefix);
+        // the thread count is an argument: an ERLNODE_BENCH_HOST_THREADS among `env` sets it
+        let threads = env
+            .iter()
+            .find(|(k, _)| k == "ERLNODE_BENCH_HOST_THREADS")
+            .map_or_else(|| host_threads().to_string(), |(_, v)| v.clone());
         let mut cmd = Command::new(exe);
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
         cmd.args(["host", "--sname", &sname, "--cookie", DEFAULT_COOKIE, "--epmd-port", &epmd_port.to_string()])
-            .args(["--threads", &host_threads().to_string()])
+            .args(["--threads", &threads])
             .args(tls_optfile().map(|f| format!("--ssl-dist-optfile={}", f.display())))
             .env("RUST_LOG", "warn")
             .stdin(Stdio::piped())
