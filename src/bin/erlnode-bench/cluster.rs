@@ -106,11 +106,23 @@ impl Drop for Host {
 /// CPU time used so far by every thread of OS process `pid`, in nanoseconds
 /// (`/proc/PID/task/*/schedstat`: exact, unlike the 10 ms ticks of `/proc/PID/stat`).
 pub fn cpu_ns(pid: u32) -> u64 {
+    schedstat_sum(pid, 0)
+}
+
+/// How many times the threads of OS process `pid` have been put on a CPU so far (each a wake-up
+/// or a preemption's return).
+pub fn slices(pid: u32) -> u64 {
+    schedstat_sum(pid, 2)
+}
+
+/// Field `i` of `/proc/PID/task/*/schedstat` (CPU time, run-queue wait, slices), summed over the
+/// threads of `pid`.
+fn schedstat_sum(pid: u32, i: usize) -> u64 {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
     tasks
         .filter_map(|t| t.ok())
         .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()))
+        .filter_map(|s| s.split_whitespace().nth(i).and_then(|n| n.parse::<u64>().ok()))
         .sum()
 }
 

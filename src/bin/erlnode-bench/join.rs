@@ -15,7 +15,10 @@
 //!
 //! Rows, per cluster size: time from `go` to synced, the joiner's CPU over the join and its
 //! RSS once joined, and the CPU all N members spent meanwhile (what the join costs the
-//! cluster).
+//! cluster); then the members' CPU, and how often their threads were put on a CPU, over a
+//! fixed window from `go` ([`SETTLE`]), whichever moment each joiner calls itself synced.
+//! `ERLNODE_BENCH_MEMBER_ARGS` adds `erl` arguments to the members, and
+//! `ERLNODE_BENCH_JOIN_PROFILE` prints what one member's processes received meanwhile.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -26,7 +29,7 @@ use erlnode::Atom;
 use erlnode::node::NodeConfig;
 use erlnode::services::gns::GlobalService;
 
-use crate::cluster::{Cluster, Side, cpu_ns, die_with_parent, eval_raw, host_threads, start_beam};
+use crate::cluster::{Cluster, Side, cpu_ns, die_with_parent, eval_raw, host_threads, slices, start_beam};
 use crate::harness::{BeamNode, DEFAULT_COOKIE, NodeOpts, erlang_atom, unique_name};
 use crate::host::{proc_kib_field, rss_bytes};
 use crate::report::{Goal, Unit};
@@ -39,6 +42,28 @@ const SIZES: [&[usize]; 2] = [&[8, 32], &[8, 16, 32, 64, 100]];
 const MEMORY_PER_MEMBER: u64 = 120 << 20;
 /// Members started at once.
 const START_PARALLEL: usize = 4;
+/// The fixed window from `go` over which the members' CPU is also read (longer than any join
+/// here takes, so that it holds all the work a join causes).
+const SETTLE: Duration = Duration::from_millis(1500);
+/// `ERLNODE_BENCH_JOIN_PROFILE` (a diagnostic): before a join, one member starts counting the
+/// messages its processes receive, by receiver and by the message's tag (its first element, or
+/// the atom itself), with `erlang:trace/3` (in a fun: the evaluating shell keeps its bindings
+/// from one evaluation to the next)...
+const PROFILE_BEFORE: &str = "(fun() -> \
+    Tr = spawn(fun() -> L = fun L(A) -> receive \
+      {trace, P, 'receive', M} -> K = {P, if is_tuple(M), tuple_size(M) > 0 -> element(1, M); is_atom(M) -> M; true -> other end}, \
+        L(maps:update_with(K, fun(V) -> V + 1 end, 1, A)); \
+      {get, F} -> F ! {counts, A} end end, L(#{}) end), \
+    persistent_term:put(jt, Tr), erlang:trace(processes, true, ['receive', {tracer, Tr}]), \
+    erlang:trace(Tr, false, ['receive']), erlang:trace(self(), false, ['receive']), ok end)()";
+/// ...and after it, the fifteen largest counts, with each receiver named by its registered name
+/// or initial call.
+const PROFILE_AFTER: &str = "(fun() -> Tr = persistent_term:get(jt), erlang:trace(processes, false, ['receive']), \
+    Tr ! {get, self()}, A = receive {counts, C} -> C after 5000 -> #{} end, \
+    Named = [{case process_info(P, registered_name) of {registered_name, N} -> N; \
+        _ -> case process_info(P, initial_call) of {initial_call, IC} -> IC; _ -> dead end end, Tag, Cn} \
+      || {{P, Tag}, Cn} <- maps:to_list(A)], \
+    {total, lists:sum([Cn || {_, _, Cn} <- Named]), lists:sublist(lists:reverse(lists:keysort(3, Named)), 15)} end)()";
 /// How long one join may take before the pass fails.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -62,23 +87,58 @@ pub(crate) fn join(c: &Cluster, run: &mut Run) -> Result<(), String> {
         let pids: Vec<u32> = members.iter().map(|m| m.os_pid()).collect();
         let s = interleave(run.p.passes, |side, _warm| {
             let mut j = Joiner::start(c, side, &first, n)?;
+            let profile = std::env::var_os("ERLNODE_BENCH_JOIN_PROFILE").is_some() && members.len() > 1;
+            if profile {
+                eval_raw(&members[1], PROFILE_BEFORE, 30)?;
+            }
             let (cpu0, members0) = (cpu_ns(j.pid()), pids.iter().map(|&p| cpu_ns(p)).sum::<u64>());
+            let slices_each0: Vec<u64> = pids.iter().map(|&p| slices(p)).collect();
+            let slices0 = slices_each0.iter().sum::<u64>();
+            let go = Instant::now();
             let micros = j.go()?;
             let cpu = cpu_ns(j.pid()).saturating_sub(cpu0);
             let members_cpu = pids.iter().map(|&p| cpu_ns(p)).sum::<u64>().saturating_sub(members0);
             let rss = rss_bytes(j.pid()).unwrap_or(0);
+            // the same over a fixed window, whichever moment each joiner calls itself synced
+            std::thread::sleep(SETTLE.saturating_sub(go.elapsed()));
+            let members_settled = pids.iter().map(|&p| cpu_ns(p)).sum::<u64>().saturating_sub(members0);
+            let members_slices = pids.iter().map(|&p| slices(p)).sum::<u64>().saturating_sub(slices0);
+            if profile {
+                let each: Vec<u64> =
+                    pids.iter().zip(&slices_each0).map(|(&p, s0)| slices(p).saturating_sub(*s0)).collect();
+                eprintln!("[bench] 11. join profile, {side:?} joiner, slices per member: {each:?}");
+                let got = eval_raw(&members[1], PROFILE_AFTER, 30)?;
+                eprintln!("[bench] 11. join profile, {side:?} joiner, member 2 of {n}: {got}");
+            }
             let name = j.name.clone();
             drop(j);
             wait_gone(&members[0], &name, n)?;
-            Ok(vec![micros as f64 / 1e3, cpu as f64 / 1e6, rss as f64, members_cpu as f64 / 1e6])
+            Ok(vec![
+                micros as f64 / 1e3,
+                cpu as f64 / 1e6,
+                rss as f64,
+                members_cpu as f64 / 1e6,
+                members_settled as f64 / 1e6,
+                members_slices as f64,
+            ])
         })?;
         let name = format!("11. join a {n}-node cluster (full mesh, global and pg)");
         run.rows.push(row(&name, "time to connected and global synced", Unit::Millis, &s, 0, Goal::None));
         run.rows.push(row(&name, "joiner CPU over the join", Unit::Millis, &s, 1, Goal::None));
         run.rows.push(row(&name, "joiner RSS once joined", Unit::MiB, &s, 2, Goal::None));
         run.rows.push(row(&name, "members' CPU over the join (all N)", Unit::Millis, &s, 3, Goal::None));
+        let settled = format!("members' CPU over the {} ms from go (all N)", SETTLE.as_millis());
+        run.rows.push(row(&name, &settled, Unit::Millis, &s, 4, Goal::None));
+        let woken = format!("members' threads put on a CPU over the {} ms (all N)", SETTLE.as_millis());
+        run.rows.push(row(&name, &woken, Unit::Count, &s, 5, Goal::None));
     }
     Ok(())
+}
+
+/// Extra `erl` arguments for the members, from `ERLNODE_BENCH_MEMBER_ARGS` (split at whitespace;
+/// none by default), as `ERLNODE_BENCH_CLIENT_ARGS` is for the client nodes.
+fn member_args() -> Vec<String> {
+    std::env::var("ERLNODE_BENCH_MEMBER_ARGS").unwrap_or_default().split_whitespace().map(String::from).collect()
 }
 
 /// Starts members until there are `n`, then meshes them through the first (`global`'s
@@ -91,6 +151,7 @@ fn grow(c: &Cluster, members: &mut Vec<BeamNode>, n: usize) -> Result<(), String
                 .map(|_| {
                     s.spawn(|| {
                         let opts = NodeOpts::erlang().prefix("jm").args(["-kernel", "start_pg", "true"]);
+                        let opts = opts.args(member_args());
                         start_beam(&c.otp, &c.epmd, &c.ebin, opts)
                     })
                 })
