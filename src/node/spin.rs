@@ -17,11 +17,12 @@
 //! between its messages made each read smaller and cost 1.4–2x the CPU per ingested message.
 //!
 //! A thread naps instead of spinning while several remote callers wait on this node at once
-//! ([`BUSY_CALLERS`], counted by the monitors that `gen:call` sets up: see [`CallStamp`]). Their
-//! requests then keep coming whatever the node does, so a spin only takes the core from the
-//! callers' own node and catches their requests one at a time, while a nap lets them gather for
-//! one read. One caller, or a GenStage consumer's asks, waits on each answer, and the spin
-//! answers it soonest (`benches/RESULTS.md`, "Spinning for one caller, napping for many").
+//! ([`BUSY_CALLERS`], counted by the monitors that `gen:call` sets up: see
+//! [`callers_waiting`]). Their requests then keep coming whatever the node does, so a spin only
+//! takes the core from the callers' own node and catches their requests one at a time, while a
+//! nap lets them gather for one read. One caller, or a GenStage consumer's asks, waits on each
+//! answer, and the spin answers it soonest (`benches/RESULTS.md`, "Spinning for one caller,
+//! napping for many").
 //!
 //! The runtime calls [`before_park`] (`tokio::runtime::Builder::on_thread_park`, set by
 //! [`crate::cli::runtime`]; a program that builds its own runtime adds it there); connections
