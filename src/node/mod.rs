@@ -4,8 +4,9 @@
 //!
 //! Signals to remote processes leave through [`Outbound`]; the connection layer lowers them to
 //! the control messages the negotiated flags allow. Signals arriving from a connection enter
-//! through [`Node::deliver_remote`]. When a connection goes down, [`Node::connection_lost`]
-//! gives every local process linked to or monitoring that node `noconnection`, as BEAM does.
+//! through `wire::dispatch`, which calls the node's `remote_*` entry points (`inbound.rs`).
+//! When a connection goes down, [`Node::connection_lost`] gives every local process linked to
+//! or monitoring that node `noconnection`, as BEAM does.
 
 mod connection;
 mod distribution;

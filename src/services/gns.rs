@@ -4,8 +4,9 @@
 //! (ordered with the messages, as `net_kernel:monitor_nodes/2` delivers them) and every timer
 //! goes into the core, and the core's actions are carried out here.
 //!
-//! The local API ([`register_name`], [`whereis_name`], ...) shares the core through a mutex:
-//! queries read it directly; registrations start an operation and wait for its `OpDone`.
+//! The local API ([`GlobalService::register_name`], [`GlobalService::whereis_name`], ...) shares
+//! the core through a mutex: queries read it directly; registrations start an operation and
+//! wait for its `OpDone`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
