@@ -326,20 +326,40 @@ fn the_cli_tails_a_topic_and_broadcasts_into_it() {
         })
         .await;
 
+        // the tailer's lines, read as they come (with a deadline, so that a lost message fails
+        // the test instead of hanging it)
+        let stdout = tail.stdout.take().expect("stdout");
+        let (line_tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line_tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        let next_line = || lines.recv_timeout(T).expect("the tailer prints the next message");
+        // Each broadcast goes out once the one before has reached both the tailer and B's
+        // collector: broadcasts from different nodes travel on different connections, and
+        // nothing orders them otherwise (Erlang orders messages per sender and receiver only).
         eval(&b, "Phoenix.PubSub.broadcast(MyApp.PubSub, \"room:cli\", %{from: :b, n: 1})");
+        assert_eq!(next_line(), "%{from: :b, n: 1}");
         eval(&a, "Phoenix.PubSub.broadcast(MyApp.PubSub, \"room:cli\", {:from_a, \"hi\"})");
+        assert_eq!(next_line(), "{:from_a, \"hi\"}");
+        assert_eq!(got(&b, "cb", 2).len(), 2, "B's collector has both broadcasts");
         let sent = erlnode_cmd(&epmd)
             .args(["pubsub", "broadcast", "--server", "Elixir.MyApp.PubSub", "--connect", a.name()])
             .args(["room:cli", "-1"])
             .output()
             .expect("erlnode pubsub broadcast runs");
         assert!(sent.status.success(), "broadcast failed: {}", String::from_utf8_lossy(&sent.stderr));
+        assert_eq!(next_line(), "-1");
+        assert_eq!(got(&b, "cb", 3).len(), 3, "B's collector has the CLI's broadcast");
         eval(&b, "Phoenix.PubSub.broadcast(MyApp.PubSub, \"room:cli\", :bye)");
-        let out = tail.wait_with_output().expect("the tailer exits");
+        assert_eq!(next_line(), ":bye");
+        let status = tail.wait().expect("the tailer exits");
         std::mem::forget(reap); // reaped: its pid is no longer ours to kill
-        assert!(out.status.success(), "the tailer exits 0 after 4 messages");
-        let lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
-        assert_eq!(lines, ["%{from: :b, n: 1}", "{:from_a, \"hi\"}", "-1", ":bye"]);
+        assert!(status.success(), "the tailer exits 0 after 4 messages");
+        assert!(lines.recv_timeout(Duration::from_millis(200)).is_err(), "and prints nothing more");
         assert_eq!(
             got(&b, "cb", 4),
             [
