@@ -31,19 +31,7 @@ pub fn run(
     threads: usize,
     ssl_dist_optfile: Option<&std::path::Path>,
 ) -> Result<(), String> {
-    // how idle runtime threads watch the sockets (node::spin): for how long, sleeping how long
-    // between looks instead of spinning, and spinning how much longer once a socket is readable
-    let knobs: [(&str, SetDuration); 4] = [
-        ("ERLNODE_BENCH_HOST_SPIN_US", erlnode::node::spin::set_budget),
-        ("ERLNODE_BENCH_HOST_NAP_US", erlnode::node::spin::set_nap),
-        ("ERLNODE_BENCH_HOST_BUSY_NAP_US", erlnode::node::spin::set_busy_nap),
-        ("ERLNODE_BENCH_HOST_SPIN_GATHER_US", erlnode::node::spin::set_gather),
-    ];
-    for (var, set) in knobs {
-        if let Some(us) = std::env::var(var).ok().and_then(|v| v.parse().ok()) {
-            set(Duration::from_micros(us));
-        }
-    }
+    apply_spin_knobs();
     let rt = erlnode::cli::runtime(threads).map_err(|e| e.to_string())?;
     rt.block_on(async {
         let mut config = NodeConfig::new(sname, cookie).epmd_port(epmd_port).hidden(hidden);
@@ -60,6 +48,24 @@ pub fn run(
     })?;
     rt.shutdown_timeout(Duration::from_millis(200));
     Ok(())
+}
+
+/// Applies the `ERLNODE_BENCH_HOST_*` settings of `node::spin` that are set in the environment
+/// (the hosts and scenario 11's joiner read the same ones).
+pub fn apply_spin_knobs() {
+    // how idle runtime threads watch the sockets (node::spin): for how long, sleeping how long
+    // between looks instead of spinning, and spinning how much longer once a socket is readable
+    let knobs: [(&str, SetDuration); 4] = [
+        ("ERLNODE_BENCH_HOST_SPIN_US", erlnode::node::spin::set_budget),
+        ("ERLNODE_BENCH_HOST_NAP_US", erlnode::node::spin::set_nap),
+        ("ERLNODE_BENCH_HOST_BUSY_NAP_US", erlnode::node::spin::set_busy_nap),
+        ("ERLNODE_BENCH_HOST_SPIN_GATHER_US", erlnode::node::spin::set_gather),
+    ];
+    for (var, set) in knobs {
+        if let Some(us) = std::env::var(var).ok().and_then(|v| v.parse().ok()) {
+            set(Duration::from_micros(us));
+        }
+    }
 }
 
 /// Waits until stdin closes (the driver exiting, or dropping this process), then shuts the

@@ -54,16 +54,21 @@ const PROFILE_BEFORE: &str = "(fun() -> \
       {trace, P, 'receive', M} -> K = {P, if is_tuple(M), tuple_size(M) > 0 -> element(1, M); is_atom(M) -> M; true -> other end}, \
         L(maps:update_with(K, fun(V) -> V + 1 end, 1, A)); \
       {get, F} -> F ! {counts, A} end end, L(#{}) end), \
+    {{input, I0}, {output, O0}} = erlang:statistics(io), {Cs0, _} = erlang:statistics(context_switches), \
+    persistent_term:put(jio, {I0, O0, Cs0}), \
     persistent_term:put(jt, Tr), erlang:trace(processes, true, ['receive', {tracer, Tr}]), \
     erlang:trace(Tr, false, ['receive']), erlang:trace(self(), false, ['receive']), ok end)()";
 /// ...and after it, the fifteen largest counts, with each receiver named by its registered name
-/// or initial call.
+/// or initial call, and the node's bytes in and out (`statistics(io)`) and process switches.
 const PROFILE_AFTER: &str = "(fun() -> Tr = persistent_term:get(jt), erlang:trace(processes, false, ['receive']), \
     Tr ! {get, self()}, A = receive {counts, C} -> C after 5000 -> #{} end, \
     Named = [{case process_info(P, registered_name) of {registered_name, N} -> N; \
         _ -> case process_info(P, initial_call) of {initial_call, IC} -> IC; _ -> dead end end, Tag, Cn} \
       || {{P, Tag}, Cn} <- maps:to_list(A)], \
-    {total, lists:sum([Cn || {_, _, Cn} <- Named]), lists:sublist(lists:reverse(lists:keysort(3, Named)), 15)} end)()";
+    {I0, O0, Cs0} = persistent_term:get(jio), {{input, I1}, {output, O1}} = erlang:statistics(io), \
+    {Cs1, _} = erlang:statistics(context_switches), \
+    {total, lists:sum([Cn || {_, _, Cn} <- Named]), io, I1 - I0, O1 - O0, switches, Cs1 - Cs0, \
+     lists:sublist(lists:reverse(lists:keysort(3, Named)), 15)} end)()";
 /// How long one join may take before the pass fails.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -305,6 +310,7 @@ pub fn run_joiner(
     expect: usize,
     threads: usize,
 ) -> Result<(), String> {
+    crate::host::apply_spin_knobs();
     let rt = erlnode::cli::runtime(threads).map_err(|e| e.to_string())?;
     rt.block_on(async {
         let config = NodeConfig::new(sname, cookie).epmd_port(epmd_port);
