@@ -144,7 +144,7 @@ impl OutAtomCache {
         for (slot, old) in self.undo.drain(..).rev() {
             self.slots[usize::from(slot)] = old;
         }
-        self.refs.clear();
+        // a fresh message: the list is emptied and nothing counts as listed
         self.begin();
     }
 }
