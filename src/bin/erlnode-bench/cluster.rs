@@ -297,9 +297,8 @@ pub fn baseline_exe() -> Option<PathBuf> {
 /// (`ERLNODE_BENCH_BASELINE=target/release/erlnode-bench
 /// ERLNODE_BENCH_BASELINE_ENV=ERLNODE_BENCH_HOST_BUSY_NAP_US=0`: an A/B of one knob in one run).
 pub fn baseline_env() -> Vec<(String, String)> {
-    std::env::var("ERLNODE_BENCH_BASELINE_ENV")
-        .unwrap_or_default()
-        .split_whitespace()
+    env_words("ERLNODE_BENCH_BASELINE_ENV")
+        .iter()
         .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
         .collect()
 }
@@ -315,7 +314,12 @@ pub fn host_threads() -> usize {
 /// `+sbwt none +sbwtdcpu none +sbwtdio none` stops the clients' schedulers from busy-waiting,
 /// so that the time they spend waiting for a server is not spent on the cores the server shares.
 pub fn client_args() -> Vec<String> {
-    std::env::var("ERLNODE_BENCH_CLIENT_ARGS").unwrap_or_default().split_whitespace().map(String::from).collect()
+    env_words("ERLNODE_BENCH_CLIENT_ARGS")
+}
+
+/// The words of environment variable `var`, split at whitespace (none when it is unset).
+pub fn env_words(var: &str) -> Vec<String> {
+    std::env::var(var).unwrap_or_default().split_whitespace().map(String::from).collect()
 }
 
 static TLS_OPTFILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();

@@ -50,18 +50,23 @@ pub fn run(
     Ok(())
 }
 
-/// Applies the `ERLNODE_BENCH_HOST_*` settings of `node::spin` that are set in the environment
-/// (the hosts and scenario 11's joiner read the same ones).
+/// The settings of `node::spin` the hosts and scenario 11's joiner read from the environment:
+/// the variable, its setter, and what it does (for the report's header, `{}` standing for the
+/// value in µs).
+pub const SPIN_KNOBS: [(&str, SetDuration, &str); 4] = [
+    ("ERLNODE_BENCH_HOST_SPIN_US", erlnode::node::spin::set_budget, "spin {} µs before sleeping"),
+    ("ERLNODE_BENCH_HOST_NAP_US", erlnode::node::spin::set_nap, "sleep {} µs between looks instead of spinning"),
+    (
+        "ERLNODE_BENCH_HOST_BUSY_NAP_US",
+        erlnode::node::spin::set_busy_nap,
+        "sleep {} µs between looks while spin::BUSY_CALLERS or more callers wait (0: spin)",
+    ),
+    ("ERLNODE_BENCH_HOST_SPIN_GATHER_US", erlnode::node::spin::set_gather, "spin {} µs more once a socket is readable"),
+];
+
+/// Applies the [`SPIN_KNOBS`] that are set in the environment.
 pub fn apply_spin_knobs() {
-    // how idle runtime threads watch the sockets (node::spin): for how long, sleeping how long
-    // between looks instead of spinning, and spinning how much longer once a socket is readable
-    let knobs: [(&str, SetDuration); 4] = [
-        ("ERLNODE_BENCH_HOST_SPIN_US", erlnode::node::spin::set_budget),
-        ("ERLNODE_BENCH_HOST_NAP_US", erlnode::node::spin::set_nap),
-        ("ERLNODE_BENCH_HOST_BUSY_NAP_US", erlnode::node::spin::set_busy_nap),
-        ("ERLNODE_BENCH_HOST_SPIN_GATHER_US", erlnode::node::spin::set_gather),
-    ];
-    for (var, set) in knobs {
+    for (var, set, _) in SPIN_KNOBS {
         if let Some(us) = std::env::var(var).ok().and_then(|v| v.parse().ok()) {
             set(Duration::from_micros(us));
         }

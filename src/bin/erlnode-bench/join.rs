@@ -29,7 +29,7 @@ use erlnode::Atom;
 use erlnode::node::NodeConfig;
 use erlnode::services::gns::GlobalService;
 
-use crate::cluster::{Cluster, Side, cpu_ns, die_with_parent, eval_raw, host_threads, slices, start_beam};
+use crate::cluster::{Cluster, Side, cpu_ns, die_with_parent, env_words, eval_raw, host_threads, slices, start_beam};
 use crate::harness::{BeamNode, DEFAULT_COOKIE, NodeOpts, erlang_atom, unique_name};
 use crate::host::{proc_kib_field, rss_bytes};
 use crate::report::{Goal, Unit};
@@ -98,7 +98,6 @@ pub(crate) fn join(c: &Cluster, run: &mut Run) -> Result<(), String> {
             }
             let (cpu0, members0) = (cpu_ns(j.pid()), pids.iter().map(|&p| cpu_ns(p)).sum::<u64>());
             let slices_each0: Vec<u64> = pids.iter().map(|&p| slices(p)).collect();
-            let slices0 = slices_each0.iter().sum::<u64>();
             let go = Instant::now();
             let micros = j.go()?;
             let cpu = cpu_ns(j.pid()).saturating_sub(cpu0);
@@ -107,11 +106,11 @@ pub(crate) fn join(c: &Cluster, run: &mut Run) -> Result<(), String> {
             // the same over a fixed window, whichever moment each joiner calls itself synced
             std::thread::sleep(SETTLE.saturating_sub(go.elapsed()));
             let members_settled = pids.iter().map(|&p| cpu_ns(p)).sum::<u64>().saturating_sub(members0);
-            let members_slices = pids.iter().map(|&p| slices(p)).sum::<u64>().saturating_sub(slices0);
+            let slices_each: Vec<u64> =
+                pids.iter().zip(&slices_each0).map(|(&p, s0)| slices(p).saturating_sub(*s0)).collect();
+            let members_slices = slices_each.iter().sum::<u64>();
             if profile {
-                let each: Vec<u64> =
-                    pids.iter().zip(&slices_each0).map(|(&p, s0)| slices(p).saturating_sub(*s0)).collect();
-                eprintln!("[bench] 11. join profile, {side:?} joiner, slices per member: {each:?}");
+                eprintln!("[bench] 11. join profile, {side:?} joiner, slices per member: {slices_each:?}");
                 let got = eval_raw(&members[1], PROFILE_AFTER, 30)?;
                 eprintln!("[bench] 11. join profile, {side:?} joiner, member 2 of {n}: {got}");
             }
@@ -143,7 +142,7 @@ pub(crate) fn join(c: &Cluster, run: &mut Run) -> Result<(), String> {
 /// Extra `erl` arguments for the members, from `ERLNODE_BENCH_MEMBER_ARGS` (split at whitespace;
 /// none by default), as `ERLNODE_BENCH_CLIENT_ARGS` is for the client nodes.
 fn member_args() -> Vec<String> {
-    std::env::var("ERLNODE_BENCH_MEMBER_ARGS").unwrap_or_default().split_whitespace().map(String::from).collect()
+    env_words("ERLNODE_BENCH_MEMBER_ARGS")
 }
 
 /// Starts members until there are `n`, then meshes them through the first (`global`'s

@@ -304,12 +304,7 @@ fn write_report(
             header.push(format!("the baseline host runs with {k}={v} (ERLNODE_BENCH_BASELINE_ENV)"));
         }
     }
-    for (var, what) in [
-        ("ERLNODE_BENCH_HOST_SPIN_US", "spin {} µs before sleeping"),
-        ("ERLNODE_BENCH_HOST_NAP_US", "sleep {} µs between looks instead of spinning"),
-        ("ERLNODE_BENCH_HOST_BUSY_NAP_US", "sleep {} µs between looks while 4 or more callers wait (0: spin)"),
-        ("ERLNODE_BENCH_HOST_SPIN_GATHER_US", "spin {} µs more once a socket is readable"),
-    ] {
+    for (var, _, what) in host::SPIN_KNOBS {
         if let Ok(us) = std::env::var(var) {
             header.push(format!("erlnode hosts {} ({var})", what.replace("{}", &us)));
         }
