@@ -8,7 +8,7 @@
 //!   (`ERL_LIBS`), as a Phoenix app's release would have them on its code path.
 //!
 //! `ERLNODE_PEERS_DIR` points at another copy of the sources (default: `../shared/peers`
-//! beside the repository).
+//! beside the repository, or beside the local checkout it was cloned from: [`sources_dir`]).
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -26,12 +26,36 @@ pub struct PeerLibs {
     dir: PathBuf,
 }
 
-/// Where the library sources are.
+/// Where the library sources are: `ERLNODE_PEERS_DIR`, else `../shared/peers` beside the
+/// repository, else the same beside the checkout this one was cloned from (a clone made
+/// elsewhere, `git clone . "$(mktemp -d)"`, finds them through its `origin`).
 pub fn sources_dir() -> PathBuf {
-    match std::env::var("ERLNODE_PEERS_DIR") {
-        Ok(d) if !d.is_empty() => PathBuf::from(d),
-        _ => repo_root().join("../shared/peers"),
+    if let Ok(d) = std::env::var("ERLNODE_PEERS_DIR")
+        && !d.is_empty()
+    {
+        return PathBuf::from(d);
     }
+    let beside = |checkout: &Path| checkout.join("../shared/peers");
+    let here = beside(&repo_root());
+    if here.is_dir() {
+        return here;
+    }
+    local_origin().map(|o| beside(&o)).filter(|p| p.is_dir()).unwrap_or(here)
+}
+
+/// The checkout this repository was cloned from, when its `origin` is a directory on this
+/// machine.
+fn local_origin() -> Option<PathBuf> {
+    let out = Command::new("git")
+        .args(["config", "--get", "remote.origin.url"])
+        .current_dir(repo_root())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let url = String::from_utf8(out.stdout).ok()?;
+    let url = url.trim();
+    let path = PathBuf::from(url.strip_prefix("file://").unwrap_or(url));
+    (out.status.success() && path.is_absolute() && path.is_dir()).then_some(path)
 }
 
 /// A fingerprint of the sources: every file's path, size and modification time, and build.sh's
@@ -118,7 +142,7 @@ fn build(otp: &Otp) -> Result<PathBuf, String> {
     let src = sources_dir();
     let src = src.canonicalize().map_err(|e| {
         format!(
-            "no peer library sources at {}: {e} (a clone away from `shared/` names them with ERLNODE_PEERS_DIR)",
+            "no peer library sources at {}: {e} (a clone away from `shared/`, and not cloned from a checkout beside it, names them with ERLNODE_PEERS_DIR)",
             src.display()
         )
     })?;
