@@ -12,7 +12,7 @@
 //!   same requests by hand ([`Request::from_term`], moving the key and value out of the
 //!   request term). This is what `erlnode serve` and the benchmark host run: the call is on the
 //!   benchmark's hot path, and the typed path reads a request through its encoding and writes
-//!   the reply through another (7 to 11 allocations and about 0.3 to 0.8 µs more per call in a
+//!   the reply through another (7 to 11 allocations and about 0.3 to 0.5 µs more per call in a
 //!   release build, where the hand-written path allocates nothing).
 //!
 //! Both answer every request alike (tested), and [`Kv::handle`] is the whole protocol without a
